@@ -1,0 +1,69 @@
+# coursehub: every command a developer, CI or ops runs. Tools install themselves
+# into ignored folders (.venv/, .tools/) on first use; a fresh clone needs only
+# python3 (3.11+), npm and make.
+#
+#   make test                         the whole test suite (CI runs this)
+#   make validate [COURSE=stat159]    every check on one course or all of them
+#   make render COURSE=stat159 [OUT=dir] [KUBE_VERSION=1.33]
+#   make deploy COURSE=stat159 [DRY_RUN=1] [RELEASE=..] [NAMESPACE=..]
+#   make deps                         fetch the upstream z2jh chart (needs a network)
+#   make bench                        benchmarks, printed as ratios
+# Every command honours UPSTREAM_CHART=<dir or .tgz> and HELM_MAJOR=3|4.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+COURSEHUB := PYTHONPATH=scripts $(PY) -m coursehub
+HELM_MAJOR ?= 3
+export HELM_MAJOR UPSTREAM_CHART
+
+KUBE_VERSION ?= 1.33
+opt = $(if $($(1)),--$(2) $($(1)))
+
+.PHONY: help venv tools test lint validate render deploy deps bench lock clean
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+tools: venv
+	$(COURSEHUB) tools --all
+
+test: tools
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check scripts tests chart/files
+	$(VENV)/bin/ruff format --check scripts tests chart/files
+
+validate: tools
+	$(COURSEHUB) validate $(call opt,COURSE,course)
+
+render: tools
+	@test -n "$(COURSE)" || { echo "error: COURSE is required: make render COURSE=<course> (courses: $$(ls values | grep -v -e common -e secret | sed 's/.yaml//' | xargs))"; exit 2; }
+	$(COURSEHUB) render --course $(COURSE) --kube-version $(KUBE_VERSION) $(call opt,OUT,out) $(call opt,RELEASE,release) $(call opt,NAMESPACE,namespace)
+
+deploy: tools
+	@test -n "$(COURSE)" || { echo "error: COURSE is required: make deploy COURSE=<course>"; exit 2; }
+	$(COURSEHUB) deploy --course $(COURSE) $(if $(DRY_RUN),--dry-run) $(call opt,RELEASE,release) $(call opt,NAMESPACE,namespace)
+
+deps: tools
+	$(COURSEHUB) deps
+
+bench: tools
+	$(COURSEHUB) bench
+
+# Re-pin requirements.txt (exact versions and hashes) from requirements.in.
+lock: venv
+	$(VENV)/bin/pip install --quiet pip-tools
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe -o requirements.txt requirements.in
+
+clean:
+	rm -rf $(VENV) .tools rendered

@@ -1,0 +1,127 @@
+"""coursehub's one entry point: `python -m coursehub <command>` (the Makefile's targets call it)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from coursehub import bench, tools
+from coursehub.checks import check_values
+from coursehub.courses import course_names, load_course
+from coursehub.deploy import deploy
+from coursehub.errors import CoursehubError
+from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release
+from coursehub.paths import CHART, ROOT, TOOLS, display
+from coursehub.render import render
+from coursehub.upstream import NAME, VERSION, find_chart, load_data
+from coursehub.validate import validate
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coursehub", description=__doc__)
+    p.add_argument("--helm", type=int, choices=sorted(tools.HELM_PINS), default=int(os.environ.get("HELM_MAJOR") or tools.DEFAULT_HELM),
+                   help="Helm major version to use (default: $HELM_MAJOR or %(default)s)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("tools", help="install the pinned Helm versions into .tools/")
+    t.add_argument("--all", action="store_true", help="every pinned major version, not only --helm")
+
+    sub.add_parser("courses", help="list the courses in values/")
+
+    r = sub.add_parser("render", help="write a course's rendered manifests")
+    r.add_argument("--course", required=True)
+    r.add_argument("--out", type=Path, help="folder for the manifests (default: rendered/<course>)")
+    r.add_argument("--kube-version", default=DEFAULT_KUBE_VERSION)
+
+    v = sub.add_parser("validate", help="check one course, or every course")
+    v.add_argument("--course", help="default: every course in values/")
+
+    d = sub.add_parser("deploy", help="validate, then helm upgrade --install a course")
+    d.add_argument("--course", required=True)
+    d.add_argument("--dry-run", action="store_true", help="print the helm command instead of running it")
+
+    for cmd in (r, d):
+        cmd.add_argument("--release", help="Helm release name (default: the course name)")
+        cmd.add_argument("--namespace", help="Kubernetes namespace (default: the course name)")
+
+    sub.add_parser("deps", help="helm dependency build: fetch the upstream chart into chart/charts/ (needs a network)")
+
+    b = sub.add_parser("bench", help="benchmarks, printed as ratios")
+    b.add_argument("--course", default="stat159")
+    b.add_argument("--repetitions", type=int, default=30)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except CoursehubError as e:
+        for problem in e.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "tools":
+        for major in sorted(tools.HELM_PINS) if args.all else [args.helm]:
+            print(f"helm {tools.HELM_PINS[major].version}: {display(tools.install_helm(major))}")
+        return 0
+    if args.command == "courses":
+        print("\n".join(course_names()))
+        return 0
+    if args.command == "deps":
+        return _deps(Helm(tools.helm_path(args.helm)))
+
+    helm = Helm(tools.helm_path(args.helm))
+    if args.command == "render":
+        course = load_course(args.course)
+        problems = check_values(course, load_data(find_chart()))  # bad values stop before Helm runs
+        if problems:
+            raise CoursehubError(problems)
+        out = args.out or ROOT / "rendered" / course.name
+        written = render(course, helm, out, args.kube_version, Release.for_course(course, args.release, args.namespace))
+        print(f"{course.name}: {len(written)} objects written to {display(out)}")
+        return 0
+    if args.command == "validate":
+        return _validate(helm, [args.course] if args.course else course_names())
+    if args.command == "deploy":
+        course = load_course(args.course)
+        command = deploy(course, helm, Release.for_course(course, args.release, args.namespace), args.dry_run)
+        print(("would run: " if args.dry_run else "ran: ") + shlex.join(command))
+        return 0
+    if args.command == "bench":
+        print(bench.validate_vs_render(load_course(args.course), helm, args.repetitions))
+        return 0
+    raise AssertionError(args.command)
+
+
+def _validate(helm: Helm, names: list[str]) -> int:
+    chart = find_chart()
+    failed = 0
+    for name in names:
+        report = validate(load_course(name), helm, chart)
+        for note in report.notes:
+            print(f"{name}: note: {note}")
+        for problem in report.problems:
+            print(f"{name}: error: {problem}", file=sys.stderr)
+        print(f"{name}: {'FAILED' if report.problems else 'ok'}")
+        failed += bool(report.problems)
+    return 1 if failed else 0
+
+
+def _deps(helm: Helm) -> int:
+    env = {**os.environ, **{k: str(TOOLS / "helm-home" / d) for k, d in
+                            (("HELM_CONFIG_HOME", "config"), ("HELM_CACHE_HOME", "cache"), ("HELM_DATA_HOME", "data"))}}
+    for cmd in (["repo", "add", "--force-update", NAME, "https://hub.jupyter.org/helm-chart/"],
+                ["dependency", "build", str(CHART)]):
+        result = subprocess.run([str(helm.binary), *cmd], env=env)
+        if result.returncode != 0:
+            print(f"error: helm {' '.join(cmd[:2])} failed: the upstream {NAME} {VERSION} chart needs network access "
+                  "to https://hub.jupyter.org/helm-chart/; or set UPSTREAM_CHART=<path to a copy>", file=sys.stderr)
+            return 1
+    return 0

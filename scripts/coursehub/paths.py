@@ -1,0 +1,25 @@
+"""Where things are: the repository's own folders and the shared data beside it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "chart"
+VALUES = ROOT / "values"
+HUB_PYTHON = CHART / "files" / "hub" / "coursehub_config.py"
+TOOLS = ROOT / ".tools"
+
+
+def shared() -> Path:
+    """The read-only shared/ folder that CI and every developer machine have beside the clone."""
+    return Path(os.environ.get("COURSEHUB_SHARED", ROOT.parent / "shared")).resolve()
+
+
+def display(path: Path) -> str:
+    """A path as a user would type it: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)

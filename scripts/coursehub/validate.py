@@ -1,0 +1,46 @@
+"""`make validate`: every check on one course or all of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coursehub import rendered
+from coursehub.checks import check_values, effective
+from coursehub.courses import Course
+from coursehub.errors import Problem
+from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
+from coursehub.kube import SUPPORTED
+from coursehub.upstream import HOW_TO_GET, load_data
+
+
+@dataclass
+class Report:
+    course: str
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def validate(course: Course, helm: Helm, chart: Path | None = None, kube_versions: tuple[str, ...] = SUPPORTED) -> Report:
+    """Values checks always; lint, render and Kubernetes checks when an upstream chart (or stand-in) is given."""
+    report = Report(course.name)
+    if course.uses_example_secrets:
+        report.notes.append(f"using values/{course.name}.secret.example.yaml (no values/{course.name}.secret.yaml)")
+    upstream = load_data(chart)
+    report.problems += check_values(course, upstream)
+    if report.problems:
+        return report
+    if chart is None:
+        report.notes.append(f"skipped helm lint, render and Kubernetes {kube_versions[0]}-{kube_versions[-1]} "
+                            f"checks: no upstream chart ({HOW_TO_GET})")
+        return report
+    values = effective(course, upstream)
+    release = Release.for_course(course)
+    with staged_chart(chart) as staged:
+        helm.lint(staged, course, DEFAULT_KUBE_VERSION)
+        objs = rendered.objects(helm.template(staged, course, release, DEFAULT_KUBE_VERSION))
+    report.problems += rendered.kubernetes(objs, kube_versions)
+    report.problems += rendered.hub_receives_course(course, values, objs)
+    report.problems += rendered.membership_only_in_secrets(course, values, objs)
+    report.problems += rendered.hub_python_shipped(objs)
+    return report
