@@ -40,7 +40,9 @@ def validate_vs_render(course: Course, helm: Helm, repetitions: int) -> str:
             validate()  # schemas and validators are built once per process: build them before timing
             render_s = _median_seconds(render, repetitions)
             validate_s = _median_seconds(validate, repetitions)
-    return (f"render: helm template {course.name} median {render_s * 1000:.1f} ms; validate {len(objs)} objects "
-            f"(Kubernetes {DEFAULT_KUBE_VERSION}, strict) median {validate_s * 1000:.2f} ms; "
-            f"{repetitions} repetitions; {label}\n"
-            f"validate/render ratio: {validate_s / render_s:.2f}")
+    return (
+        f"render: helm template {course.name} median {render_s * 1000:.1f} ms; validate {len(objs)} objects "
+        f"(Kubernetes {DEFAULT_KUBE_VERSION}, strict) median {validate_s * 1000:.2f} ms; "
+        f"{repetitions} repetitions; {label}\n"
+        f"validate/render ratio: {validate_s / render_s:.2f}"
+    )

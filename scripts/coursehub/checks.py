@@ -100,13 +100,20 @@ def shared_accounts(course: Course, values: dict[str, Any], upstream: UpstreamDa
         return
     manage = get(values, (*HUB_CONFIG, "Authenticator", "manage_groups"))
     if accounts and manage:
-        yield problem(course, (*HUB_CONFIG, "Authenticator", "manage_groups"),
-                      "is true, so the hub refuses to load coursehub's groups and does not start",
-                      "set it to false: groups come from coursehub and the admin page")
+        yield problem(
+            course,
+            (*HUB_CONFIG, "Authenticator", "manage_groups"),
+            "is true, so the hub refuses to load coursehub's groups and does not start",
+            "set it to false: groups come from coursehub and the admin page",
+        )
     for layer in course.layers:
         if not layer.private and get(layer.data, (*DECLARATION, "members")):
-            yield Problem(layer.name, dotted((*DECLARATION, "members")), "group membership is private",
-                          f"move it to values/{course.name}.secret.yaml, which git ignores")
+            yield Problem(
+                layer.name,
+                dotted((*DECLARATION, "members")),
+                "group membership is private",
+                f"move it to values/{course.name}.secret.yaml, which git ignores",
+            )
 
 
 def hub_python_mounted(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
@@ -115,8 +122,13 @@ def hub_python_mounted(course: Course, values: dict[str, Any], upstream: Upstrea
         key = (*JH, "hub", name)
         entries = get(values, key) or []
         if not any(isinstance(e, Mapping) and e.get("name") == HUB_PYTHON_VOLUME and ref in e for e in entries):
-            yield problem(course, key, f"has lost the {HUB_PYTHON_VOLUME} entry from chart/values.yaml, so the hub "
-                          "would run without shared accounts", f"copy the {HUB_PYTHON_VOLUME} entry into this list")
+            yield problem(
+                course,
+                key,
+                f"has lost the {HUB_PYTHON_VOLUME} entry from chart/values.yaml, so the hub "
+                "would run without shared accounts",
+                f"copy the {HUB_PYTHON_VOLUME} entry into this list",
+            )
 
 
 def rtc_stores(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
@@ -124,28 +136,48 @@ def rtc_stores(course: Course, values: dict[str, Any], upstream: UpstreamData) -
     cmd = get(values, CMD)
     home = PurePosixPath(get(values, (*JH, "singleuser", "storage", "homeMountPath")) or HOME_DEFAULT)
     if not isinstance(cmd, list) or not cmd:
-        yield problem(course, CMD, "is empty, so the image's own command runs with RTC's stores in the home directory",
-                      "start from the singleuser.cmd in chart/values.yaml")
+        yield problem(
+            course,
+            CMD,
+            "is empty, so the image's own command runs with RTC's stores in the home directory",
+            "start from the singleuser.cmd in chart/values.yaml",
+        )
         return
     for i, arg in enumerate(cmd):
         if not isinstance(arg, str):
-            yield problem(course, CMD, f"item {i} is {arg!r}, not a string (YAML reads `--x=:y:` as a mapping)",
-                          "put the item in double quotes")
+            yield problem(
+                course,
+                CMD,
+                f"item {i} is {arg!r}, not a string (YAML reads `--x=:y:` as a mapping)",
+                "put the item in double quotes",
+            )
     flags = dict(_flags(cmd))
     for flag, what in (("SQLiteYStore.db_path", "the Y store"), ("BaseFileIdManager.db_path", "the file-ID database")):
         if flag not in flags:
-            yield problem(course, CMD, f"does not set --{flag}, so {what} is written to the home directory",
-                          f"add --{flag}=/tmp/<file>.db")
+            yield problem(
+                course,
+                CMD,
+                f"does not set --{flag}, so {what} is written to the home directory",
+                f"add --{flag}=/tmp/<file>.db",
+            )
             continue
         path = PurePosixPath(flags[flag])
         if flags[flag] != ":memory:" and (not path.is_absolute() or path == home or home in path.parents):
-            yield problem(course, CMD, f"--{flag}={flags[flag]} is in the home directory ({home}), which is on NFS",
-                          f"use a path under /tmp, e.g. --{flag}=/tmp/{path.name or 'store.db'}")
+            yield problem(
+                course,
+                CMD,
+                f"--{flag}={flags[flag]} is in the home directory ({home}), which is on NFS",
+                f"use a path under /tmp, e.g. --{flag}=/tmp/{path.name or 'store.db'}",
+            )
     store_class = flags.get("YDocExtension.ystore_class", "")
     if store_class.startswith("tmpystore"):
-        yield problem(course, CMD, f"--YDocExtension.ystore_class={store_class} needs the tmpystore package, which "
-                      "cannot be installed and fails on jupyter-collaboration >= 2",
-                      "drop it and set --SQLiteYStore.db_path=/tmp/jupyter_ystore.db (works from jupyter_server_ydoc 0.6.1 on)")
+        yield problem(
+            course,
+            CMD,
+            f"--YDocExtension.ystore_class={store_class} needs the tmpystore package, which "
+            "cannot be installed and fails on jupyter-collaboration >= 2",
+            "drop it and set --SQLiteYStore.db_path=/tmp/jupyter_ystore.db (works from jupyter_server_ydoc 0.6.1 on)",
+        )
 
 
 def _flags(cmd: list[Any]) -> Iterator[tuple[str, str]]:
@@ -158,8 +190,14 @@ def _flags(cmd: list[Any]) -> Iterator[tuple[str, str]]:
             yield from _flags(shlex.split(text))
 
 
-CHECKS: tuple[Check, ...] = (coursehub_schema, z2jh_schema, hub_config_names, shared_accounts,
-                             hub_python_mounted, rtc_stores)
+CHECKS: tuple[Check, ...] = (
+    coursehub_schema,
+    z2jh_schema,
+    hub_config_names,
+    shared_accounts,
+    hub_python_mounted,
+    rtc_stores,
+)
 
 
 def check_values(course: Course, upstream: UpstreamData) -> list[Problem]:

@@ -23,8 +23,13 @@ from coursehub.validate import validate
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coursehub", description=__doc__)
-    p.add_argument("--helm", type=int, choices=sorted(tools.HELM_PINS), default=int(os.environ.get("HELM_MAJOR") or tools.DEFAULT_HELM),
-                   help="Helm major version to use (default: $HELM_MAJOR or %(default)s)")
+    p.add_argument(
+        "--helm",
+        type=int,
+        choices=sorted(tools.HELM_PINS),
+        default=int(os.environ.get("HELM_MAJOR") or tools.DEFAULT_HELM),
+        help="Helm major version to use (default: $HELM_MAJOR or %(default)s)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("tools", help="install the pinned Helm versions into .tools/")
@@ -115,13 +120,23 @@ def _validate(helm: Helm, names: list[str]) -> int:
 
 
 def _deps(helm: Helm) -> int:
-    env = {**os.environ, **{k: str(TOOLS / "helm-home" / d) for k, d in
-                            (("HELM_CONFIG_HOME", "config"), ("HELM_CACHE_HOME", "cache"), ("HELM_DATA_HOME", "data"))}}
-    for cmd in (["repo", "add", "--force-update", NAME, "https://hub.jupyter.org/helm-chart/"],
-                ["dependency", "build", str(CHART)]):
+    env = {
+        **os.environ,
+        **{
+            k: str(TOOLS / "helm-home" / d)
+            for k, d in (("HELM_CONFIG_HOME", "config"), ("HELM_CACHE_HOME", "cache"), ("HELM_DATA_HOME", "data"))
+        },
+    }
+    for cmd in (
+        ["repo", "add", "--force-update", NAME, "https://hub.jupyter.org/helm-chart/"],
+        ["dependency", "build", str(CHART)],
+    ):
         result = subprocess.run([str(helm.binary), *cmd], env=env)
         if result.returncode != 0:
-            print(f"error: helm {' '.join(cmd[:2])} failed: the upstream {NAME} {VERSION} chart needs network access "
-                  "to https://hub.jupyter.org/helm-chart/; or set UPSTREAM_CHART=<path to a copy>", file=sys.stderr)
+            print(
+                f"error: helm {' '.join(cmd[:2])} failed: the upstream {NAME} {VERSION} chart needs network access "
+                "to https://hub.jupyter.org/helm-chart/; or set UPSTREAM_CHART=<path to a copy>",
+                file=sys.stderr,
+            )
             return 1
     return 0

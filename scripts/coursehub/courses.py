@@ -36,13 +36,25 @@ def load_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "somewhere"
-        raise CoursehubError(Problem(display(path), "", f"is not valid YAML ({where}: {getattr(e, 'problem', e)})",
-                                     "correct the YAML syntax there")) from None
+        raise CoursehubError(
+            Problem(
+                display(path),
+                "",
+                f"is not valid YAML ({where}: {getattr(e, 'problem', e)})",
+                "correct the YAML syntax there",
+            )
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise CoursehubError(Problem(display(path), "", f"must be a mapping of keys, not a {type(data).__name__}",
-                                     "start the file with `jupyterhub:`"))
+        raise CoursehubError(
+            Problem(
+                display(path),
+                "",
+                f"must be a mapping of keys, not a {type(data).__name__}",
+                "start the file with `jupyterhub:`",
+            )
+        )
     return data
 
 
@@ -95,12 +107,11 @@ class Course:
         return coalesce(self.user_values(), self.chart_defaults)
 
     def origin(self, key: Key) -> str:
-        """The file a user should edit for `key`: the last layer that sets it, else the course file."""
+        """The file a user should edit for `key`: the last layer that sets it, else the course file
+        (a course overrides coursehub's chart defaults in its own file)."""
         for layer in reversed(self.layers):
             if has_key(layer.data, key):
                 return layer.name
-        if has_key(self.chart_defaults, key):
-            return display(CHART / "values.yaml")
         return display(self.course_file)
 
 
@@ -108,8 +119,14 @@ def load_course(name: str, values_dir: Path = VALUES, chart_dir: Path = CHART) -
     course_file = values_dir / f"{name}.yaml"
     if not course_file.is_file():
         known = ", ".join(course_names(values_dir)) or "none"
-        raise CoursehubError(Problem(display(course_file), "", f"there is no course {name!r} (courses: {known})",
-                                     f"pick one of them, or create {display(course_file)}"))
+        raise CoursehubError(
+            Problem(
+                display(course_file),
+                "",
+                f"there is no course {name!r} (courses: {known})",
+                f"pick one of them, or create {display(course_file)}",
+            )
+        )
     paths = [values_dir / COMMON] if (values_dir / COMMON).is_file() else []
     paths.append(course_file)
     secret = values_dir / f"{name}{SECRET_SUFFIX}"

@@ -35,7 +35,7 @@ def value_args(course: Course) -> list[str]:
     args: list[str] = []
     for path in course.files:
         args += ["--values", str(path)]
-    return args + ["--set-string", f"{HUB_PYTHON_ANNOTATION}={hub_python_sha256()}"]
+    return [*args, "--set-string", f"{HUB_PYTHON_ANNOTATION}={hub_python_sha256()}"]
 
 
 @dataclass(frozen=True)
@@ -74,23 +74,50 @@ class Helm:
     def run(self, args: list[str], what: str) -> str:
         result = subprocess.run([str(self.binary), *args], capture_output=True, text=True)
         if result.returncode != 0:
-            raise CoursehubError(Problem(what, "", f"helm {args[0]} failed:\n{result.stderr.strip()}",
-                                         "correct the values named above"))
+            raise CoursehubError(
+                Problem(what, "", f"helm {args[0]} failed:\n{result.stderr.strip()}", "correct the values named above")
+            )
         return result.stdout
 
     def template_args(self, chart: Path, course: Course, release: Release, kube_version: str) -> list[str]:
-        return ["template", release.name, str(chart), "--namespace", release.namespace,
-                "--kube-version", kube_version, *value_args(course)]
+        return [
+            "template",
+            release.name,
+            str(chart),
+            "--namespace",
+            release.namespace,
+            "--kube-version",
+            kube_version,
+            *value_args(course),
+        ]
 
-    def template(self, chart: Path, course: Course, release: Release,
-                 kube_version: str = DEFAULT_KUBE_VERSION, extra: list[str] | None = None) -> str:
-        return self.run([*self.template_args(chart, course, release, kube_version), *(extra or [])],
-                        display(course.course_file))
+    def template(
+        self,
+        chart: Path,
+        course: Course,
+        release: Release,
+        kube_version: str = DEFAULT_KUBE_VERSION,
+        extra: list[str] | None = None,
+    ) -> str:
+        return self.run(
+            [*self.template_args(chart, course, release, kube_version), *(extra or [])], display(course.course_file)
+        )
 
     def lint(self, chart: Path, course: Course, kube_version: str = DEFAULT_KUBE_VERSION) -> str:
-        return self.run(["lint", "--strict", str(chart), "--kube-version", kube_version, *value_args(course)],
-                        display(course.course_file))
+        return self.run(
+            ["lint", "--strict", str(chart), "--kube-version", kube_version, *value_args(course)],
+            display(course.course_file),
+        )
 
     def upgrade_command(self, chart: Path, course: Course, release: Release) -> list[str]:
-        return [str(self.binary), "upgrade", "--install", release.name, str(chart),
-                "--namespace", release.namespace, "--create-namespace", *value_args(course)]
+        return [
+            str(self.binary),
+            "upgrade",
+            "--install",
+            release.name,
+            str(chart),
+            "--namespace",
+            release.namespace,
+            "--create-namespace",
+            *value_args(course),
+        ]

@@ -18,8 +18,15 @@ from traitlets.config import Configurable
 
 _PACKAGES = ("jupyterhub", "kubespawner", "oauthenticator")
 # Modules that import optional extras or start things on import.
-_SKIP = ("jupyterhub.tests", "jupyterhub.alembic", "jupyterhub.singleuser", "kubespawner.tests",
-         "oauthenticator.tests", "jupyterhub.services.auth_tests", "jupyterhub.__main__")
+_SKIP = (
+    "jupyterhub.tests",
+    "jupyterhub.alembic",
+    "jupyterhub.singleuser",
+    "kubespawner.tests",
+    "oauthenticator.tests",
+    "jupyterhub.services.auth_tests",
+    "jupyterhub.__main__",
+)
 
 
 @cache

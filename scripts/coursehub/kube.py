@@ -29,7 +29,8 @@ def validator(version: str, kind: str, api_version: str) -> jsonschema.protocols
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     try:
         schema = kv.schema_contents(
-            f"kubernetes-json-schema/v{version}.0-local-strict/{kind.lower()}-{group_version}.json", version)
+            f"kubernetes-json-schema/v{version}.0-local-strict/{kind.lower()}-{group_version}.json", version
+        )
     except FileNotFoundError:
         return None
     registry = Resource.from_contents(schema) @ _definitions(version)

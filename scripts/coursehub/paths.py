@@ -7,7 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "chart"
-VALUES = ROOT / "values"
+# COURSEHUB_VALUES points the tools at another values folder (the tests use it for bad input).
+VALUES = Path(os.environ.get("COURSEHUB_VALUES") or ROOT / "values").resolve()
 HUB_PYTHON = CHART / "files" / "hub" / "coursehub_config.py"
 TOOLS = ROOT / ".tools"
 

@@ -12,8 +12,9 @@ from coursehub.helm import Helm, Release, staged_chart
 from coursehub.rendered import objects
 
 
-def render(course: Course, helm: Helm, out: Path, kube_version: str, release: Release,
-           chart: Path | None = None) -> list[Path]:
+def render(
+    course: Course, helm: Helm, out: Path, kube_version: str, release: Release, chart: Path | None = None
+) -> list[Path]:
     """Render with real Helm, then replace `out` with the result (nothing is written if Helm fails)."""
     with staged_chart(chart) as staged:
         manifests = helm.template(staged, course, release, kube_version)

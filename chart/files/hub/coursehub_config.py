@@ -114,33 +114,53 @@ def parse(declaration: Mapping[str, Any]) -> list[SharedAccount]:
     for i, entry in enumerate(entries):
         key = f"sharedAccounts[{i}]"
         if not isinstance(entry, Mapping) or set(entry) != {"group", "account"}:
-            raise DeclarationError(key, "must have exactly the keys group and account", "write {group: shared-N, account: collab-shared-N}")
+            raise DeclarationError(
+                key, "must have exactly the keys group and account", "write {group: shared-N, account: collab-shared-N}"
+            )
         group, account = entry["group"], entry["account"]
         _check_name(f"{key}.group", group, GROUP_NAME, "group")
         _check_name(f"{key}.account", account, USER_NAME, "account")
         if group in groups:
-            raise DeclarationError(f"{key}.group", f"group {group!r} is declared twice", f"remove one of the two entries ({groups[group]} and {key})")
+            raise DeclarationError(
+                f"{key}.group",
+                f"group {group!r} is declared twice",
+                f"remove one of the two entries ({groups[group]} and {key})",
+            )
         if account in accounts:
-            raise DeclarationError(f"{key}.account", f"account {account!r} is shared by two groups", "give every group its own account")
+            raise DeclarationError(
+                f"{key}.account", f"account {account!r} is shared by two groups", "give every group its own account"
+            )
         groups[group] = key
         accounts[account] = key
     if set(groups) & set(accounts):
         name = sorted(set(groups) & set(accounts))[0]
-        raise DeclarationError(accounts[name] + ".account", f"{name!r} is both a group and an account", "give the account a different name (e.g. collab-<group>)")
+        raise DeclarationError(
+            accounts[name] + ".account",
+            f"{name!r} is both a group and an account",
+            "give the account a different name (e.g. collab-<group>)",
+        )
 
     for group, students in members.items():
         key = f"members.{group}"
         if group not in groups:
-            raise DeclarationError(key, f"group {group!r} is not declared in sharedAccounts", f"add {{group: {group}, account: ...}} to sharedAccounts, or remove {group} from members")
+            raise DeclarationError(
+                key,
+                f"group {group!r} is not declared in sharedAccounts",
+                f"add {{group: {group}, account: ...}} to sharedAccounts, or remove {group} from members",
+            )
         if not isinstance(students, list):
             raise DeclarationError(key, "must be a list of user names", "write `- student` items")
         seen: set[str] = set()
         for j, student in enumerate(students):
             _check_name(f"{key}[{j}]", student, USER_NAME, "user")
             if student in accounts:
-                raise DeclarationError(f"{key}[{j}]", f"{student!r} is a shared account, not a student", "list real students only")
+                raise DeclarationError(
+                    f"{key}[{j}]", f"{student!r} is a shared account, not a student", "list real students only"
+                )
             if student in seen:
-                raise DeclarationError(f"{key}[{j}]", f"{student!r} is listed twice", "list each student once per group")
+                raise DeclarationError(
+                    f"{key}[{j}]", f"{student!r} is listed twice", "list each student once per group"
+                )
             seen.add(student)
 
     return [
@@ -151,8 +171,12 @@ def parse(declaration: Mapping[str, Any]) -> list[SharedAccount]:
 
 def _check_name(key: str, value: Any, pattern: re.Pattern[str], what: str) -> None:
     if not isinstance(value, str) or not pattern.match(value):
-        allowed = "lower-case letters, digits and . _ ~ -" if what == "group" else "lower-case letters, digits and . _ @ + -"
-        raise DeclarationError(key, f"{value!r} is not a valid {what} name", f"use {allowed}, starting and ending with a letter or digit")
+        allowed = (
+            "lower-case letters, digits and . _ ~ -" if what == "group" else "lower-case letters, digits and . _ @ + -"
+        )
+        raise DeclarationError(
+            key, f"{value!r} is not a valid {what} name", f"use {allowed}, starting and ending with a letter or digit"
+        )
 
 
 def hub_settings(accounts: Iterable[SharedAccount]) -> dict[str, Any]:
@@ -189,7 +213,11 @@ def apply(c: Any, declaration: Mapping[str, Any]) -> list[SharedAccount]:
     groups = dict(_current(hub, "load_groups", {}))
     for name, spec in settings["load_groups"].items():
         if name in groups:
-            raise DeclarationError("sharedAccounts", f"group {name!r} is also in hub.config.JupyterHub.load_groups", "declare it in one place only")
+            raise DeclarationError(
+                "sharedAccounts",
+                f"group {name!r} is also in hub.config.JupyterHub.load_groups",
+                "declare it in one place only",
+            )
         groups[name] = spec
     hub.load_groups = groups
 
@@ -197,7 +225,11 @@ def apply(c: Any, declaration: Mapping[str, Any]) -> list[SharedAccount]:
     taken = {r.get("name") for r in roles}
     for role in settings["load_roles"]:
         if role["name"] in taken:
-            raise DeclarationError("sharedAccounts", f"role {role['name']!r} is also in hub.loadRoles", "rename or remove the hub.loadRoles entry")
+            raise DeclarationError(
+                "sharedAccounts",
+                f"role {role['name']!r} is also in hub.loadRoles",
+                "rename or remove the hub.loadRoles entry",
+            )
     hub.load_roles = roles + settings["load_roles"]
 
     auth = c.Authenticator

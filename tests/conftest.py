@@ -1,0 +1,111 @@
+"""Shared fixtures: real Helm (3 and 4), the upstream chart or its generated stand-in, course values.
+
+`render_chart` is the one helper every rendering test goes through.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from coursehub import tools
+from coursehub.courses import Course, load_course
+from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
+from coursehub.paths import ROOT, VALUES
+from coursehub.rendered import objects
+from coursehub.standin import write_stand_in
+from coursehub.upstream import HOW_TO_GET, find_chart
+
+
+@pytest.fixture(scope="session", params=sorted(tools.HELM_PINS), ids=lambda m: f"helm{m}")
+def helm(request: pytest.FixtureRequest) -> Helm:
+    """Real Helm, every pinned major version (installed by `make tools`)."""
+    return Helm(tools.helm_path(request.param))
+
+
+@pytest.fixture(scope="session")
+def helm3() -> Helm:
+    return Helm(tools.helm_path(3))
+
+
+@pytest.fixture(scope="session")
+def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated STAND-IN for the upstream chart (a test double: see coursehub/standin.py)."""
+    return write_stand_in(tmp_path_factory.mktemp("stand-in"))
+
+
+@pytest.fixture(scope="session")
+def upstream_chart() -> Path:
+    """The real z2jh chart; tests that need it skip, with one line, where it cannot be had."""
+    chart = find_chart()
+    if chart is None:
+        pytest.skip(f"needs the upstream z2jh chart: {HOW_TO_GET}")
+    return chart
+
+
+@pytest.fixture
+def values_dir(tmp_path: Path) -> Path:
+    """A copy of values/ that a test may break (the real secrets file, if any, is left out)."""
+    target = tmp_path / "values"
+    shutil.copytree(VALUES, target, ignore=shutil.ignore_patterns("*.secret.yaml"))
+    return target
+
+
+def edit(path: Path, change: dict[str, Any] | None = None, text: str | None = None) -> None:
+    """Deep-set dotted keys in a YAML values file (value None deletes), or replace its text."""
+    if text is not None:
+        path.write_text(text)
+        return
+    data = yaml.safe_load(path.read_text()) or {}
+    for dotted, value in (change or {}).items():
+        node = data
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def render_chart(
+    helm: Helm, chart: Path, course: Course | str = "stat159", kube_version: str = DEFAULT_KUBE_VERSION
+) -> list[dict[str, Any]]:
+    """Render a course with real Helm against `chart` (the upstream chart or the stand-in)."""
+    course = load_course(course) if isinstance(course, str) else course
+    with staged_chart(chart) as staged:
+        return objects(helm.template(staged, course, Release.for_course(course), kube_version))
+
+
+def find(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    matches = [o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert matches, f"no {kind}/{name} among {[(o['kind'], o['metadata']['name']) for o in objs]}"
+    return matches[0]
+
+
+def coursehub(
+    *args: str, values: Path | None = None, upstream: Path | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run the real entry point as the Makefile does."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
+    env.pop("UPSTREAM_CHART", None)
+    if values is not None:
+        env["COURSEHUB_VALUES"] = str(values)
+    if upstream is not None:
+        env["UPSTREAM_CHART"] = str(upstream)
+    return subprocess.run([sys.executable, "-m", "coursehub", *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+@pytest.fixture
+def no_upstream_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("UPSTREAM_CHART", raising=False)
+    yield

@@ -1,0 +1,173 @@
+"""The coursehub chart rendered by real Helm 3 and Helm 4.
+
+Without the upstream z2jh chart (it cannot be downloaded on these machines) the
+dependency is the generated STAND-IN (coursehub/standin.py): it carries z2jh's
+real defaults and values schema, so Helm coalesces and validates the
+`jupyterhub:` block as it would, and it shows the values the dependency
+receives in Secret/hub. The same checks on the real chart are in
+test_upstream_chart.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import edit, find, render_chart
+from coursehub import kube, rendered
+from coursehub.checks import effective
+from coursehub.courses import course_names, load_course
+from coursehub.errors import CoursehubError
+from coursehub.helm import Helm, Release, staged_chart, value_args
+from coursehub.paths import CHART, HUB_PYTHON
+from coursehub.upstream import load_data
+
+
+def hub_values(objs: list[dict]) -> dict:
+    secret = find(objs, "Secret", "hub")
+    return yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
+
+
+@pytest.mark.parametrize("course", course_names())
+def test_the_hub_receives_exactly_what_the_course_declares(helm: Helm, stand_in: Path, course: str) -> None:
+    loaded = load_course(course)
+    objs = render_chart(helm, stand_in, loaded)
+    assert list(rendered.hub_receives_course(loaded, effective(loaded, load_data(None)), objs)) == []
+    received = hub_values(objs)
+    declared = loaded.values()["jupyterhub"]
+    assert received["custom"]["coursehub"] == declared["custom"]["coursehub"]
+    assert received["singleuser"]["image"]["name"] == declared["singleuser"]["image"]["name"]
+    assert received["hub"]["config"]["Authenticator"]["manage_groups"] is False
+
+
+def test_stat159_reproduces_the_seed(helm: Helm, stand_in: Path) -> None:
+    received = hub_values(render_chart(helm, stand_in, "stat159"))
+    accounts = received["custom"]["coursehub"]["sharedAccounts"]
+    assert [a["group"] for a in accounts] == [f"shared-{i}" for i in range(1, len(accounts) + 1)]
+    assert all(a["account"] == f"collab-{a['group']}" for a in accounts)
+    cmd = received["singleuser"]["cmd"]
+    assert cmd[0] == "jupyterhub-singleuser" and "--LabApp.collaborative=true" in cmd
+    assert "--SQLiteYStore.db_path=/tmp/ystore.db" in cmd
+    assert not any("tmpystore" in arg for arg in cmd)
+
+
+def test_every_course_gets_rtc_with_stores_off_home(helm: Helm, stand_in: Path) -> None:
+    received = hub_values(render_chart(helm, stand_in, "data100"))
+    cmd = received["singleuser"]["cmd"]
+    assert "--SQLiteYStore.db_path=/tmp/jupyter_ystore.db" in cmd
+    assert "--BaseFileIdManager.db_path=/tmp/jupyter_file_id.db" in cmd
+    history = received["singleuser"]["extraFiles"]["coursehub-ipython-history"]
+    assert history["data"]["HistoryManager"]["hist_file"] == ":memory:"
+
+
+def test_the_hub_python_ships_in_a_configmap_mounted_into_config_d(helm: Helm, stand_in: Path) -> None:
+    objs = render_chart(helm, stand_in)
+    configmap = find(objs, "ConfigMap", "coursehub-hub-python")
+    assert configmap["data"] == {HUB_PYTHON.name: HUB_PYTHON.read_text()}
+    hub = hub_values(objs)["hub"]
+    (mount,) = [m for m in hub["extraVolumeMounts"] if m["name"] == "coursehub-hub-python"]
+    assert mount["mountPath"] == f"/usr/local/etc/jupyterhub/jupyterhub_config.d/{HUB_PYTHON.name}"
+    (volume,) = [v for v in hub["extraVolumes"] if v["name"] == "coursehub-hub-python"]
+    assert volume["configMap"]["name"] == "coursehub-hub-python"
+    assert hub["annotations"]["coursehub.jupyter.org/hub-python-sha256"]  # restarts the hub when the code changes
+
+
+def test_membership_is_in_a_secret_and_in_no_configmap(helm: Helm, stand_in: Path) -> None:
+    course = load_course("stat159")
+    members = {m for g in course.values()["jupyterhub"]["custom"]["coursehub"]["members"].values() for m in g}
+    assert members
+    objs = render_chart(helm, stand_in, course)
+    for obj in objs:
+        text = yaml.safe_dump(obj)
+        if obj["kind"] == "ConfigMap":
+            assert not any(m in text for m in members), obj["metadata"]["name"]
+    assert members <= {m for g in hub_values(objs)["custom"]["coursehub"]["members"].values() for m in g}
+    assert list(rendered.membership_only_in_secrets(course, course.values(), objs)) == []
+
+
+def test_the_membership_check_catches_a_leak() -> None:
+    course = load_course("stat159")
+    leak = {"kind": "ConfigMap", "metadata": {"name": "oops"}, "data": {"x": "example-student-1 is in shared-1"}}
+    assert [p.file for p in rendered.membership_only_in_secrets(course, course.values(), [leak])] == [
+        "rendered ConfigMap/oops"
+    ]
+
+
+@pytest.mark.parametrize("version", kube.SUPPORTED)
+def test_coursehubs_own_objects_pass_strict_kubernetes_schemas(helm3: Helm, stand_in: Path, version: str) -> None:
+    objs = [o for o in render_chart(helm3, stand_in) if o["kind"] != "Secret"]  # the Secret is the stand-in's
+    assert objs
+    for obj in objs:
+        assert kube.problems(obj, version) == []
+    broken = {**objs[0], "metadata": {**objs[0]["metadata"], "nmae": "x"}}
+    assert kube.problems(broken, version)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"jupyterhub.custom.coursehub.sharedAcounts": []}, "sharedAcounts"),
+        ({"jupyterhub.custom.coursehub.course": 159}, "course"),
+        ({"jupyterhub.singleuser.image.tag": None}, "tag"),
+        ({"jupyterhub.singleuser.image.tag": 2023}, "tag"),  # z2jh's own schema, applied by Helm
+        ({"jupyterhub.custom.coursehub.sharedAccounts": [{"group": "Bad Name", "account": "a"}]}, "group"),
+    ],
+)
+def test_helm_itself_rejects_bad_values_naming_the_key(
+    helm: Helm, stand_in: Path, values_dir: Path, change: dict, words: str
+) -> None:
+    edit(values_dir / "stat159.yaml", change)
+    with pytest.raises(CoursehubError) as caught:
+        render_chart(helm, stand_in, load_course("stat159", values_dir=values_dir))
+    message = str(caught.value)
+    assert "schema" in message.lower() and words in message
+
+
+def test_helm_lint_strict_passes(helm: Helm, stand_in: Path) -> None:
+    course = load_course("stat159")
+    with staged_chart(stand_in) as staged:
+        out = helm.lint(staged, course)
+    assert "0 chart(s) failed" in out
+
+
+def test_chart_lock_is_in_sync_with_chart_yaml(helm: Helm, tmp_path: Path) -> None:
+    """`helm dependency build` checks the lock digest before it needs the network."""
+    env = {
+        **os.environ,
+        "HELM_CONFIG_HOME": str(tmp_path / "c"),
+        "HELM_CACHE_HOME": str(tmp_path / "k"),
+        "HELM_DATA_HOME": str(tmp_path / "d"),
+    }
+    chart = tmp_path / "coursehub"
+    for name in ("Chart.yaml", "Chart.lock", "values.yaml"):
+        (chart / name).parent.mkdir(exist_ok=True)
+        (chart / name).write_text((CHART / name).read_text())
+    result = subprocess.run(
+        [str(helm.binary), "dependency", "build", str(chart)], capture_output=True, text=True, env=env
+    )
+    assert "out of sync" not in result.stderr, result.stderr
+    lock = yaml.safe_load((CHART / "Chart.lock").read_text())
+    assert lock["dependencies"] == yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]
+    # and it would notice a lock that is out of sync
+    (chart / "Chart.lock").write_text((CHART / "Chart.lock").read_text().replace("4.4.0", "4.3.0"))
+    result = subprocess.run(
+        [str(helm.binary), "dependency", "build", str(chart)], capture_output=True, text=True, env=env
+    )
+    assert "out of sync" in result.stderr
+
+
+def test_render_and_deploy_use_the_same_value_layers(helm3: Helm, stand_in: Path) -> None:
+    course = load_course("stat159")
+    with staged_chart(stand_in) as staged:
+        template = helm3.template_args(staged, course, Release.for_course(course), "1.33")
+        upgrade = helm3.upgrade_command(staged, course, Release.for_course(course))
+    layers = value_args(course)
+    assert template[-len(layers) :] == layers and upgrade[-len(layers) :] == layers
+    assert [a for a in layers if a != "--values"][:3] == [str(p) for p in course.files]
+    assert upgrade[1:4] == ["upgrade", "--install", "stat159"]
+    assert upgrade[upgrade.index("--namespace") + 1] == "stat159"

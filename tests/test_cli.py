@@ -1,0 +1,143 @@
+"""The entry point the Makefile calls, run as a subprocess: exit codes, messages, files written."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import coursehub, edit
+from coursehub.courses import course_names
+from coursehub.upstream import find_chart
+
+
+@pytest.fixture(autouse=True)
+def _no_real_upstream_chart() -> None:
+    if find_chart() is not None:
+        pytest.skip("these tests cover a checkout without the upstream chart; chart/charts/ has one")
+
+
+def test_validate_passes_for_every_course_with_the_example_secrets() -> None:
+    result = coursehub("validate")
+    assert result.returncode == 0, result.stderr
+    for course in course_names():
+        assert f"{course}: ok" in result.stdout
+        assert f"{course}: note: using values/{course}.secret.example.yaml" in result.stdout
+    # without the upstream chart, the chart-level checks say in one line why they did not run
+    assert (
+        "skipped helm lint, render and Kubernetes 1.30-1.35 checks: no upstream chart (run `make deps`" in result.stdout
+    )
+
+
+def test_validate_runs_every_check_with_an_upstream_chart(stand_in: Path) -> None:
+    result = coursehub("validate", "--course", "stat159", upstream=stand_in)
+    assert result.returncode == 0, result.stderr
+    assert "skipped" not in result.stdout and "stat159: ok" in result.stdout
+
+
+def test_render_writes_one_file_per_object(stand_in: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = coursehub("render", "--course", "data100", "--out", str(out), upstream=stand_in)
+    assert result.returncode == 0, result.stderr
+    kinds = sorted(yaml.safe_load(p.read_text())["kind"] for p in out.glob("*.yaml"))
+    assert kinds == ["ConfigMap", "Secret"]
+
+
+def test_commands_that_need_the_upstream_chart_say_how_to_get_it(tmp_path: Path) -> None:
+    for args in (["render", "--course", "stat159", "--out", str(tmp_path / "out")], ["deploy", "--course", "stat159"]):
+        result = coursehub(*args)
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "make deps" in lines[0] and "UPSTREAM_CHART=" in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_course_lists_the_courses() -> None:
+    result = coursehub("validate", "--course", "stat195")
+    assert result.returncode == 1 and "there is no course 'stat195'" in result.stderr and "stat159" in result.stderr
+
+
+BAD_INPUT = {
+    "managed_groups typo": (
+        "stat159.yaml",
+        {"jupyterhub.hub.config.Authenticator.managed_groups": False},
+        "jupyterhub.hub.config.Authenticator.managed_groups",
+        "manage_groups",
+    ),
+    "wrong type": (
+        "stat159.yaml",
+        {"jupyterhub.custom.coursehub.course": ["stat159"]},
+        "jupyterhub.custom.coursehub.course",
+        "is not of type 'string'",
+    ),
+    "unknown key": (
+        "stat159.yaml",
+        {"jupyterhub.custom.coursehub.shared_accounts": []},
+        "jupyterhub.custom.coursehub.shared_accounts",
+        "not a known key",
+    ),
+    "duplicate group": (
+        "stat159.yaml",
+        {
+            "jupyterhub.custom.coursehub.sharedAccounts": [
+                {"group": "shared-1", "account": "collab-shared-1"},
+                {"group": "shared-1", "account": "collab-shared-2"},
+            ]
+        },
+        "jupyterhub.custom.coursehub.sharedAccounts[1].group",
+        "declared twice",
+    ),
+    "invalid account name": (
+        "stat159.yaml",
+        {"jupyterhub.custom.coursehub.sharedAccounts": [{"group": "shared-1", "account": "Collab Shared"}]},
+        "jupyterhub.custom.coursehub.sharedAccounts[0].account",
+        "does not match",
+    ),
+    "member of a missing group": (
+        "stat159.secret.example.yaml",
+        {"jupyterhub.custom.coursehub.members.shared-7": ["s"]},
+        "jupyterhub.custom.coursehub.members.shared-7",
+        "not declared",
+    ),
+    "missing image tag": (
+        "stat159.yaml",
+        {"jupyterhub.singleuser.image.tag": None},
+        "jupyterhub.singleuser.image.tag",
+        "non-empty",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_exits_non_zero_names_file_and_key_and_writes_nothing(
+    case: str, values_dir: Path, stand_in: Path, tmp_path: Path
+) -> None:
+    file, change, key, words = BAD_INPUT[case]
+    edit(values_dir / file, change)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "previous.yaml").write_text("kept: true\n")
+    for args in (
+        ["validate", "--course", "stat159"],
+        ["render", "--course", "stat159", "--out", str(out)],
+        ["deploy", "--course", "stat159", "--dry-run"],
+    ):
+        result = coursehub(*args, values=values_dir, upstream=stand_in)
+        assert result.returncode == 1, (args, result.stdout)
+        errors = [line for line in result.stderr.splitlines() if key in line]
+        assert errors and file in errors[0] and words in errors[0], (args, result.stderr)
+        assert "would run" not in result.stdout
+    assert [p.name for p in out.iterdir()] == ["previous.yaml"]
+
+
+def test_deploy_dry_run_shows_helm_upgrade_with_the_render_layers(stand_in: Path) -> None:
+    result = coursehub("deploy", "--course", "stat159", "--dry-run", "--namespace", "stat159-prod", upstream=stand_in)
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("would run: ")]
+    argv = shlex.split(line.removeprefix("would run: "))
+    assert argv[1:4] == ["upgrade", "--install", "stat159"]
+    assert argv[argv.index("--namespace") + 1] == "stat159-prod"
+    files = [Path(argv[i + 1]).name for i, a in enumerate(argv) if a == "--values"]
+    assert files == ["common.yaml", "stat159.yaml", "stat159.secret.example.yaml"]

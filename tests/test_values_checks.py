@@ -1,0 +1,197 @@
+"""Checks on course values (no chart needed): every course passes; each kind of bad input is named.
+
+Each bad case breaks a copy of values/ and expects one problem that names the
+file to edit, the key, and a fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import edit
+from coursehub.checks import check_values
+from coursehub.courses import course_names, load_course
+from coursehub.errors import Problem
+from coursehub.upstream import load_data
+
+UPSTREAM = load_data(None)  # z2jh 4.4.0's defaults and schema from ../shared/upstream/
+
+
+def problems_for(values_dir: Path, course: str = "stat159") -> list[Problem]:
+    return check_values(load_course(course, values_dir=values_dir), UPSTREAM)
+
+
+def the_problem(values_dir: Path, course: str = "stat159") -> Problem:
+    found = problems_for(values_dir, course)
+    assert len(found) == 1, "\n".join(map(str, found))
+    return found[0]
+
+
+def test_there_are_at_least_two_courses_with_their_own_images() -> None:
+    names = course_names()
+    assert {"stat159", "data100"} <= set(names)
+    images = {load_course(n).values()["jupyterhub"]["singleuser"]["image"]["name"] for n in names}
+    assert len(images) == len(names)
+
+
+@pytest.mark.parametrize("course", course_names())
+def test_every_course_passes_with_its_example_secrets(course: str) -> None:
+    loaded = load_course(course)
+    assert loaded.files[-1].name.endswith(".secret.example.yaml") or loaded.files[-1].name.endswith(".secret.yaml")
+    assert check_values(loaded, UPSTREAM) == []
+
+
+def test_the_seeds_managed_groups_typo_is_caught_with_the_right_name(values_dir: Path) -> None:
+    edit(values_dir / "stat159.yaml", {"jupyterhub.hub.config.Authenticator.managed_groups": False})
+    p = the_problem(values_dir)
+    assert p.file.endswith("stat159.yaml")
+    assert p.key == "jupyterhub.hub.config.Authenticator.managed_groups"
+    assert "manage_groups" in p.message and "rename it to manage_groups" in p.fix
+
+
+def test_an_unknown_hub_config_class_is_caught(values_dir: Path) -> None:
+    edit(values_dir / "common.yaml", {"jupyterhub.hub.config.GenericOauthenticator.client_id": "x"})
+    p = the_problem(values_dir)
+    assert p.file.endswith("common.yaml") and p.key == "jupyterhub.hub.config.GenericOauthenticator"
+    assert "GenericOAuthenticator" in p.message
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        # coursehub's own keys: strict
+        (
+            {"jupyterhub.custom.coursehub.sharedAcounts": []},
+            "jupyterhub.custom.coursehub.sharedAcounts",
+            "not a known key",
+        ),
+        ({"jupyterhub.custom.coursehub.course": 159}, "jupyterhub.custom.coursehub.course", "is not of type 'string'"),
+        (
+            {"jupyterhub.custom.coursehub.sharedAccounts": "shared-1"},
+            "jupyterhub.custom.coursehub.sharedAccounts",
+            "is not of type 'array'",
+        ),
+        ({"jupyterhub.singleuser.image.tag": None}, "jupyterhub.singleuser.image.tag", "non-empty"),
+        ({"jupyterhub.singleuser.image.tag": "latest"}, "jupyterhub.singleuser.image.tag", "should not be valid"),
+        # z2jh's schema on the jupyterhub block
+        ({"jupyterhub.singleuser.image.tag": 2023}, "jupyterhub.singleuser.image.tag", "is not of type 'string'"),
+        ({"jupyterhub.singleuser.cpu.limitt": 2}, "jupyterhub.singleuser.cpu.limitt", "not a known key"),
+        ({"jupyterhub.hubb": {}}, "jupyterhub.hubb", "not a known key"),
+    ],
+)
+def test_wrong_types_and_unknown_keys_are_named(values_dir: Path, change: dict[str, Any], key: str, words: str) -> None:
+    edit(values_dir / "stat159.yaml", change)
+    found = problems_for(values_dir)
+    assert found, "accepted"
+    assert any(p.key == key and words in p.message and p.file.endswith("stat159.yaml") for p in found), "\n".join(
+        map(str, found)
+    )
+
+
+def test_a_missing_image_tag_names_the_course_file(values_dir: Path) -> None:
+    edit(values_dir / "data100.yaml", {"jupyterhub.singleuser.image.tag": None})
+    found = problems_for(values_dir, "data100")
+    assert [p.key for p in found] == ["jupyterhub.singleuser.image.tag"]
+    # the chart's empty default is what is left: the fix points at the course's own file
+    assert "Fix: A pinned, immutable tag" in str(found[0])
+
+
+@pytest.mark.parametrize(
+    ("accounts", "members", "key", "words"),
+    [
+        (
+            [{"group": "shared-1", "account": "collab-1"}, {"group": "shared-1", "account": "collab-2"}],
+            {},
+            "sharedAccounts[1].group",
+            "declared twice",
+        ),
+        (
+            [{"group": "shared-1", "account": "collab-1"}, {"group": "shared-2", "account": "collab-1"}],
+            {},
+            "sharedAccounts[1].account",
+            "shared by two groups",
+        ),
+        ([{"group": "Shared_1", "account": "collab-1"}], {}, "sharedAccounts[0].group", "does not match"),
+        (
+            [{"group": "shared-1", "account": "collab-1"}],
+            {"shared-9": ["example-student-1"]},
+            "members.shared-9",
+            "not declared in sharedAccounts",
+        ),
+        (
+            [{"group": "shared-1", "account": "collab-1"}],
+            {"shared-1": ["s1", "s1"]},
+            "members.shared-1[1]",
+            "listed twice",
+        ),
+    ],
+)
+def test_bad_group_declarations_are_named(
+    values_dir: Path, accounts: list[Any], members: dict[str, Any], key: str, words: str
+) -> None:
+    edit(values_dir / "stat159.yaml", {"jupyterhub.custom.coursehub.sharedAccounts": accounts})
+    edit(values_dir / "stat159.secret.example.yaml", {"jupyterhub.custom.coursehub.members": members})
+    found = problems_for(values_dir)
+    assert any(p.key.endswith(key) and words in p.message for p in found), "\n".join(map(str, found))
+
+
+def test_a_member_of_an_unknown_group_names_the_secrets_file(values_dir: Path) -> None:
+    edit(values_dir / "stat159.secret.example.yaml", {"jupyterhub.custom.coursehub.members.shared-99": ["s1"]})
+    p = the_problem(values_dir)
+    assert p.file.endswith("stat159.secret.example.yaml")
+    assert p.key == "jupyterhub.custom.coursehub.members.shared-99"
+
+
+def test_the_real_secrets_file_wins_over_the_example(values_dir: Path) -> None:
+    (values_dir / "stat159.secret.yaml").write_text(
+        "jupyterhub:\n  custom:\n    coursehub:\n      members:\n        shared-1: [real-student]\n"
+    )
+    course = load_course("stat159", values_dir=values_dir)
+    assert course.files[-1].name == "stat159.secret.yaml" and not course.uses_example_secrets
+    assert course.values()["jupyterhub"]["custom"]["coursehub"]["members"] == {"shared-1": ["real-student"]}
+
+
+def test_membership_in_a_committed_file_is_refused(values_dir: Path) -> None:
+    edit(values_dir / "stat159.yaml", {"jupyterhub.custom.coursehub.members": {"shared-1": ["s1"]}})
+    found = problems_for(values_dir)
+    assert any(p.file.endswith("stat159.yaml") and "private" in p.message for p in found)
+
+
+def test_manage_groups_true_would_stop_the_hub(values_dir: Path) -> None:
+    edit(values_dir / "common.yaml", {"jupyterhub.hub.config.Authenticator.manage_groups": True})
+    p = the_problem(values_dir)
+    assert p.file.endswith("common.yaml") and p.key.endswith("Authenticator.manage_groups")
+
+
+def test_a_course_that_replaces_extra_volumes_loses_the_hub_python(values_dir: Path) -> None:
+    edit(values_dir / "stat159.yaml", {"jupyterhub.hub.extraVolumes": [{"name": "other", "emptyDir": {}}]})
+    p = the_problem(values_dir)
+    assert p.key == "jupyterhub.hub.extraVolumes" and "coursehub-hub-python" in p.fix
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "words"),
+    [
+        ("--SQLiteYStore.db_path=/tmp/ystore.db", "--YDocExtension.ystore_class=tmpystore.TmpYStore", "tmpystore"),
+        ("--SQLiteYStore.db_path=/tmp/ystore.db", "--SQLiteYStore.db_path=/home/jovyan/.ystore.db", "home directory"),
+        ("--SQLiteYStore.db_path=/tmp/ystore.db", "--SQLiteYStore.db_path=.jupyter_ystore.db", "home directory"),
+        ("--BaseFileIdManager.db_path=/tmp/jupyter_file_id.db", "--LabApp.dev_mode=false", "file-ID database"),
+        ('"--NotebookNotary.db_file=:memory:"', "--NotebookNotary.db_file=:memory:", "not a string"),
+    ],
+)
+def test_rtc_stores_must_stay_off_the_home_directory(values_dir: Path, replace: str, by: str, words: str) -> None:
+    path = values_dir / "stat159.yaml"
+    assert replace in path.read_text()
+    edit(path, text=path.read_text().replace(replace, by))
+    found = problems_for(values_dir)
+    assert any(p.key == "jupyterhub.singleuser.cmd" and words in p.message for p in found), "\n".join(map(str, found))
+
+
+def test_bad_yaml_names_the_file_and_line(values_dir: Path) -> None:
+    edit(values_dir / "stat159.yaml", text="jupyterhub:\n  custom: [\n")
+    with pytest.raises(Exception) as caught:
+        problems_for(values_dir)
+    assert "stat159.yaml" in str(caught.value) and "line" in str(caught.value)
