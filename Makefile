@@ -6,6 +6,7 @@
 #   make validate [COURSE=stat159]    every check on one course or all of them
 #   make render COURSE=stat159 [OUT=dir] [KUBE_VERSION=1.33]
 #   make deploy COURSE=stat159 [DRY_RUN=1] [RELEASE=..] [NAMESPACE=..]
+#   make demo COURSE=stat159          the course's hub, for real, on 127.0.0.1 (Ctrl-C stops it)
 #   make deps                         fetch the upstream z2jh chart (needs a network)
 #   make bench                        benchmarks, printed as ratios
 # Every command honours UPSTREAM_CHART=<dir or .tgz> and HELM_MAJOR=3|4.
@@ -20,7 +21,7 @@ export HELM_MAJOR UPSTREAM_CHART
 KUBE_VERSION ?= 1.33
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools test lint validate render deploy deps bench lock clean
+.PHONY: help venv tools test lint validate render deploy demo deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -33,7 +34,12 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
-tools: venv
+# configurable-http-proxy, exactly as package-lock.json pins it (npm ci checks its integrity hashes).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+tools: venv node_modules/.installed
 	$(COURSEHUB) tools --all
 
 test: tools
@@ -54,6 +60,10 @@ deploy: tools
 	@test -n "$(COURSE)" || { echo "error: COURSE is required: make deploy COURSE=<course>"; exit 2; }
 	$(COURSEHUB) deploy --course $(COURSE) $(if $(DRY_RUN),--dry-run) $(call opt,RELEASE,release) $(call opt,NAMESPACE,namespace)
 
+demo: tools
+	@test -n "$(COURSE)" || { echo "error: COURSE is required: make demo COURSE=<course>"; exit 2; }
+	$(COURSEHUB) demo --course $(COURSE)
+
 deps: tools
 	$(COURSEHUB) deps
 
@@ -66,4 +76,4 @@ lock: venv
 	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe -o requirements.txt requirements.in
 
 clean:
-	rm -rf $(VENV) .tools rendered
+	rm -rf $(VENV) .tools rendered node_modules

@@ -12,6 +12,7 @@ from pathlib import Path
 from coursehub import bench, tools
 from coursehub.checks import check_values
 from coursehub.courses import course_names, load_course
+from coursehub.demo import demo
 from coursehub.deploy import deploy
 from coursehub.errors import CoursehubError
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     for cmd in (r, d):
         cmd.add_argument("--release", help="Helm release name (default: the course name)")
         cmd.add_argument("--namespace", help="Kubernetes namespace (default: the course name)")
+
+    m = sub.add_parser("demo", help="run the course's hub for real on 127.0.0.1 until Ctrl-C")
+    m.add_argument("--course", required=True)
 
     sub.add_parser("deps", help="helm dependency build: fetch the upstream chart into chart/charts/ (needs a network)")
 
@@ -98,6 +102,9 @@ def _run(args: argparse.Namespace) -> int:
         course = load_course(args.course)
         command = deploy(course, helm, Release.for_course(course, args.release, args.namespace), args.dry_run)
         print(("would run: " if args.dry_run else "ran: ") + shlex.join(command))
+        return 0
+    if args.command == "demo":
+        demo(load_course(args.course))
         return 0
     if args.command == "bench":
         print(bench.validate_vs_render(load_course(args.course), helm, args.repetitions))
