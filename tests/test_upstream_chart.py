@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import find, render_chart
 
+from conftest import find, render_chart
 from coursehub import kube
 from coursehub.courses import course_names, load_course
 from coursehub.helm import Helm
@@ -18,7 +18,9 @@ from coursehub.validate import validate
 
 
 @pytest.mark.parametrize("course", course_names())
-def test_every_course_passes_every_check_on_kubernetes_1_30_to_1_35(helm: Helm, upstream_chart: Path, course: str) -> None:
+def test_every_course_passes_every_check_on_kubernetes_1_30_to_1_35(
+    helm: Helm, upstream_chart: Path, course: str
+) -> None:
     report = validate(load_course(course), helm, upstream_chart, kube.SUPPORTED)
     assert report.problems == []
     assert not any("skipped" in note for note in report.notes)

@@ -46,3 +46,30 @@ def validate_vs_render(course: Course, helm: Helm, repetitions: int) -> str:
         f"{repetitions} repetitions; {label}\n"
         f"validate/render ratio: {validate_s / render_s:.2f}"
     )
+
+
+def hub_startup(course: Course, repetitions: int) -> str:
+    """Live hub start-up with the course's config and roster, against a plain JupyterHub, alternating in one run."""
+    from coursehub.envs import ensure_env
+    from coursehub.localhub import LocalHub, classify, make_plan, plain_hub_config
+    from coursehub.upstream import load_data
+
+    upstream, report, env = load_data(find_chart()), classify(course), ensure_env(course.name)
+    plain, configured = [], []
+    for _ in range(repetitions):
+        with tempfile.TemporaryDirectory() as tmp:
+            plan = make_plan(course, upstream, Path(tmp) / "plain", env, report)
+            (Path(tmp) / "plain").mkdir()
+            config = plain_hub_config(Path(tmp) / "plain", plan.port, plan.hub_port, plan.proxy_api_port)
+            hub = LocalHub(plan, config=config)
+            plain.append(hub.start())
+            hub.stop()
+            hub = LocalHub(make_plan(course, upstream, Path(tmp) / "course", env, report))
+            configured.append(hub.start())
+            hub.stop()
+    p, c = statistics.median(plain), statistics.median(configured)
+    return (
+        f"hub start-up: plain JupyterHub median {p:.2f} s; {course.name} config and example roster median "
+        f"{c:.2f} s; {repetitions} repetitions each, alternating\n"
+        f"hub start-up ratio ({course.name}/plain): {c / p:.2f}"
+    )

@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks, printed as ratios")
     b.add_argument("--course", default="stat159")
     b.add_argument("--repetitions", type=int, default=30)
+    b.add_argument("--hub-repetitions", type=int, default=5)
     return p
 
 
@@ -107,7 +108,9 @@ def _run(args: argparse.Namespace) -> int:
         demo(load_course(args.course))
         return 0
     if args.command == "bench":
-        print(bench.validate_vs_render(load_course(args.course), helm, args.repetitions))
+        course = load_course(args.course)
+        print(bench.validate_vs_render(course, helm, args.repetitions), flush=True)
+        print(bench.hub_startup(course, args.hub_repetitions), flush=True)
         return 0
     raise AssertionError(args.command)
 

@@ -24,8 +24,14 @@ _COMPLETE = ".coursehub-complete"
 def requirements(course: str) -> Path:
     path = IMAGES / course / "requirements.txt"
     if not path.is_file():
-        raise CoursehubError(Problem(display(path), "", f"course {course} has no image requirements",
-                                     f"pin the image's Python packages in {display(path)}"))
+        raise CoursehubError(
+            Problem(
+                display(path),
+                "",
+                f"course {course} has no image requirements",
+                f"pin the image's Python packages in {display(path)}",
+            )
+        )
     return path
 
 
@@ -46,7 +52,13 @@ def ensure_env(course: str, quiet: bool = True) -> Path:
     pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
     result = subprocess.run([*pip, "-r", str(requirements(course))], capture_output=quiet, text=True)
     if result.returncode != 0:
-        raise CoursehubError(Problem(display(requirements(course)), "", f"pip could not build the environment:\n"
-                                     f"{(result.stderr or '')[-2000:]}", "correct the pins named above"))
+        raise CoursehubError(
+            Problem(
+                display(requirements(course)),
+                "",
+                f"pip could not build the environment:\n{(result.stderr or '')[-2000:]}",
+                "correct the pins named above",
+            )
+        )
     (env / _COMPLETE).write_text(requirements(course).read_text())
     return env

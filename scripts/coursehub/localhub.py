@@ -50,15 +50,51 @@ APPLIED = {
     "singleuser.extraFiles": "the IPython config file goes to each server's IPYTHONDIR",
 }
 KUBERNETES_ONLY = (
-    "hub.extraVolumes", "hub.extraVolumeMounts", "hub.annotations", "hub.image", "hub.db", "hub.resources",
-    "hub.nodeSelector", "hub.tolerations", "hub.service", "hub.networkPolicy", "hub.livenessProbe",
-    "hub.readinessProbe", "hub.existingSecret", "hub.labels", "hub.pdb", "hub.containerSecurityContext",
-    "hub.podSecurityContext", "hub.serviceAccount", "hub.deploymentStrategy",
-    "singleuser.image", "singleuser.storage", "singleuser.cpu", "singleuser.memory", "singleuser.nodeSelector",
-    "singleuser.networkPolicy", "singleuser.extraLabels", "singleuser.extraAnnotations", "singleuser.uid",
-    "singleuser.fsGid", "singleuser.serviceAccountName", "singleuser.extraTolerations", "singleuser.startTimeout",
-    "cull", "proxy", "ingress", "httpRoute", "scheduling", "prePuller", "rbac", "imagePullSecrets",
-    "imagePullSecret", "debug", "fullnameOverride", "nameOverride", "global",
+    "hub.extraVolumes",
+    "hub.extraVolumeMounts",
+    "hub.annotations",
+    "hub.image",
+    "hub.db",
+    "hub.resources",
+    "hub.nodeSelector",
+    "hub.tolerations",
+    "hub.service",
+    "hub.networkPolicy",
+    "hub.livenessProbe",
+    "hub.readinessProbe",
+    "hub.existingSecret",
+    "hub.labels",
+    "hub.pdb",
+    "hub.containerSecurityContext",
+    "hub.podSecurityContext",
+    "hub.serviceAccount",
+    "hub.deploymentStrategy",
+    "singleuser.image",
+    "singleuser.storage",
+    "singleuser.cpu",
+    "singleuser.memory",
+    "singleuser.nodeSelector",
+    "singleuser.networkPolicy",
+    "singleuser.extraLabels",
+    "singleuser.extraAnnotations",
+    "singleuser.uid",
+    "singleuser.fsGid",
+    "singleuser.serviceAccountName",
+    "singleuser.extraTolerations",
+    "singleuser.startTimeout",
+    "cull",
+    "proxy",
+    "ingress",
+    "httpRoute",
+    "scheduling",
+    "prePuller",
+    "rbac",
+    "imagePullSecrets",
+    "imagePullSecret",
+    "debug",
+    "fullnameOverride",
+    "nameOverride",
+    "global",
 )
 # hub.config sections for classes the local hub replaces (its own spawner and log-in).
 REPLACED_BASES = ("Spawner", "Authenticator")
@@ -97,9 +133,14 @@ def classify(course: Course) -> KeyReport:
         if prefix:
             _add(report.kubernetes_only, prefix, seen)
             continue
-        unknown.append(Problem(course.origin(("jupyterhub", *key)), f"jupyterhub.{name}",
-                               "the local hub does not know what this means on this machine",
-                               "remove it, or teach scripts/coursehub/localhub.py how to apply it"))
+        unknown.append(
+            Problem(
+                course.origin(("jupyterhub", *key)),
+                f"jupyterhub.{name}",
+                "the local hub does not know what this means on this machine",
+                "remove it, or teach scripts/coursehub/localhub.py how to apply it",
+            )
+        )
     if unknown:
         raise CoursehubError(unknown)
     return report
@@ -137,8 +178,14 @@ class Plan:
         return f"http://127.0.0.1:{self.port}"
 
 
-def make_plan(course: Course, upstream: UpstreamData, workdir: Path, singleuser_env: Path,
-              report: KeyReport, admin_token: str | None = None) -> Plan:
+def make_plan(
+    course: Course,
+    upstream: UpstreamData,
+    workdir: Path,
+    singleuser_env: Path,
+    report: KeyReport,
+    admin_token: str | None = None,
+) -> Plan:
     return Plan(
         values=effective(course, upstream)["jupyterhub"],
         replaced_sections=[r.removeprefix("hub.config.") for r in report.replaced if r.count(".") == 2],
@@ -171,8 +218,13 @@ def configure(c: Any, plan_file: str) -> None:
     for section, traits in (get_config("hub.config") or {}).items():
         if section in plan.replaced_sections:
             continue  # the course's log-in (OAuth) and spawner settings: replaced below
-        c[section].update({k: v for k, v in (traits or {}).items()
-                           if not (section == "JupyterHub" and k in ("authenticator_class", "spawner_class"))})
+        c[section].update(
+            {
+                k: v
+                for k, v in (traits or {}).items()
+                if not (section == "JupyterHub" and k in ("authenticator_class", "spawner_class"))
+            }
+        )
 
     # 2. coursehub's hub-side Python, as the chart runs it from jupyterhub_config.d
     exec(compile(HUB_PYTHON.read_text(), str(HUB_PYTHON), "exec"), {"c": c, "get_config": get_config})
@@ -207,8 +259,11 @@ def configure(c: Any, plan_file: str) -> None:
     env = {k: v for k, v in (get_config("singleuser.extraEnv") or {}).items() if isinstance(v, str)}
     env["PATH"] = f"{plan.singleuser_bin}:{os.environ.get('PATH', '')}"
     c.Spawner.environment = env
-    ipython = [f.get("data") for f in (get_config("singleuser.extraFiles") or {}).values()
-               if f.get("mountPath", "").startswith("/etc/ipython/")]
+    ipython = [
+        f.get("data")
+        for f in (get_config("singleuser.extraFiles") or {}).values()
+        if f.get("mountPath", "").startswith("/etc/ipython/")
+    ]
 
     def map_pod_paths(spawner: Any) -> None:
         tmp, home = server_dirs(workdir, spawner.user.name)
@@ -229,9 +284,14 @@ def configure(c: Any, plan_file: str) -> None:
 
     if plan.admin_token:
         c.JupyterHub.services = [{"name": "coursehub-test-admin", "api_token": plan.admin_token}]
-        c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, {
-            "name": "coursehub-test-admin", "services": ["coursehub-test-admin"],
-            "scopes": ["admin:users", "admin:groups", "admin:servers", "list:users", "read:roles"]}]
+        c.JupyterHub.load_roles = [
+            *c.JupyterHub.load_roles,
+            {
+                "name": "coursehub-test-admin",
+                "services": ["coursehub-test-admin"],
+                "scopes": ["admin:users", "admin:groups", "admin:servers", "list:users", "read:roles"],
+            },
+        ]
 
 
 def map_path(arg: str, tmp: Path, home: Path) -> str:
@@ -241,7 +301,7 @@ def map_path(arg: str, tmp: Path, home: Path) -> str:
         return arg
     for pod, local in ((POD_TMP, tmp), (POD_HOME, home)):
         if value == pod or value.startswith(pod + "/"):
-            return f"{name}={local}{value[len(pod):]}"
+            return f"{name}={local}{value[len(pod) :]}"
     return arg
 
 
@@ -259,10 +319,11 @@ configure(c, {plan!r})
 class LocalHub:
     """Start with `with LocalHub(plan) as hub:`; everything it started is stopped on exit, whatever happened."""
 
-    def __init__(self, plan: Plan, log: Path | None = None) -> None:
+    def __init__(self, plan: Plan, config: Path | None = None) -> None:
         self.plan = plan
         self.workdir = Path(plan.workdir)
-        self.log = log or self.workdir / "hub.log"
+        self.log = self.workdir / "hub.log"
+        self.config = config  # another config file instead of the course's (the benchmark's baseline)
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> LocalHub:
@@ -277,28 +338,37 @@ class LocalHub:
         if not CHP.exists():
             raise CoursehubError(Problem(str(CHP), "", "configurable-http-proxy is not installed", "run `make tools`"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "plan.json").write_text(json.dumps(asdict(self.plan)))
-        (self.workdir / "plan.json").chmod(0o600)  # it holds the course's membership
-        config = self.workdir / "jupyterhub_config.py"
-        config.write_text(_CONFIG.format(scripts=str(ROOT / "scripts"), plan=str(self.workdir / "plan.json")))
+        config = self.config
+        if config is None:
+            (self.workdir / "plan.json").write_text(json.dumps(asdict(self.plan)))
+            (self.workdir / "plan.json").chmod(0o600)  # it holds the course's membership
+            config = self.workdir / "jupyterhub_config.py"
+            config.write_text(_CONFIG.format(scripts=str(ROOT / "scripts"), plan=str(self.workdir / "plan.json")))
         started = time.perf_counter()
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=self.workdir, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = started + timeout
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
                 self.stop()
-                raise CoursehubError(Problem(str(self.log), "", "the hub exited at start-up", "read the log named here"))
+                raise CoursehubError(
+                    Problem(str(self.log), "", "the hub exited at start-up", "read the log named here")
+                )
             try:
                 urllib.request.urlopen(f"{self.plan.url}/hub/api/", timeout=2).read()
                 return time.perf_counter() - started
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise CoursehubError(Problem(str(self.log), "", f"the hub did not answer within {timeout:.0f} s",
-                                     "read the log named here"))
+        raise CoursehubError(
+            Problem(str(self.log), "", f"the hub did not answer within {timeout:.0f} s", "read the log named here")
+        )
 
     def stop(self) -> None:
         """Stop the hub (it stops its servers and the proxy), then anything of ours still running."""
@@ -309,22 +379,21 @@ class LocalHub:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        for pid in _leftovers(self.workdir):
+        for pid in leftovers(self.workdir):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
 
-def _leftovers(workdir: Path) -> list[int]:
+def leftovers(workdir: Path) -> list[int]:
     """Processes still running from this hub: the proxy (pid file) and servers (their command names workdir)."""
     pids = []
     pid_file = workdir / "proxy.pid"
     if pid_file.exists():
-        try:
-            pids.append(int(pid_file.read_text().strip()))
-        except ValueError:
-            pass
+        pid = pid_file.read_text().strip()
+        if pid.isdigit() and Path(f"/proc/{pid}").exists():
+            pids.append(int(pid))
     marker = str(workdir).encode()
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -353,6 +422,6 @@ def plain_hub_config(workdir: Path, port: int, hub_port: int, api_port: int) -> 
         f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{api_port}'\n"
         f"c.ConfigurableHTTPProxy.pid_file = {str(workdir / 'proxy.pid')!r}\n"
         f"c.JupyterHub.db_url = 'sqlite:///{workdir / 'jupyterhub.sqlite'}'\n"
-        f"c.JupyterHub.cookie_secret_file = {str(workdir / 'cookie_secret')!r}\n")
+        f"c.JupyterHub.cookie_secret_file = {str(workdir / 'cookie_secret')!r}\n"
+    )
     return config
-

@@ -1,0 +1,291 @@
+"""Shared accounts on a live JupyterHub: the access matrix, log-in, live membership changes and RTC.
+
+A real JupyterHub 5.5.0 with configurable-http-proxy on 127.0.0.1 (free ports),
+configured from stat159's values through the chart's own path (localhub.py),
+with a generated roster: a student in two groups, an empty group, a group whose
+name needs care, and a student in no group. Singleuser servers are real
+JupyterLab 3.6 servers from stat159's image environment, started with the
+course's command. Everything is stopped at the end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from coursehub.courses import load_course
+from coursehub.envs import ensure_env
+from coursehub.localhub import LocalHub, Plan, classify, leftovers, make_plan, server_dirs
+from coursehub.paths import VALUES
+from coursehub.upstream import load_data
+
+GROUPS = {  # group -> (account, members)
+    "shared-1": ("collab-shared-1", ["s-ana", "s-bo"]),
+    "shared-2": ("collab-shared-2", ["s-bo", "s-cy"]),  # s-bo is in two groups
+    "lab.team_b-2": ("collab-lab.team_b-2", ["s-dee"]),  # a name with . and _ in it
+    "shared-empty": ("collab-shared-empty", []),
+}
+STUDENTS = ["s-ana", "s-bo", "s-cy", "s-dee", "s-fay"]  # s-fay is in no group
+ACCOUNTS = [account for account, _ in GROUPS.values()]
+
+
+def members_of(account: str) -> set[str]:
+    return {m for acc, members in GROUPS.values() if acc == account for m in members}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory, values_dir_module: Path) -> Iterator[LocalHub]:
+    course = load_course("stat159", values_dir=values_dir_module)
+    workdir = tmp_path_factory.mktemp("hub")
+    plan = make_plan(
+        course, load_data(None), workdir, ensure_env("stat159"), classify(course), admin_token=secrets.token_hex(16)
+    )
+    local = LocalHub(plan)
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="module")
+def values_dir_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """stat159's values with the generated roster above."""
+    target = tmp_path_factory.mktemp("values")
+    for name in ("common.yaml", "stat159.yaml"):
+        (target / name).write_text((VALUES / name).read_text())
+    course = yaml.safe_load((target / "stat159.yaml").read_text())
+    course["jupyterhub"]["custom"]["coursehub"]["sharedAccounts"] = [
+        {"group": g, "account": a} for g, (a, _) in GROUPS.items()
+    ]
+    (target / "stat159.yaml").write_text(yaml.safe_dump(course))
+    secret = {"jupyterhub": {"custom": {"coursehub": {"members": {g: m for g, (_, m) in GROUPS.items()}}}}}
+    (target / "stat159.secret.yaml").write_text(yaml.safe_dump(secret))
+    return target
+
+
+class Hub:
+    """HTTP helpers against the running hub, all through the proxy."""
+
+    def __init__(self, local: LocalHub) -> None:
+        self.plan: Plan = local.plan
+        self.url = self.plan.url
+        self.admin = {"Authorization": f"token {self.plan.admin_token}"}
+        self._tokens: dict[str, str] = {}
+
+    def login(self, username: str, password: str) -> requests.Response:
+        session = requests.Session()
+        session.get(f"{self.url}/hub/login")
+        return session.post(
+            f"{self.url}/hub/login",
+            allow_redirects=False,
+            data={"username": username, "password": password, "_xsrf": session.cookies.get("_xsrf")},
+        )
+
+    def token(self, student: str) -> str:
+        """A student's API token, made the way a student makes one: log in, then ask the hub."""
+        if student not in self._tokens:
+            session = requests.Session()
+            session.get(f"{self.url}/hub/login")
+            xsrf = session.cookies.get("_xsrf")
+            r = session.post(
+                f"{self.url}/hub/login",
+                data={"username": student, "password": self.plan.password, "_xsrf": xsrf},
+                allow_redirects=False,
+            )
+            assert r.status_code == 302, r.text
+            r = session.post(
+                f"{self.url}/hub/api/users/{student}/tokens",
+                json={"note": "live test"},
+                headers={"X-XSRFToken": session.cookies.get("_xsrf")},
+            )
+            assert r.status_code == 201, r.text
+            self._tokens[student] = r.json()["token"]
+        return self._tokens[student]
+
+    def as_(self, student: str) -> dict[str, str]:
+        return {"Authorization": f"token {self.token(student)}"}
+
+    def server(self, user: str) -> dict:
+        r = requests.get(f"{self.url}/hub/api/users/{user}", headers=self.admin)
+        r.raise_for_status()
+        return r.json()["servers"].get("", {})
+
+    def wait(self, user: str, ready: bool, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.server(user)
+            if (server.get("ready") is True) == ready and not server.get("pending"):
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"{user}'s server did not become {'ready' if ready else 'stopped'}: {self.server(user)}")
+
+    def start(self, who: str, user: str) -> int:
+        return requests.post(f"{self.url}/hub/api/users/{user}/server", headers=self.as_(who)).status_code
+
+    def stop(self, who: str, user: str) -> int:
+        return requests.delete(f"{self.url}/hub/api/users/{user}/server", headers=self.as_(who)).status_code
+
+    def use(self, who: str, user: str) -> int:
+        return requests.get(
+            f"{self.url}/user/{user}/api/status", headers=self.as_(who), allow_redirects=False
+        ).status_code
+
+
+@pytest.fixture(scope="module")
+def api(hub: LocalHub) -> Hub:
+    return Hub(hub)
+
+
+DENIED = {403, 404}
+
+
+@pytest.mark.parametrize("account", ACCOUNTS)
+def test_access_matrix_start_use_stop_exactly_for_the_group(api: Hub, account: str) -> None:
+    members, outsiders = sorted(members_of(account)), sorted(set(STUDENTS) - members_of(account))
+    try:
+        for student in outsiders:
+            assert api.start(student, account) in DENIED, student
+            assert not api.server(account), f"{student} started {account}"
+        if not members:
+            return
+        assert api.start(members[0], account) in {201, 202}
+        api.wait(account, ready=True)
+        for student in members[1:]:
+            assert api.start(student, account) == 400  # allowed: it is already running
+        for student in members:
+            assert api.use(student, account) == 200, student
+        for student in outsiders:
+            assert api.use(student, account) in DENIED, student
+            assert api.stop(student, account) in DENIED, student
+        assert api.server(account).get("ready") is True
+        assert api.stop(members[-1], account) in {202, 204}
+        api.wait(account, ready=False)
+    finally:  # leave no server behind for the other tests, even on failure
+        requests.delete(f"{api.url}/hub/api/users/{account}/server", headers=api.admin)
+
+
+def test_no_student_reaches_another_students_server(api: Hub) -> None:
+    assert api.start("s-ana", "s-ana") in {201, 202}
+    api.wait("s-ana", ready=True)
+    try:
+        for student in set(STUDENTS) - {"s-ana"}:  # s-bo shares a group with s-ana: still no access
+            assert api.use(student, "s-ana") in DENIED, student
+            assert api.stop(student, "s-ana") in DENIED, student
+            assert api.start(student, "s-ana") in DENIED, student  # (a permitted start would get 400: running)
+    finally:
+        api.stop("s-ana", "s-ana")
+        api.wait("s-ana", ready=False)
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_the_users_list_holds_only_the_students_group_accounts(api: Hub, student: str) -> None:
+    r = requests.get(f"{api.url}/hub/api/users", headers=api.as_(student))
+    expected = {account for account in ACCOUNTS if student in members_of(account)}
+    if not expected:  # in no group: no list:users scope at all
+        assert r.status_code == 403
+        return
+    assert r.status_code == 200
+    assert {u["name"] for u in r.json()} == expected
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_students_cannot_use_the_hubs_admin_apis_for_others(api: Hub, student: str) -> None:
+    other = "s-cy" if student != "s-cy" else "s-ana"
+    h = api.as_(student)
+    assert requests.get(f"{api.url}/hub/api/users/{other}", headers=h).status_code in DENIED
+    assert requests.post(f"{api.url}/hub/api/users/{other}/tokens", headers=h, json={}).status_code in DENIED
+    groups = requests.get(f"{api.url}/hub/api/groups", headers=h)
+    assert groups.status_code in DENIED or groups.json() == []  # membership is private
+    assert (
+        requests.post(f"{api.url}/hub/api/groups/shared-2/users", headers=h, json={"users": [student]}).status_code
+        in DENIED
+    )
+    assert requests.patch(f"{api.url}/hub/api/users/{other}", headers=h, json={"admin": True}).status_code in DENIED
+
+
+@pytest.mark.parametrize("account", ACCOUNTS)
+def test_nobody_can_log_in_as_a_shared_account(api: Hub, account: str) -> None:
+    for password in (api.plan.password, "", account, "password"):
+        assert api.login(account, password).status_code == 403
+    assert api.login("s-ana", api.plan.password).status_code == 302  # the same password works for a student
+
+
+def test_membership_changes_through_the_admin_api_apply_at_once(api: Hub) -> None:
+    groups = f"{api.url}/hub/api/groups/shared-1/users"
+    assert api.start("s-bo", "collab-shared-1") in {201, 202}
+    api.wait("collab-shared-1", ready=True)
+    try:
+        assert api.use("s-ana", "collab-shared-1") == 200
+        assert api.use("s-fay", "collab-shared-1") in DENIED
+        r = requests.delete(groups, headers=api.admin, json={"users": ["s-ana"]})
+        assert r.status_code == 200
+        r = requests.post(groups, headers=api.admin, json={"users": ["s-fay"]})
+        assert r.status_code == 200
+        assert api.stop("s-ana", "collab-shared-1") in DENIED  # the hub itself: at once
+        time.sleep(1.1)  # the server keeps the hub's answer for --HubAuth.cache_max_age=1 s
+        assert api.use("s-ana", "collab-shared-1") in DENIED
+        assert api.use("s-fay", "collab-shared-1") == 200
+    finally:
+        requests.post(groups, headers=api.admin, json={"users": ["s-ana"]})
+        requests.delete(groups, headers=api.admin, json={"users": ["s-fay"]})
+        api.stop("s-bo", "collab-shared-1")
+        api.wait("collab-shared-1", ready=False)
+
+
+def test_two_members_edit_one_document_and_the_y_store_is_off_home(api: Hub, hub: LocalHub) -> None:
+    account = "collab-shared-1"
+    assert api.start("s-ana", account) in {201, 202}
+    api.wait(account, ready=True)
+    try:
+        r = requests.put(
+            f"{api.url}/user/{account}/api/contents/notes.txt",
+            headers=api.as_("s-ana"),
+            json={"type": "file", "format": "text", "content": ""},
+        )
+        assert r.status_code in {200, 201}, r.text
+        text = f"written by s-ana {secrets.token_hex(4)}"
+        python = Path(hub.plan.singleuser_bin) / "python"
+        result = subprocess.run(
+            [
+                str(python),
+                str(Path(__file__).with_name("rtc_client.py")),
+                api.url,
+                account,
+                "notes.txt",
+                api.token("s-ana"),
+                api.token("s-bo"),
+                text,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        seen = json.loads(result.stdout.strip().splitlines()[-1])
+        assert seen["room"].startswith("text:file:") and text in seen["b_sees"]
+        tmp, home = server_dirs(Path(hub.plan.workdir), account)
+        assert (tmp / "ystore.db").is_file() and (tmp / "ystore.db").stat().st_size > 0
+        assert (tmp / "jupyter_file_id.db").is_file()
+        assert not [p for p in home.rglob("*") if p.suffix == ".db" or "ystore" in p.name]
+    finally:
+        api.stop("s-ana", account)
+        api.wait(account, ready=False)
+
+
+def test_stopping_the_hub_leaves_nothing_running(hub: LocalHub, api: Hub) -> None:
+    assert api.start("s-dee", "collab-lab.team_b-2") in {201, 202}
+    api.wait("collab-lab.team_b-2", ready=True)
+    assert leftovers(Path(hub.plan.workdir))  # the server and the proxy are running...
+    hub.stop()
+    assert leftovers(Path(hub.plan.workdir)) == []  # ...and are gone
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{api.url}/hub/api/", timeout=2)
