@@ -7,6 +7,8 @@
 #   make render COURSE=stat159 [OUT=dir] [KUBE_VERSION=1.33]
 #   make deploy COURSE=stat159 [DRY_RUN=1] [RELEASE=..] [NAMESPACE=..]
 #   make demo COURSE=stat159          the course's hub, for real, on 127.0.0.1 (Ctrl-C stops it)
+#   make check-image [COURSE=stat159] [TAG=..]  the course's singleuser command on its image(s)
+#   make diff A=stat159 B=data100     what differs between two courses' images and values
 #   make deps                         fetch the upstream z2jh chart (needs a network)
 #   make bench                        benchmarks, printed as ratios
 # Every command honours UPSTREAM_CHART=<dir or .tgz> and HELM_MAJOR=3|4.
@@ -21,7 +23,7 @@ export HELM_MAJOR UPSTREAM_CHART
 KUBE_VERSION ?= 1.33
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools test lint validate render deploy demo deps bench lock clean
+.PHONY: help venv tools test lint validate render deploy demo check-image diff deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -63,6 +65,13 @@ deploy: tools
 demo: tools
 	@test -n "$(COURSE)" || { echo "error: COURSE is required: make demo COURSE=<course>"; exit 2; }
 	$(COURSEHUB) demo --course $(COURSE)
+
+check-image: tools
+	$(COURSEHUB) check-image $(call opt,COURSE,course) $(call opt,TAG,tag)
+
+diff: venv
+	@test -n "$(A)" -a -n "$(B)" || { echo "error: make diff A=<course> B=<course>"; exit 2; }
+	$(COURSEHUB) diff $(A) $(B)
 
 deps: tools
 	$(COURSEHUB) deps

@@ -22,7 +22,7 @@ import requests
 import yaml
 
 from coursehub.courses import load_course
-from coursehub.envs import ensure_env
+from coursehub.images import deployed, ensure_env
 from coursehub.localhub import LocalHub, Plan, classify, leftovers, make_plan, server_dirs
 from coursehub.paths import VALUES
 from coursehub.upstream import load_data
@@ -45,9 +45,8 @@ def members_of(account: str) -> set[str]:
 def hub(tmp_path_factory: pytest.TempPathFactory, values_dir_module: Path) -> Iterator[LocalHub]:
     course = load_course("stat159", values_dir=values_dir_module)
     workdir = tmp_path_factory.mktemp("hub")
-    plan = make_plan(
-        course, load_data(None), workdir, ensure_env("stat159"), classify(course), admin_token=secrets.token_hex(16)
-    )
+    env = ensure_env(deployed("stat159", course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+    plan = make_plan(course, load_data(None), workdir, env, classify(course), admin_token=secrets.token_hex(16))
     local = LocalHub(plan)
     try:
         local.start()

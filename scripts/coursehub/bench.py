@@ -50,11 +50,12 @@ def validate_vs_render(course: Course, helm: Helm, repetitions: int) -> str:
 
 def hub_startup(course: Course, repetitions: int) -> str:
     """Live hub start-up with the course's config and roster, against a plain JupyterHub, alternating in one run."""
-    from coursehub.envs import ensure_env
+    from coursehub.images import deployed, ensure_env
     from coursehub.localhub import LocalHub, classify, make_plan, plain_hub_config
     from coursehub.upstream import load_data
 
-    upstream, report, env = load_data(find_chart()), classify(course), ensure_env(course.name)
+    upstream, report = load_data(find_chart()), classify(course)
+    env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
     plain, configured = [], []
     for _ in range(repetitions):
         with tempfile.TemporaryDirectory() as tmp:

@@ -15,9 +15,9 @@ from typing import Any
 import jsonschema
 from traitlets.config import Config
 
-from coursehub import hubpython, hubtraits
-from coursehub.courses import Course, Key, coalesce, dotted, get, walk
-from coursehub.errors import Problem
+from coursehub import hubpython, hubtraits, images
+from coursehub.courses import Course, Key, coalesce, dotted, get
+from coursehub.errors import CoursehubError, Problem
 from coursehub.paths import CHART
 from coursehub.upstream import UpstreamData
 
@@ -190,6 +190,27 @@ def _flags(cmd: list[Any]) -> Iterator[tuple[str, str]]:
             yield from _flags(shlex.split(text))
 
 
+def course_image(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """The course deploys one of its own image variants (image/<course>/<tag>/), by that image's name."""
+    key = (*JH, "singleuser", "image")
+    image = get(values, key) or {}
+    if not isinstance(image.get("tag"), str) or not image["tag"]:
+        return  # the schemas already report a missing or mistyped tag
+    try:
+        variant = images.deployed(course.name, image["tag"])
+    except CoursehubError as e:
+        for p in e.problems:
+            yield Problem(course.origin((*key, "tag")), dotted((*key, "tag")), p.message, p.fix)
+        return
+    if image.get("name") != variant.name:
+        yield problem(
+            course,
+            (*key, "name"),
+            f"is {image.get('name')!r}, but image/{course.name}/image.yaml builds {variant.name!r}",
+            "use the course's own image (courses never share one)",
+        )
+
+
 CHECKS: tuple[Check, ...] = (
     coursehub_schema,
     z2jh_schema,
@@ -197,6 +218,7 @@ CHECKS: tuple[Check, ...] = (
     shared_accounts,
     hub_python_mounted,
     rtc_stores,
+    course_image,
 )
 
 
@@ -206,6 +228,3 @@ def check_values(course: Course, upstream: UpstreamData) -> list[Problem]:
     for check in CHECKS:
         found.extend(check(course, values, upstream))
     return list(dict.fromkeys(found))  # one report per problem, even when two checks see it
-
-
-__all__ = ["CHECKS", "check_values", "effective", "walk"]

@@ -14,8 +14,11 @@ from coursehub.checks import check_values
 from coursehub.courses import course_names, load_course
 from coursehub.demo import demo
 from coursehub.deploy import deploy
+from coursehub.diff import diff
 from coursehub.errors import CoursehubError
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release
+from coursehub.imagecheck import check_command
+from coursehub.images import variants
 from coursehub.paths import CHART, ROOT, TOOLS, display
 from coursehub.render import render
 from coursehub.upstream import NAME, VERSION, find_chart, load_data
@@ -54,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--release", help="Helm release name (default: the course name)")
         cmd.add_argument("--namespace", help="Kubernetes namespace (default: the course name)")
 
+    i = sub.add_parser("check-image", help="check each course's singleuser command against its image variants")
+    i.add_argument("--course", help="default: every course in values/")
+    i.add_argument("--tag", help="one variant only (default: every variant in image/<course>/)")
+
+    f = sub.add_parser("diff", help="what differs between two courses' images and values")
+    f.add_argument("a")
+    f.add_argument("b")
+
     m = sub.add_parser("demo", help="run the course's hub for real on 127.0.0.1 until Ctrl-C")
     m.add_argument("--course", required=True)
 
@@ -86,6 +97,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "deps":
         return _deps(Helm(tools.helm_path(args.helm)))
+    if args.command == "check-image":
+        return _check_images([args.course] if args.course else course_names(), args.tag)
+    if args.command == "diff":
+        print("\n".join(diff(load_course(args.a), load_course(args.b))))
+        return 0
 
     helm = Helm(tools.helm_path(args.helm))
     if args.command == "render":
@@ -126,6 +142,21 @@ def _validate(helm: Helm, names: list[str]) -> int:
             print(f"{name}: error: {problem}", file=sys.stderr)
         print(f"{name}: {'FAILED' if report.problems else 'ok'}")
         failed += bool(report.problems)
+    return 1 if failed else 0
+
+
+def _check_images(names: list[str], tag: str | None) -> int:
+    failed = 0
+    for name in names:
+        cmd = load_course(name).values()["jupyterhub"]["singleuser"]["cmd"]
+        for variant in variants(name):
+            if tag and variant.tag != tag:
+                continue
+            verdicts = check_command(variant, cmd)
+            for verdict in verdicts:
+                print(f"{name}: {verdict}", file=sys.stderr)
+            print(f"{name}: {variant.ref}: {'FAILED' if verdicts else 'ok'}", flush=True)
+            failed += bool(verdicts)
     return 1 if failed else 0
 
 

@@ -106,6 +106,14 @@ class Course:
         """coursehub's effective values: the layers over the chart's defaults."""
         return coalesce(self.user_values(), self.chart_defaults)
 
+    def committed_values(self) -> dict[str, Any]:
+        """The effective values without the private layer (nothing secret): for showing to people."""
+        merged: dict[str, Any] = {}
+        for layer in self.layers:
+            if not layer.private:
+                merged = merge(merged, layer.data)
+        return coalesce(merged, self.chart_defaults)
+
     def origin(self, key: Key) -> str:
         """The file a user should edit for `key`: the last layer that sets it, else the course file
         (a course overrides coursehub's chart defaults in its own file)."""

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from coursehub.checks import check_values
 from coursehub.courses import Course, get
-from coursehub.envs import ensure_env
 from coursehub.errors import CoursehubError
+from coursehub.images import deployed, ensure_env
 from coursehub.localhub import APPLIED, LocalHub, classify, describe_mapping, make_plan
 from coursehub.upstream import find_chart, load_data
 
@@ -22,10 +22,15 @@ def demo(course: Course) -> None:
     if problems:
         raise CoursehubError(problems)
     report = classify(course)
-    env = ensure_env(course.name)
+    image = get(course.values(), ("jupyterhub", "singleuser", "image"))
+    variant = deployed(course.name, image["tag"])
+    env = ensure_env(variant)
     workdir = Path(tempfile.mkdtemp(prefix=f"coursehub-demo-{course.name}-"))
     plan = make_plan(course, upstream, workdir, env, report)
-    print(f"coursehub demo of {course.name}: a real JupyterHub {_version()} with configurable-http-proxy")
+    print(
+        f"coursehub demo of {course.name}: a real JupyterHub {_version()} with configurable-http-proxy; "
+        f"servers from {variant.ref}'s environment"
+    )
     print("applied from the course values: " + ", ".join(f"{k} ({APPLIED[k]})" for k in report.applied))
     print("not applied locally (Kubernetes only): " + ", ".join(report.kubernetes_only))
     if report.replaced:

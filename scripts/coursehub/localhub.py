@@ -4,7 +4,7 @@
 through the same path the chart does in the cluster: hub.config section by
 section, hub.loadRoles, then coursehub's hub-side Python with a get_config()
 over the same values, then hub.extraConfig; singleuser servers run the course's
-own singleuser command from its image's environment (envs.py). What only means
+own singleuser command from its image's environment (images.py). What only means
 something on Kubernetes is listed as not applied; a key this module does not
 know is an error.
 
@@ -289,7 +289,14 @@ def configure(c: Any, plan_file: str) -> None:
             {
                 "name": "coursehub-test-admin",
                 "services": ["coursehub-test-admin"],
-                "scopes": ["admin:users", "admin:groups", "admin:servers", "list:users", "read:roles"],
+                "scopes": [
+                    "admin:users",
+                    "admin:groups",
+                    "admin:servers",
+                    "access:servers",
+                    "list:users",
+                    "read:roles",
+                ],
             },
         ]
 

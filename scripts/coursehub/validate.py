@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursehub import rendered
-from coursehub.checks import check_values, effective
-from coursehub.courses import Course
+from coursehub.checks import CMD, check_values, effective
+from coursehub.courses import Course, dotted, get
 from coursehub.errors import Problem
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
+from coursehub.imagecheck import check_command
+from coursehub.images import deployed
 from coursehub.kube import SUPPORTED
 from coursehub.upstream import HOW_TO_GET, load_data
 
@@ -32,6 +34,7 @@ def validate(
     report.problems += check_values(course, upstream)
     if report.problems:
         return report
+    report.problems += _image(course, report)
     if chart is None:
         report.notes.append(
             f"skipped helm lint, render and Kubernetes {kube_versions[0]}-{kube_versions[-1]} "
@@ -48,3 +51,19 @@ def validate(
     report.problems += rendered.membership_only_in_secrets(course, values, objs)
     report.problems += rendered.hub_python_shipped(objs)
     return report
+
+
+def _image(course: Course, report: Report) -> list[Problem]:
+    """The singleuser command on the deployed image, when its environment is already built here."""
+    values = course.values()
+    variant = deployed(course.name, get(values, ("jupyterhub", "singleuser", "image", "tag")))
+    if not variant.built:
+        report.notes.append(
+            f"skipped the image check: {variant.ref}'s environment is not built here "
+            f"(`make check-image COURSE={course.name}` builds and checks it)"
+        )
+        return []
+    return [
+        Problem(course.origin(CMD), dotted(CMD), str(v), "correct the flag, or the image's pins")
+        for v in check_command(variant, get(values, CMD))
+    ]
