@@ -35,13 +35,10 @@ def name_of(obj: dict[str, Any]) -> str:
 
 
 def hub_values(objs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The values the hub reads: Secret/hub, data key values.yaml, decoded."""
-    for obj in objs:
-        if obj.get("kind") == "Secret" and get(obj, ("metadata", "name")) == "hub":
-            encoded = get(obj, ("data", "values.yaml"))
-            if encoded:
-                return yaml.safe_load(base64.b64decode(encoded))
-    return None
+    """The values the hub reads: z2jh's hub Secret (Secret/hub), data key values.yaml, decoded."""
+    secrets = [o for o in objs if o.get("kind") == "Secret" and "values.yaml" in (o.get("data") or {})]
+    secrets.sort(key=lambda o: get(o, ("metadata", "name")) != "hub")  # the one named hub, if there are several
+    return yaml.safe_load(base64.b64decode(secrets[0]["data"]["values.yaml"])) if secrets else None
 
 
 def kubernetes(objs: list[dict[str, Any]], versions: tuple[str, ...] = kube.SUPPORTED) -> Iterator[Problem]:
