@@ -9,6 +9,9 @@
 #   make demo COURSE=stat159          the course's hub, for real, on 127.0.0.1 (Ctrl-C stops it)
 #   make check-image [COURSE=stat159] [TAG=..]  the course's singleuser command on its image(s)
 #   make diff A=stat159 B=data100     what differs between two courses' images and values
+#   make groups COURSE=stat159 ROSTER=groups.csv   an LMS group roster into the private membership file
+#   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1]   a running hub to that roster
+#                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line)
 #   make deps                         fetch the upstream z2jh chart (needs a network)
 #   make bench                        benchmarks, printed as ratios
 # Every command honours UPSTREAM_CHART=<dir or .tgz> and HELM_MAJOR=3|4.
@@ -23,7 +26,7 @@ export HELM_MAJOR UPSTREAM_CHART
 KUBE_VERSION ?= 1.33
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools test lint validate render deploy demo check-image diff deps bench lock clean
+.PHONY: help venv tools test lint validate render deploy demo check-image diff groups sync-groups deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -72,6 +75,14 @@ check-image: tools
 diff: venv
 	@test -n "$(A)" -a -n "$(B)" || { echo "error: make diff A=<course> B=<course>"; exit 2; }
 	$(COURSEHUB) diff $(A) $(B)
+
+groups: venv
+	@test -n "$(COURSE)" -a -n "$(ROSTER)" || { echo "error: make groups COURSE=<course> ROSTER=<file.csv>"; exit 2; }
+	$(COURSEHUB) groups --course $(COURSE) --roster $(ROSTER)
+
+sync-groups: venv
+	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make sync-groups COURSE=<course> HUB_URL=<url>"; exit 2; }
+	$(COURSEHUB) sync-groups --course $(COURSE) --hub-url $(HUB_URL) $(if $(DRY_RUN),--dry-run)
 
 deps: tools
 	$(COURSEHUB) deps

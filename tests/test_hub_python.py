@@ -59,11 +59,12 @@ def test_each_group_gets_exactly_the_tutorial_scopes_for_its_own_account() -> No
 
 
 def test_hub_settings_name_every_group_member_and_block_every_account() -> None:
-    settings = hub_python.hub_settings(hub_python.parse(DECLARATION))
+    settings = hub_python.hub_settings(hub_python.parse(DECLARATION), "stat159")
+    owned = {"coursehub.course": "stat159"}  # tells make sync-groups that coursehub owns the group
     assert settings["load_groups"] == {
-        "shared-1": {"users": ["ana", "bo"]},
-        "shared-2": {"users": ["bo", "cy@campus.edu"]},
-        "empty.group_3": {"users": []},
+        "shared-1": {"users": ["ana", "bo"], "properties": owned},
+        "shared-2": {"users": ["bo", "cy@campus.edu"], "properties": owned},
+        "empty.group_3": {"users": [], "properties": owned},
     }
     assert settings["blocked_users"] == set(ACCOUNTS)
     (accounts_role,) = [r for r in settings["load_roles"] if r["name"] == hub_python.ACCOUNTS_ROLE]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from coursehub import bench, tools
+from coursehub import bench, roster, tools
 from coursehub.checks import check_values
 from coursehub.courses import course_names, load_course
 from coursehub.demo import demo
@@ -21,6 +21,7 @@ from coursehub.imagecheck import check_command
 from coursehub.images import variants
 from coursehub.paths import CHART, ROOT, TOOLS, display
 from coursehub.render import render
+from coursehub.sync import sync
 from coursehub.upstream import NAME, VERSION, find_chart, load_data
 from coursehub.validate import validate
 
@@ -65,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("a")
     f.add_argument("b")
 
+    g = sub.add_parser("groups", help="a group roster (Canvas CSV or group,student) into the private membership file")
+    g.add_argument("--course", required=True)
+    g.add_argument("--roster", required=True, type=Path)
+
+    y = sub.add_parser("sync-groups", help="bring a running hub's groups and memberships to the course's roster")
+    y.add_argument("--course", required=True)
+    y.add_argument("--hub-url", required=True, help="the hub's public URL; the token comes from $JUPYTERHUB_API_TOKEN")
+    y.add_argument("--dry-run", action="store_true", help="print the exact changes, change nothing")
+
     m = sub.add_parser("demo", help="run the course's hub for real on 127.0.0.1 until Ctrl-C")
     m.add_argument("--course", required=True)
 
@@ -99,6 +109,15 @@ def _run(args: argparse.Namespace) -> int:
         return _deps(Helm(tools.helm_path(args.helm)))
     if args.command == "check-image":
         return _check_images([args.course] if args.course else course_names(), args.tag)
+    if args.command == "groups":
+        course = load_course(args.course)
+        groups = roster.read(args.roster, *roster.settings(course))
+        written = roster.write_membership(course, groups)
+        members = sum(len(g.members) for g in groups)
+        print(f"{course.name}: {len(groups)} groups, {members} memberships written to {display(written)}")
+        return 0
+    if args.command == "sync-groups":
+        return sync(load_course(args.course), args.hub_url, args.dry_run, sys.stdout)
     if args.command == "diff":
         print("\n".join(diff(load_course(args.a), load_course(args.b))))
         return 0

@@ -296,6 +296,7 @@ def configure(c: Any, plan_file: str) -> None:
                     "access:servers",
                     "list:users",
                     "read:roles",
+                    "tokens",
                 ],
             },
         ]

@@ -47,6 +47,7 @@ GROUP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._~-]{0,61}[a-z0-9])?$")
 USER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._@+-]{0,126}[a-z0-9])?$")
 
 ROLE_PREFIX = "coursehub-access-"
+OWNER = "coursehub.course"  # group property: the course whose coursehub owns the group
 ACCOUNTS_ROLE = "coursehub-shared-accounts"
 
 # Lines JupyterHub logs that pair a user with a group. Membership is private:
@@ -179,8 +180,12 @@ def _check_name(key: str, value: Any, pattern: re.Pattern[str], what: str) -> No
         )
 
 
-def hub_settings(accounts: Iterable[SharedAccount]) -> dict[str, Any]:
-    """The JupyterHub settings that the shared accounts add to a hub's own."""
+def hub_settings(accounts: Iterable[SharedAccount], course: str = "") -> dict[str, Any]:
+    """The JupyterHub settings that the shared accounts add to a hub's own.
+
+    Each group carries the property `coursehub.course`, which tells `make
+    sync-groups` that coursehub owns it.
+    """
     accounts = list(accounts)
     roles = [a.role() for a in accounts]
     if accounts:
@@ -193,7 +198,7 @@ def hub_settings(accounts: Iterable[SharedAccount]) -> dict[str, Any]:
             }
         )
     return {
-        "load_groups": {a.group: {"users": list(a.members)} for a in accounts},
+        "load_groups": {a.group: {"users": list(a.members), "properties": {OWNER: course}} for a in accounts},
         "load_roles": roles,
         "blocked_users": {a.account for a in accounts},
     }
@@ -207,7 +212,7 @@ def apply(c: Any, declaration: Mapping[str, Any]) -> list[SharedAccount]:
     silent merge.
     """
     accounts = parse(declaration)
-    settings = hub_settings(accounts)
+    settings = hub_settings(accounts, str(declaration.get("course") or ""))
 
     hub = c.JupyterHub
     groups = dict(_current(hub, "load_groups", {}))

@@ -1,0 +1,105 @@
+"""`make groups`: LMS group rosters into the course's private membership file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import coursehub
+from coursehub import roster
+from coursehub.errors import CoursehubError
+
+CANVAS = """name,canvas_user_id,user_id,login_id,sections,group_name,canvas_group_id,group_id
+"Ana, A",1,s001,ana,Lab 1,Project Team 1,11,g1
+Bo B,2,s002,bo,Lab 1,Project Team 1,11,g1
+Bo B,2,s002,bo,Lab 1,Équipe 2,12,g2
+Cy C,3,s003,cy,"Lab 2, evening",Équipe 2,12,g2
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "groups.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_canvas_export_becomes_groups_accounts_and_members(tmp_path: Path) -> None:
+    groups = roster.read(write(tmp_path, CANVAS))
+    assert [(g.roster_name, g.group, g.account, g.members) for g in groups] == [
+        ("Project Team 1", "project-team-1", "collab-project-team-1", ("ana", "bo")),
+        ("Équipe 2", "equipe-2", "collab-equipe-2", ("bo", "cy")),
+    ]
+
+
+def test_the_student_column_is_a_course_setting(tmp_path: Path) -> None:
+    groups = roster.read(write(tmp_path, CANVAS), student_column="user_id", account_prefix="shared-")
+    assert groups[0].members == ("s001", "s002") and groups[0].account == "shared-project-team-1"
+
+
+def test_group_ids_are_used_when_there_are_no_group_names(tmp_path: Path) -> None:
+    text = "login_id,canvas_group_id\nana,11\nbo,12\n"
+    assert [g.group for g in roster.read(write(tmp_path, text))] == ["11", "12"]
+
+
+def test_a_plain_group_student_csv(tmp_path: Path) -> None:
+    groups = roster.read(write(tmp_path, "group,student\nshared-1,Ana\nshared-1,bo\n"))
+    assert [(g.group, g.members) for g in groups] == [("shared-1", ("ana", "bo"))]  # hub user names are lower case
+
+
+def test_names_are_deterministic() -> None:
+    assert roster.hub_group_name("  Projekt Größe / 3 ") == roster.hub_group_name("  Projekt Größe / 3 ")
+    assert roster.hub_group_name("Projekt Größe / 3") == "projekt-grosse-3"
+    assert len(roster.hub_group_name("x" * 200)) == 63
+
+
+def test_every_bad_row_is_reported_at_once_with_its_line(tmp_path: Path) -> None:
+    text = (
+        "login_id,group_name\n"
+        "ana,Team 1\n"  # 2
+        ",Team 1\n"  # 3 empty student
+        "cy,\n"  # 4 empty group
+        "ana,Team 1\n"  # 5 twice
+        "dee,team-1\n"  # 6 collides with Team 1
+        "eve,Team 1,extra\n"  # 7 malformed row
+        "Bad Name,Team 3\n"  # 8 invalid user name
+        "fay,???\n"  # 9 no usable name
+    )
+    with pytest.raises(CoursehubError) as caught:
+        roster.read(write(tmp_path, text))
+    lines = [p.file.rpartition(":")[2] for p in caught.value.problems]
+    assert lines == ["3", "4", "5", "6", "7", "8", "9"]
+    text = str(caught.value)
+    assert "ana is in 'Team 1' twice (first on line 2)" in text
+    assert "'team-1' and 'Team 1' (line 2) would both become hub group 'team-1'" in text
+
+
+def test_a_malformed_file_is_refused(tmp_path: Path) -> None:
+    for text, words in (("", "is empty"), ("who,what\nx,y\n", "neither Canvas"), ('login_id,group_name\n"ana,g\n', "")):
+        with pytest.raises(CoursehubError) as caught:
+            roster.read(write(tmp_path, text))
+        assert words in str(caught.value)
+    with pytest.raises(CoursehubError, match="no such column"):
+        roster.read(write(tmp_path, "user_id,group_name\ns1,g\n"))  # the course reads login_id
+
+
+def test_make_groups_writes_the_private_file_and_keeps_its_other_keys(values_dir: Path, tmp_path: Path) -> None:
+    result = coursehub("groups", "--course", "stat159", "--roster", str(write(tmp_path, CANVAS)), values=values_dir)
+    assert result.returncode == 0, result.stderr
+    written = values_dir / "stat159.secret.yaml"
+    assert written.stat().st_mode & 0o077 == 0
+    data = yaml.safe_load(written.read_text())
+    declared = data["jupyterhub"]["custom"]["coursehub"]
+    assert declared["members"] == {"project-team-1": ["ana", "bo"], "equipe-2": ["bo", "cy"]}
+    assert declared["sharedAccounts"][1] == {"group": "equipe-2", "account": "collab-equipe-2"}
+    assert data["jupyterhub"]["hub"]["config"]["GenericOAuthenticator"]["client_id"]  # kept from the example
+    assert "ana" not in result.stdout  # membership is not printed
+    assert coursehub("validate", "--course", "stat159", values=values_dir).returncode == 0
+
+
+def test_make_groups_writes_nothing_when_a_row_is_bad(values_dir: Path, tmp_path: Path) -> None:
+    bad = write(tmp_path, CANVAS + "Dee,4,s004,,Lab 1,Project Team 1,11,g1\n")
+    result = coursehub("groups", "--course", "stat159", "--roster", str(bad), values=values_dir)
+    assert result.returncode == 1 and "groups.csv:6: login_id: is empty" in result.stderr
+    assert not (values_dir / "stat159.secret.yaml").exists()
