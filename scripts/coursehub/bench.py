@@ -7,6 +7,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from coursehub import kube
 from coursehub.courses import Course
@@ -74,3 +75,105 @@ def hub_startup(course: Course, repetitions: int) -> str:
         f"{c:.2f} s; {repetitions} repetitions each, alternating\n"
         f"hub start-up ratio ({course.name}/plain): {c / p:.2f}"
     )
+
+
+def _scaled_course(course: Course, folder: Path, groups: int, students: int) -> Course:
+    """`course` with access "shares" and a generated roster of `groups` groups sharing `students` students."""
+    from coursehub.courses import Layer
+
+    per_group = max(1, students // groups)
+    accounts = [{"group": f"g-{i:04d}", "account": f"collab-g-{i:04d}"} for i in range(groups)]
+    members = {a["group"]: [f"s-{i * per_group + j:05d}" for j in range(per_group)] for i, a in enumerate(accounts)}
+    declaration = {"access": "shares", "sharedAccounts": accounts, "members": members}
+    layer = Layer(folder / f"{course.name}.secret.yaml", {"jupyterhub": {"custom": {"coursehub": declaration}}})
+    committed = tuple(x for x in course.layers if not x.private)
+    return Course(course.name, course.course_file, (*committed, layer), course.chart_defaults)
+
+
+def _login(url: str, user: str, password: str) -> tuple[Any, dict[str, str]]:
+    import requests
+
+    session = requests.Session()
+    session.get(f"{url}/hub/login")
+    session.post(
+        f"{url}/hub/login",
+        data={"username": user, "password": password, "_xsrf": session.cookies.get("_xsrf")},
+        allow_redirects=False,
+    )
+    return session, {"X-XSRFToken": session.cookies.get("_xsrf") or ""}
+
+
+def scale_restart(course: Course, groups: int, students: int, repetitions: int) -> str:
+    """Hub restart with a course-sized roster kept the coursehub way (access "shares"), against an empty hub."""
+    import secrets
+
+    from coursehub import sync
+    from coursehub.images import deployed, ensure_env
+    from coursehub.localhub import LocalHub, classify, make_plan, plain_hub_config
+    from coursehub.upstream import load_data
+
+    upstream = load_data(find_chart())
+    env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        scaled = _scaled_course(course, root, groups, students)
+        report = classify(scaled)
+        plain_plan = make_plan(course, upstream, root / "plain", env, report)
+        (root / "plain").mkdir()
+        plain_config = plain_hub_config(root / "plain", plain_plan.port, plain_plan.hub_port, plain_plan.proxy_api_port)
+        plan = make_plan(scaled, upstream, root / "course", env, report, admin_token=secrets.token_hex(16))
+        hub = LocalHub(plan)
+        hub.start()
+        populate = time.perf_counter()
+        api = sync.Hub(plan.url, str(plan.admin_token))
+        for change in sync.plan(scaled, api).changes:
+            api.apply(change, course.name)
+        populated = time.perf_counter() - populate
+        hub.stop()
+        first = LocalHub(plain_plan, config=plain_config)  # the first start creates its database
+        first.start()
+        first.stop()
+        plain, configured = [], []
+        for _ in range(repetitions):
+            h = LocalHub(plain_plan, config=plain_config)
+            plain.append(h.start())
+            h.stop()
+            h = LocalHub(plan)
+            configured.append(h.start())
+            h.stop()
+        # a roster change: one student moves from the first group to the second
+        h = LocalHub(plan)
+        h.start()
+        try:
+            moved = scaled.values()["jupyterhub"]["custom"]["coursehub"]["members"]["g-0000"][0]
+            changed = _move(scaled, root, moved)
+            session, xsrf = _login(plan.url, moved, plan.password)
+            began = time.perf_counter()
+            for change in sync.plan(changed, api).changes:
+                api.apply(change, course.name)
+            refused = session.post(f"{plan.url}/hub/api/users/collab-g-0000/server", headers=xsrf).status_code
+            enforced = time.perf_counter() - began
+        finally:
+            h.stop()
+    p, c = statistics.median(plain), statistics.median(configured)
+    return (
+        f"scale: {groups} groups, {students} students, access shares: populated by sync in {populated:.1f} s; "
+        f"restart median {c:.2f} s against an empty hub's {p:.2f} s ({repetitions} repetitions each)\n"
+        f"hub restart ratio at {groups} groups (coursehub/empty): {c / p:.2f}\n"
+        f"roster change to enforcement (sync of one move, then the student's next start request: "
+        f"HTTP {refused}): {enforced:.2f} s"
+    )
+
+
+def _move(course: Course, folder: Path, student: str) -> Course:
+    from coursehub.courses import Layer
+
+    private = course.layers[-1]
+    declaration = private.data["jupyterhub"]["custom"]["coursehub"]
+    members = {g: [m for m in ms if m != student] for g, ms in declaration["members"].items()}
+    members["g-0001"] = [*members["g-0001"], student]
+    data = {"jupyterhub": {"custom": {"coursehub": {**declaration, "members": members}}}}
+    return Course(
+        course.name, course.course_file, (*course.layers[:-1], Layer(private.path, data)), course.chart_defaults
+    )
+

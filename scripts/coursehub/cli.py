@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--course", default="stat159")
     b.add_argument("--repetitions", type=int, default=30)
     b.add_argument("--hub-repetitions", type=int, default=5)
+    b.add_argument("--groups", type=int, default=1000)
+    b.add_argument("--students", type=int, default=4000)
     return p
 
 
@@ -146,6 +148,7 @@ def _run(args: argparse.Namespace) -> int:
         course = load_course(args.course)
         print(bench.validate_vs_render(course, helm, args.repetitions), flush=True)
         print(bench.hub_startup(course, args.hub_repetitions), flush=True)
+        print(bench.scale_restart(course, args.groups, args.students, args.hub_repetitions), flush=True)
         return 0
     raise AssertionError(args.command)
 

@@ -297,6 +297,7 @@ def configure(c: Any, plan_file: str) -> None:
                     "list:users",
                     "read:roles",
                     "tokens",
+                    "shares",
                 ],
             },
         ]

@@ -28,11 +28,16 @@ from coursehub.courses import Course, get
 from coursehub.errors import CoursehubError, Problem
 
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
+# What each member gets on the account's server with access "shares" (JupyterHub adds the !server= filter).
+# Shares go to each student, not to the group: JupyterHub 5.5 counts a group's shares for the user's own
+# session but not for the OAuth tokens a server checks, so a group share would start the server and then
+# refuse to open it.
+SHARE_SCOPES = ("access:servers", "servers", "read:servers")
 
 
 @dataclass(frozen=True)
 class Change:
-    action: str  # create-users | create-account | create-group | add-members | remove-members
+    action: str  # create-users | create-account | create-group | add-members | remove-members | share | unshare
     target: str
     users: tuple[str, ...] = ()
 
@@ -75,6 +80,12 @@ class Hub:
                 return
             offset = nxt["offset"]
 
+    def shared_with(self, account: str) -> set[str]:
+        """Students the account's default server is shared with (every share scope granted)."""
+        shares = self.paginated(f"/shares/{quote(account, safe='')}/")
+        want = {f"{s}!server={account}/" for s in SHARE_SCOPES}
+        return {s["user"]["name"] for s in shares if s.get("user") and want <= set(s.get("scopes") or ())}
+
     def groups(self) -> dict[str, dict[str, Any]]:
         return {g["name"]: g for g in self.paginated("/groups")}
 
@@ -94,6 +105,14 @@ class Hub:
             self._call("POST", f"/groups/{group}/users", json={"users": list(change.users)})
         elif change.action == "remove-members":
             self._call("DELETE", f"/groups/{group}/users", json={"users": list(change.users)})
+        elif change.action == "share":  # access "shares": these students may start, stop and use the server
+            account = quote(change.target, safe="")
+            for user in change.users:
+                self._call("POST", f"/shares/{account}/", json={"user": user, "scopes": list(SHARE_SCOPES)})
+        elif change.action == "unshare":
+            account = quote(change.target, safe="")
+            for user in change.users:
+                self._call("DELETE", f"/users/{quote(user, safe='')}/shared/{account}/")
         else:
             raise AssertionError(change.action)
 
@@ -114,25 +133,33 @@ def plan(course: Course, hub: Hub) -> Plan:
     if new_students:  # students in the roster who have not logged in yet
         result.changes.append(Change("create-users", f"({len(new_students)} students)", tuple(new_students)))
     creations: list[Change] = []  # after the membership changes, which matter most to students
+    shares = declaration.get("access") == "shares"
     for account in accounts:
-        if account.account not in users:
-            creations.append(Change("create-account", account.account))
         existing = groups.get(account.group)
-        if existing is None:
-            creations.append(Change("create-group", account.group, account.members))
-            result.needs_restart.append(account.group)
-            continue
-        if (existing.get("properties") or {}).get(owner) != course.name:
+        if existing is not None and (existing.get("properties") or {}).get(owner) != course.name:
             result.conflicts.append(
                 f"group {account.group} exists on the hub but coursehub does not own it "
                 f"(no {owner}={course.name} property): left alone"
             )
             continue
-        have, want = set(existing.get("users") or ()), set(account.members)
-        if want - have:
-            result.changes.append(Change("add-members", account.group, tuple(sorted(want - have))))
-        if have - want:
-            result.changes.append(Change("remove-members", account.group, tuple(sorted(have - want))))
+        if account.account not in users:
+            creations.append(Change("create-account", account.account))
+        if existing is None:
+            creations.append(Change("create-group", account.group, account.members))
+            if not shares:
+                result.needs_restart.append(account.group)
+        else:
+            have, want = set(existing.get("users") or ()), set(account.members)
+            if want - have:
+                result.changes.append(Change("add-members", account.group, tuple(sorted(want - have))))
+            if have - want:
+                result.changes.append(Change("remove-members", account.group, tuple(sorted(have - want))))
+        if shares:
+            shared = hub.shared_with(account.account) if account.account in users else set()
+            if set(account.members) - shared:
+                creations.append(Change("share", account.account, tuple(sorted(set(account.members) - shared))))
+            if shared - set(account.members):
+                result.changes.append(Change("unshare", account.account, tuple(sorted(shared - set(account.members)))))
     result.changes += creations
     return result
 

@@ -180,13 +180,20 @@ def _check_name(key: str, value: Any, pattern: re.Pattern[str], what: str) -> No
         )
 
 
-def hub_settings(accounts: Iterable[SharedAccount], course: str = "") -> dict[str, Any]:
+def hub_settings(accounts: Iterable[SharedAccount], course: str = "", access: str = "roles") -> dict[str, Any]:
     """The JupyterHub settings that the shared accounts add to a hub's own.
 
-    Each group carries the property `coursehub.course`, which tells `make
-    sync-groups` that coursehub owns it.
+    access "roles" (the default): every group, its members and its role are
+    loaded from config at each start; each group carries the property
+    `coursehub.course`, which tells `make sync-groups` that coursehub owns it.
+    access "shares" (large courses): config only blocks the accounts; `make
+    sync-groups` keeps groups, members and one share per group (start, stop and
+    use the account's server) in the hub's database, so a restart does no
+    per-group work and a new group needs no restart.
     """
     accounts = list(accounts)
+    if access == "shares":
+        return {"load_groups": {}, "load_roles": [], "blocked_users": {a.account for a in accounts}}
     roles = [a.role() for a in accounts]
     if accounts:
         roles.append(
@@ -212,7 +219,8 @@ def apply(c: Any, declaration: Mapping[str, Any]) -> list[SharedAccount]:
     silent merge.
     """
     accounts = parse(declaration)
-    settings = hub_settings(accounts, str(declaration.get("course") or ""))
+    access = str(declaration.get("access") or "roles")
+    settings = hub_settings(accounts, str(declaration.get("course") or ""), access)
 
     hub = c.JupyterHub
     groups = dict(_current(hub, "load_groups", {}))
@@ -240,8 +248,29 @@ def apply(c: Any, declaration: Mapping[str, Any]) -> list[SharedAccount]:
     auth = c.Authenticator
     auth.blocked_users = set(_current(auth, "blocked_users", set())) | settings["blocked_users"]
 
+    if access == "shares":
+        # `make sync-groups` creates accounts while the hub runs, before the next start adds them
+        # to blocked_users: refuse any log-in under the accounts' name prefix in the meantime.
+        prefix = str((declaration.get("roster") or {}).get("accountPrefix") or "collab-")
+        auth.post_auth_hook = refuse_prefix(prefix, _current(auth, "post_auth_hook", None))
+
     logging.getLogger("JupyterHub").addFilter(_HIDE_MEMBERSHIP)
     return accounts
+
+
+def refuse_prefix(prefix: str, then: Any = None) -> Any:
+    """A post_auth_hook that refuses user names starting with `prefix`, then runs the course's own hook."""
+
+    async def hook(authenticator: Any, handler: Any, authentication: dict[str, Any]) -> Any:
+        if authentication and str(authentication.get("name", "")).startswith(prefix):
+            authenticator.log.warning("Refused a log-in as a shared account")
+            return None
+        if then is None:
+            return authentication
+        result = then(authenticator, handler, authentication)
+        return await result if hasattr(result, "__await__") else result
+
+    return hook
 
 
 def _current(section: Any, name: str, default: Any) -> Any:
