@@ -12,6 +12,8 @@
 #   make groups COURSE=stat159 ROSTER=groups.csv   an LMS group roster into the private membership file
 #   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1]   a running hub to that roster
 #                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line)
+#   make archive COURSE=stat159       print the commands that archive the shared accounts' homes
+#   make restore COURSE=stat159 ACCOUNT=collab-shared-1 ARCHIVE=<file.tar.gz> [FORCE=1]
 #   make deps                         fetch the upstream z2jh chart (needs a network)
 #   make bench                        benchmarks, printed as ratios
 # Every command honours UPSTREAM_CHART=<dir or .tgz> and HELM_MAJOR=3|4.
@@ -26,7 +28,7 @@ export HELM_MAJOR UPSTREAM_CHART
 KUBE_VERSION ?= 1.33
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools test lint validate render deploy demo check-image diff groups sync-groups deps bench lock clean
+.PHONY: help venv tools test lint validate render deploy demo check-image diff groups sync-groups archive restore deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -83,6 +85,12 @@ groups: venv
 sync-groups: venv
 	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make sync-groups COURSE=<course> HUB_URL=<url>"; exit 2; }
 	$(COURSEHUB) sync-groups --course $(COURSE) --hub-url $(HUB_URL) $(if $(DRY_RUN),--dry-run)
+
+archive: tools
+	$(COURSEHUB) archive --course $(COURSE)
+
+restore: tools
+	$(COURSEHUB) restore --course $(COURSE) --account $(ACCOUNT) --archive $(ARCHIVE) $(if $(FORCE),--force)
 
 deps: tools
 	$(COURSEHUB) deps

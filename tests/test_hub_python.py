@@ -240,3 +240,32 @@ def test_membership_stays_out_of_the_hub_log() -> None:
         for student in STUDENTS:
             if student in line.split():
                 assert not any(group in line for group in ("shared-1", "shared-2")), line
+
+
+def test_access_shares_leaves_groups_and_roles_to_sync_and_still_blocks_accounts() -> None:
+    c = Config()
+    accounts = hub_python.apply(c, {**DECLARATION, "access": "shares"})
+    assert len(accounts) == 3
+    assert "load_groups" not in c.JupyterHub or c.JupyterHub.load_groups == {}
+    assert [r["name"] for r in c.JupyterHub.load_roles] == []
+    assert c.Authenticator.blocked_users == set(ACCOUNTS)
+
+
+def test_access_shares_refuses_log_in_under_the_account_prefix_and_keeps_the_courses_hook() -> None:
+    seen = []
+
+    def course_hook(authenticator: object, handler: object, authentication: dict) -> dict:
+        seen.append(authentication["name"])
+        return {**authentication, "checked": True}
+
+    c = Config()
+    c.Authenticator.post_auth_hook = course_hook
+    hub_python.apply(c, {**DECLARATION, "access": "shares", "roster": {"accountPrefix": "collab-"}})
+    hook = c.Authenticator.post_auth_hook
+
+    class _Auth:
+        log = logging.getLogger("test")
+
+    assert asyncio.run(hook(_Auth(), None, {"name": "collab-new-group"})) is None
+    assert asyncio.run(hook(_Auth(), None, {"name": "ana"})) == {"name": "ana", "checked": True}
+    assert seen == ["ana"]

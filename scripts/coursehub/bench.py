@@ -176,4 +176,3 @@ def _move(course: Course, folder: Path, student: str) -> Course:
     return Course(
         course.name, course.course_file, (*course.layers[:-1], Layer(private.path, data)), course.chart_defaults
     )
-

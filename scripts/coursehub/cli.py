@@ -15,8 +15,8 @@ from coursehub.courses import course_names, load_course
 from coursehub.demo import demo
 from coursehub.deploy import deploy
 from coursehub.diff import diff
-from coursehub.errors import CoursehubError
-from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release
+from coursehub.errors import CoursehubError, Problem
+from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, job_command
 from coursehub.imagecheck import check_command
 from coursehub.images import variants
 from coursehub.paths import CHART, ROOT, TOOLS, display
@@ -74,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--course", required=True)
     y.add_argument("--hub-url", required=True, help="the hub's public URL; the token comes from $JUPYTERHUB_API_TOKEN")
     y.add_argument("--dry-run", action="store_true", help="print the exact changes, change nothing")
+
+    a = sub.add_parser("archive", help="print the commands that archive every shared account's home")
+    a.add_argument("--course", required=True)
+    r2 = sub.add_parser("restore", help="print the commands that restore one shared account's home")
+    r2.add_argument("--course", required=True)
+    r2.add_argument("--account", required=True)
+    r2.add_argument("--archive", required=True, help="the archive's file name in the archive volume")
+    r2.add_argument("--force", action="store_true", help="restore over a home directory that is not empty")
 
     m = sub.add_parser("demo", help="run the course's hub for real on 127.0.0.1 until Ctrl-C")
     m.add_argument("--course", required=True)
@@ -141,6 +149,8 @@ def _run(args: argparse.Namespace) -> int:
         command = deploy(course, helm, Release.for_course(course, args.release, args.namespace), args.dry_run)
         print(("would run: " if args.dry_run else "ran: ") + shlex.join(command))
         return 0
+    if args.command in ("archive", "restore"):
+        return _archive_commands(args, helm)
     if args.command == "demo":
         demo(load_course(args.course))
         return 0
@@ -165,6 +175,47 @@ def _validate(helm: Helm, names: list[str]) -> int:
         print(f"{name}: {'FAILED' if report.problems else 'ok'}")
         failed += bool(report.problems)
     return 1 if failed else 0
+
+
+def _archive_commands(args: argparse.Namespace, helm: Helm) -> int:
+    course = load_course(args.course)
+    values = course.values()
+    if not values.get("archive", {}).get("volumeClaim"):
+        raise CoursehubError(
+            Problem(
+                display(course.course_file),
+                "archive.volumeClaim",
+                "is not set, so the chart renders no archive objects",
+                "name the claim archives are written to",
+            )
+        )
+    release = Release.for_course(course)
+    if args.command == "archive":
+        command = job_command(helm.binary, course, release, "archive-job.yaml", {"archive.run": "true"})
+    else:
+        accounts = [a["account"] for a in values["jupyterhub"]["custom"]["coursehub"]["sharedAccounts"]]
+        if args.account not in accounts:
+            raise CoursehubError(
+                Problem(
+                    display(course.course_file),
+                    "jupyterhub.custom.coursehub.sharedAccounts",
+                    f"has no account {args.account!r}",
+                    "name one of " + ", ".join(accounts),
+                )
+            )
+        command = job_command(
+            helm.binary,
+            course,
+            release,
+            "restore-job.yaml",
+            {
+                "archive.restore.account": args.account,
+                "archive.restore.archive": args.archive,
+                **({"archive.restore.force": "true"} if args.force else {}),
+            },
+        )
+    print(f"# needs the upstream chart in chart/charts/ (make deps); then:\n{command}")
+    return 0
 
 
 def _check_images(names: list[str], tag: str | None) -> int:

@@ -7,6 +7,7 @@ Render (`helm template`), lint and deploy (`helm upgrade --install`) share
 from __future__ import annotations
 
 import hashlib
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -121,3 +122,26 @@ class Helm:
             "--create-namespace",
             *value_args(course),
         ]
+
+
+def job_command(helm: Path, course: Course, release: Release, template: str, settings: dict[str, str]) -> str:
+    """The shell command that renders one of the chart's Job templates and starts it with kubectl.
+
+    The Jobs are never part of a normal deploy: they render only with these settings.
+    """
+    sets: list[str] = []
+    for key, value in settings.items():
+        sets += ["--set-string" if value not in ("true", "false") else "--set", f"{key}={value}"]
+    render = [
+        str(helm),
+        "template",
+        release.name,
+        str(CHART),
+        "--namespace",
+        release.namespace,
+        *value_args(course),
+        *sets,
+        "--show-only",
+        f"templates/{template}",
+    ]
+    return shlex.join(render) + " | " + shlex.join(["kubectl", "--namespace", release.namespace, "create", "-f", "-"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -134,6 +135,11 @@ def plan(course: Course, hub: Hub) -> Plan:
         result.changes.append(Change("create-users", f"({len(new_students)} students)", tuple(new_students)))
     creations: list[Change] = []  # after the membership changes, which matter most to students
     shares = declaration.get("access") == "shares"
+    shared_now: dict[str, set[str]] = {}
+    if shares:  # one request per account: run them side by side
+        existing_accounts = [a.account for a in accounts if a.account in users]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            shared_now = dict(zip(existing_accounts, pool.map(hub.shared_with, existing_accounts), strict=True))
     for account in accounts:
         existing = groups.get(account.group)
         if existing is not None and (existing.get("properties") or {}).get(owner) != course.name:
@@ -155,7 +161,7 @@ def plan(course: Course, hub: Hub) -> Plan:
             if have - want:
                 result.changes.append(Change("remove-members", account.group, tuple(sorted(have - want))))
         if shares:
-            shared = hub.shared_with(account.account) if account.account in users else set()
+            shared = shared_now.get(account.account, set())
             if set(account.members) - shared:
                 creations.append(Change("share", account.account, tuple(sorted(set(account.members) - shared))))
             if shared - set(account.members):
