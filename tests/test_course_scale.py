@@ -1,0 +1,113 @@
+"""A whole course at scale: a Canvas export of 1,000 groups and 4,000 students, end to end.
+
+`make groups` turns the export into the private membership file; `make sync-groups`
+builds the groups, accounts and accesses on a real hub (access "shares"); the access
+matrix holds for sampled groups; a second sync changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from conftest import coursehub
+from coursehub.courses import load_course
+from coursehub.images import deployed, ensure_env
+from coursehub.localhub import LocalHub, classify, make_plan
+from coursehub.paths import VALUES
+from coursehub.upstream import load_data
+from test_live_hub import DENIED
+from test_sync_groups import sync
+from test_sync_shares import Browser, wait_ready
+
+GROUPS, PER_GROUP = 1000, 4
+
+
+@pytest.fixture(scope="module")
+def course_values(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("scale")
+    values = folder / "values"
+    values.mkdir()
+    for name in ("common.yaml", "stat159.yaml", "stat159.secret.example.yaml"):
+        (values / name).write_text((VALUES / name).read_text())
+    course = yaml.safe_load((values / "stat159.yaml").read_text())
+    course["jupyterhub"]["custom"]["coursehub"]["access"] = "shares"
+    (values / "stat159.yaml").write_text(yaml.safe_dump(course))
+    roster = folder / "canvas-groups.csv"
+    with open(roster, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["name", "canvas_user_id", "user_id", "login_id", "sections", "group_name", "canvas_group_id", "group_id"]
+        )
+        for g in range(GROUPS):
+            for j in range(PER_GROUP):
+                n = g * PER_GROUP + j
+                writer.writerow(
+                    [
+                        f"Student {n}",
+                        10000 + n,
+                        f"sis{n}",
+                        f"stu{n:05d}",
+                        "Lab",
+                        f"Project Group {g + 1}",
+                        500 + g,
+                        f"g{g}",
+                    ]
+                )
+    result = coursehub("groups", "--course", "stat159", "--roster", str(roster), values=values)
+    assert result.returncode == 0, result.stderr
+    assert f"{GROUPS} groups, {GROUPS * PER_GROUP} memberships" in result.stdout
+    return values
+
+
+def test_the_export_becomes_the_private_membership_file(course_values: Path) -> None:
+    declared = load_course("stat159", values_dir=course_values).values()["jupyterhub"]["custom"]["coursehub"]
+    assert len(declared["sharedAccounts"]) == GROUPS
+    assert declared["sharedAccounts"][41] == {"group": "project-group-42", "account": "collab-project-group-42"}
+    assert declared["members"]["project-group-42"] == [f"stu{41 * PER_GROUP + j:05d}" for j in range(PER_GROUP)]
+
+
+@pytest.fixture(scope="module")
+def hub(course_values: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
+    course = load_course("stat159", values_dir=course_values)
+    env = ensure_env(deployed("stat159", course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+    plan = make_plan(
+        course,
+        load_data(None),
+        tmp_path_factory.mktemp("hub"),
+        env,
+        classify(course),
+        admin_token=secrets.token_hex(16),
+    )
+    local = LocalHub(plan)
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+
+
+def test_sync_builds_the_course_and_the_access_matrix_holds(hub: LocalHub, course_values: Path) -> None:
+    result = sync(hub, course_values)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "nothing to change" in sync(hub, course_values).stdout
+    for g in (1, 500, 1000):  # sampled groups: every member may, a neighbour group's member may not
+        account = f"collab-project-group-{g}"
+        member = Browser(hub, f"stu{(g - 1) * PER_GROUP:05d}")
+        other = Browser(hub, f"stu{(g % GROUPS) * PER_GROUP:05d}")
+        try:
+            assert other.start(account) in DENIED
+            assert member.start(account) in {201, 202}
+            wait_ready(hub, account, ready=True)
+            assert member.use(account) == 200 and other.use(account) in DENIED
+        finally:
+            requests.delete(
+                f"{hub.plan.url}/hub/api/users/{account}/server",
+                headers={"Authorization": f"token {hub.plan.admin_token}"},
+            )
