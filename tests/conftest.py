@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,12 @@ import yaml
 from coursehub import tools
 from coursehub.courses import Course, load_course
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
+from coursehub.images import deployed, ensure_env
+from coursehub.localhub import LocalHub, classify, make_plan
 from coursehub.paths import ROOT, VALUES
 from coursehub.rendered import objects
 from coursehub.standin import write_stand_in
-from coursehub.upstream import HOW_TO_GET, find_chart
+from coursehub.upstream import HOW_TO_GET, find_chart, load_data
 
 
 @pytest.fixture(scope="session", params=sorted(tools.HELM_PINS), ids=lambda m: f"helm{m}")
@@ -105,7 +109,27 @@ def coursehub(
     return subprocess.run([sys.executable, "-m", "coursehub", *args], capture_output=True, text=True, env=env, cwd=cwd)
 
 
-@pytest.fixture
-def no_upstream_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("UPSTREAM_CHART", raising=False)
-    yield
+@contextmanager
+def live_hub(values: Path, workdir: Path) -> Iterator[LocalHub]:
+    """A real hub (localhub.py) for stat159 with the values in `values`, stopped whatever happens."""
+    course = load_course("stat159", values_dir=values)
+    env = ensure_env(deployed("stat159", course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+    plan = make_plan(course, load_data(None), workdir, env, classify(course), admin_token=secrets.token_hex(16))
+    hub = LocalHub(plan)
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+
+
+def stat159_values(folder: Path, secret: dict[str, Any], **course_keys: Any) -> Path:
+    """A values folder with common.yaml, stat159.yaml (plus `course_keys` in custom.coursehub) and a secrets file."""
+    for name in ("common.yaml", "stat159.yaml"):
+        (folder / name).write_text((VALUES / name).read_text())
+    if course_keys:
+        course = yaml.safe_load((folder / "stat159.yaml").read_text())
+        course["jupyterhub"]["custom"]["coursehub"].update(course_keys)
+        (folder / "stat159.yaml").write_text(yaml.safe_dump(course))
+    (folder / "stat159.secret.yaml").write_text(yaml.safe_dump(secret))
+    return folder

@@ -8,7 +8,6 @@ matrix holds for sampled groups; a second sync changes nothing.
 from __future__ import annotations
 
 import csv
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,12 +15,10 @@ import pytest
 import requests
 import yaml
 
-from conftest import coursehub
+from conftest import coursehub, live_hub
 from coursehub.courses import load_course
-from coursehub.images import deployed, ensure_env
-from coursehub.localhub import LocalHub, classify, make_plan
+from coursehub.localhub import LocalHub
 from coursehub.paths import VALUES
-from coursehub.upstream import load_data
 from test_live_hub import DENIED
 from test_sync_groups import sync
 from test_sync_shares import Browser, wait_ready
@@ -75,22 +72,8 @@ def test_the_export_becomes_the_private_membership_file(course_values: Path) -> 
 
 @pytest.fixture(scope="module")
 def hub(course_values: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
-    course = load_course("stat159", values_dir=course_values)
-    env = ensure_env(deployed("stat159", course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
-    plan = make_plan(
-        course,
-        load_data(None),
-        tmp_path_factory.mktemp("hub"),
-        env,
-        classify(course),
-        admin_token=secrets.token_hex(16),
-    )
-    local = LocalHub(plan)
-    try:
-        local.start()
+    with live_hub(course_values, tmp_path_factory.mktemp("hub")) as local:
         yield local
-    finally:
-        local.stop()
 
 
 def test_sync_builds_the_course_and_the_access_matrix_holds(hub: LocalHub, course_values: Path) -> None:

@@ -19,13 +19,9 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
-from coursehub.courses import load_course
-from coursehub.images import deployed, ensure_env
-from coursehub.localhub import LocalHub, Plan, classify, leftovers, make_plan, server_dirs
-from coursehub.paths import VALUES
-from coursehub.upstream import load_data
+from conftest import live_hub, stat159_values
+from coursehub.localhub import LocalHub, Plan, leftovers, server_dirs
 
 GROUPS = {  # group -> (account, members)
     "shared-1": ("collab-shared-1", ["s-ana", "s-bo"]),
@@ -43,32 +39,16 @@ def members_of(account: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory, values_dir_module: Path) -> Iterator[LocalHub]:
-    course = load_course("stat159", values_dir=values_dir_module)
-    workdir = tmp_path_factory.mktemp("hub")
-    env = ensure_env(deployed("stat159", course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
-    plan = make_plan(course, load_data(None), workdir, env, classify(course), admin_token=secrets.token_hex(16))
-    local = LocalHub(plan)
-    try:
-        local.start()
+    with live_hub(values_dir_module, tmp_path_factory.mktemp("hub")) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")
 def values_dir_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """stat159's values with the generated roster above."""
-    target = tmp_path_factory.mktemp("values")
-    for name in ("common.yaml", "stat159.yaml"):
-        (target / name).write_text((VALUES / name).read_text())
-    course = yaml.safe_load((target / "stat159.yaml").read_text())
-    course["jupyterhub"]["custom"]["coursehub"]["sharedAccounts"] = [
-        {"group": g, "account": a} for g, (a, _) in GROUPS.items()
-    ]
-    (target / "stat159.yaml").write_text(yaml.safe_dump(course))
+    accounts = [{"group": g, "account": a} for g, (a, _) in GROUPS.items()]
     secret = {"jupyterhub": {"custom": {"coursehub": {"members": {g: m for g, (_, m) in GROUPS.items()}}}}}
-    (target / "stat159.secret.yaml").write_text(yaml.safe_dump(secret))
-    return target
+    return stat159_values(tmp_path_factory.mktemp("values"), secret, sharedAccounts=accounts)
 
 
 class Hub:

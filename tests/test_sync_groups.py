@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,11 +12,9 @@ import pytest
 import requests
 import yaml
 
-from coursehub.courses import load_course
-from coursehub.images import deployed, ensure_env
-from coursehub.localhub import LocalHub, classify, make_plan
-from coursehub.paths import ROOT, VALUES
-from coursehub.upstream import load_data
+from conftest import live_hub, stat159_values
+from coursehub.localhub import LocalHub
+from coursehub.paths import ROOT
 
 START = {"shared-1": ["s-ana", "s-bo"], "shared-2": ["s-cy"]}
 
@@ -30,31 +27,15 @@ def write_roster(values: Path, members: dict[str, list[str]]) -> None:
 
 @pytest.fixture(scope="module")
 def values(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("values")
-    for name in ("common.yaml", "stat159.yaml"):
-        (target / name).write_text((VALUES / name).read_text())
+    target = stat159_values(tmp_path_factory.mktemp("values"), {})
     write_roster(target, START)
     return target
 
 
 @pytest.fixture(scope="module")
 def hub(values: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
-    course = load_course("stat159", values_dir=values)
-    env = ensure_env(deployed("stat159", course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
-    plan = make_plan(
-        course,
-        load_data(None),
-        tmp_path_factory.mktemp("hub"),
-        env,
-        classify(course),
-        admin_token=secrets.token_hex(16),
-    )
-    local = LocalHub(plan)
-    try:
-        local.start()
+    with live_hub(values, tmp_path_factory.mktemp("hub")) as local:
         yield local
-    finally:
-        local.stop()
 
 
 def sync(hub: LocalHub, values: Path, *extra: str, token: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +17,8 @@ import pytest
 import requests
 import yaml
 
-from coursehub.courses import load_course
-from coursehub.images import deployed, ensure_env
-from coursehub.localhub import LocalHub, classify, make_plan
-from coursehub.paths import VALUES
-from coursehub.upstream import load_data
+from conftest import live_hub, stat159_values
+from coursehub.localhub import LocalHub
 from test_live_hub import DENIED
 from test_sync_groups import groups, sync
 
@@ -76,31 +72,15 @@ def write_roster(values: Path, members: dict[str, list[str]]) -> None:
 
 @pytest.fixture(scope="module")
 def values(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("values")
-    for name in ("common.yaml", "stat159.yaml"):
-        (target / name).write_text((VALUES / name).read_text())
+    target = stat159_values(tmp_path_factory.mktemp("values"), {})
     write_roster(target, {"team-a": ["s-ana", "s-bo"], "team-b": ["s-cy"]})
     return target
 
 
 @pytest.fixture(scope="module")
 def hub(values: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
-    course = load_course("stat159", values_dir=values)
-    env = ensure_env(deployed("stat159", course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
-    plan = make_plan(
-        course,
-        load_data(None),
-        tmp_path_factory.mktemp("hub"),
-        env,
-        classify(course),
-        admin_token=secrets.token_hex(16),
-    )
-    local = LocalHub(plan)
-    try:
-        local.start()
+    with live_hub(values, tmp_path_factory.mktemp("hub")) as local:
         yield local
-    finally:
-        local.stop()
 
 
 def test_the_config_holds_no_groups_and_sync_builds_them(hub: LocalHub, values: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from coursehub.courses import Course, dotted, get, walk
@@ -18,29 +19,28 @@ def diff(a: Course, b: Course) -> list[str]:
     image_a = deployed(a.name, get(a.values(), ("jupyterhub", "singleuser", "image", "tag")))
     image_b = deployed(b.name, get(b.values(), ("jupyterhub", "singleuser", "image", "tag")))
     lines.append(f"image: {image_a.ref} vs {image_b.ref}")
-    pins_a, pins_b = image_a.pins(), image_b.pins()
-    for name in sorted(pins_a.keys() | pins_b.keys()):
-        va, vb = pins_a.get(name), pins_b.get(name)
-        if va == vb:
-            continue
-        if va is None:
-            lines.append(f"+ package {name}=={vb}")
-        elif vb is None:
-            lines.append(f"- package {name}=={va}")
-        else:
-            lines.append(f"~ package {name}: {va} -> {vb}")
-    leaves_a, leaves_b = _leaves(a), _leaves(b)
-    for key in sorted(leaves_a.keys() | leaves_b.keys()):
-        va, vb = leaves_a.get(key, _MISSING), leaves_b.get(key, _MISSING)
-        if va == vb:
-            continue
-        if va is _MISSING:
-            lines.append(f"+ {key}: {vb!r}")
-        elif vb is _MISSING:
-            lines.append(f"- {key}: {va!r}")
-        else:
-            lines.append(f"~ {key}: {va!r} -> {vb!r}")
+    lines += _compare(
+        image_a.pins(),
+        image_b.pins(),
+        lambda name, v: f"package {name}=={v}",
+        lambda name, va, vb: f"package {name}: {va} -> {vb}",
+    )
+    lines += _compare(
+        _leaves(a), _leaves(b), lambda key, v: f"{key}: {v!r}", lambda key, va, vb: f"{key}: {va!r} -> {vb!r}"
+    )
     return lines
 
 
-_MISSING: Any = object()
+def _compare(
+    a: dict[str, Any], b: dict[str, Any], one: Callable[[str, Any], str], both: Callable[[str, Any, Any], str]
+) -> list[str]:
+    """`+` only in b, `-` only in a, `~` in both but different; by key."""
+    lines = []
+    for key in sorted(a.keys() | b.keys()):
+        if key not in a:
+            lines.append("+ " + one(key, b[key]))
+        elif key not in b:
+            lines.append("- " + one(key, a[key]))
+        elif a[key] != b[key]:
+            lines.append("~ " + both(key, a[key], b[key]))
+    return lines
