@@ -52,6 +52,8 @@ def _print_logins(course: Course, url: str, password: str, instructor: str) -> N
     print(f"  {instructor}: instructor, full admin page")
     for entry in declaration.get("sharedAccounts") or []:
         members = (declaration.get("members") or {}).get(entry["group"]) or []
+        if not course.uses_example_secrets:  # real membership is private: not even on the terminal
+            members = [f"{len(members)} students of the private roster"] if members else []
         print(f"  {', '.join(members) or '(no members)'}: group {entry['group']}, may start and use {entry['account']}")
     print("  shared accounts (collab-...): blocked, nobody can log in as them\n")
 
