@@ -57,24 +57,32 @@ def hub_startup(course: Course, repetitions: int) -> str:
 
     upstream, report = load_data(find_chart()), classify(course)
     env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
-    plain, configured = [], []
-    for _ in range(repetitions):
-        with tempfile.TemporaryDirectory() as tmp:
-            plan = make_plan(course, upstream, Path(tmp) / "plain", env, report)
-            (Path(tmp) / "plain").mkdir()
-            config = plain_hub_config(Path(tmp) / "plain", plan.port, plan.hub_port, plan.proxy_api_port)
-            hub = LocalHub(plan, config=config)
-            plain.append(hub.start())
-            hub.stop()
-            hub = LocalHub(make_plan(course, upstream, Path(tmp) / "course", env, report))
-            configured.append(hub.start())
-            hub.stop()
-    p, c = statistics.median(plain), statistics.median(configured)
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def fresh_hubs(rep: int) -> tuple[LocalHub, LocalHub]:  # first starts: new databases every time
+            plan = make_plan(course, upstream, Path(tmp) / f"plain-{rep}", env, report)
+            (Path(tmp) / f"plain-{rep}").mkdir()
+            config = plain_hub_config(Path(tmp) / f"plain-{rep}", plan.port, plan.hub_port, plan.proxy_api_port)
+            return LocalHub(plan, config=config), LocalHub(
+                make_plan(course, upstream, Path(tmp) / f"c-{rep}", env, report)
+            )
+
+        p, c = _alternate(fresh_hubs, repetitions)
     return (
         f"hub start-up: plain JupyterHub median {p:.2f} s; {course.name} config and example roster median "
         f"{c:.2f} s; {repetitions} repetitions each, alternating\n"
         f"hub start-up ratio ({course.name}/plain): {c / p:.2f}"
     )
+
+
+def _alternate(hubs: Callable[[int], tuple[Any, Any]], repetitions: int) -> tuple[float, float]:
+    """Median start-up seconds of a baseline hub and a course hub, started alternately in one run."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for rep in range(repetitions):
+        for seconds, hub in zip(times, hubs(rep), strict=True):
+            seconds.append(hub.start())
+            hub.stop()
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def _scaled_course(course: Course, folder: Path, groups: int, students: int) -> Course:
@@ -133,14 +141,7 @@ def scale_restart(course: Course, groups: int, students: int, repetitions: int) 
         first = LocalHub(plain_plan, config=plain_config)  # the first start creates its database
         first.start()
         first.stop()
-        plain, configured = [], []
-        for _ in range(repetitions):
-            h = LocalHub(plain_plan, config=plain_config)
-            plain.append(h.start())
-            h.stop()
-            h = LocalHub(plan)
-            configured.append(h.start())
-            h.stop()
+        p, c = _alternate(lambda rep: (LocalHub(plain_plan, config=plain_config), LocalHub(plan)), repetitions)
         # a roster change: one student moves from the first group to the second
         h = LocalHub(plan)
         h.start()
@@ -155,7 +156,6 @@ def scale_restart(course: Course, groups: int, students: int, repetitions: int) 
             enforced = time.perf_counter() - began
         finally:
             h.stop()
-    p, c = statistics.median(plain), statistics.median(configured)
     return (
         f"scale: {groups} groups, {students} students, access shares: populated by sync in {populated:.1f} s; "
         f"restart median {c:.2f} s against an empty hub's {p:.2f} s ({repetitions} repetitions each)\n"
