@@ -96,6 +96,7 @@ KUBERNETES_ONLY = (
     "nameOverride",
     "global",
 )
+COURSEHUB_KUBERNETES_ONLY = ("archive", "global")
 # hub.config sections for classes the local hub replaces (its own spawner and log-in).
 REPLACED_BASES = ("Spawner", "Authenticator")
 
@@ -111,9 +112,21 @@ def classify(course: Course) -> KeyReport:
     """Sort every key the course and coursehub's defaults set; unknown keys stop the demo."""
     report = KeyReport()
     unknown: list[Problem] = []
+    seen: set[str] = set()
+    for top in course.values():  # coursehub's own chart keys: its archive Jobs run only in the cluster
+        if top in COURSEHUB_KUBERNETES_ONLY:
+            _add(report.kubernetes_only, top, seen)
+        elif top != "jupyterhub":
+            unknown.append(
+                Problem(
+                    course.origin((top,)),
+                    top,
+                    "the local hub does not know what this means on this machine",
+                    "remove it, or teach scripts/coursehub/localhub.py how to apply it",
+                )
+            )
     values = course.values().get("jupyterhub") or {}
     classes = hubtraits.configurable_classes()
-    seen: set[str] = set()
     for key, _ in walk(values):
         name = dotted(key)
         if key[:2] == ("hub", "config") and len(key) > 2:

@@ -1,0 +1,43 @@
+"""How the local hub (make demo, live tests) reads a course's values: what it applies, lists, or refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import edit
+from coursehub.courses import load_course
+from coursehub.errors import CoursehubError
+from coursehub.localhub import classify, map_path
+
+
+def test_every_key_is_applied_listed_as_kubernetes_only_or_replaced() -> None:
+    report = classify(load_course("stat159"))
+    assert {"custom", "hub.config", "singleuser.cmd", "singleuser.extraFiles"} <= set(report.applied)
+    assert {"singleuser.image", "singleuser.storage", "hub.extraVolumes", "cull", "archive"} <= set(
+        report.kubernetes_only
+    )
+    assert set(report.replaced) == {"hub.config.JupyterHub.authenticator_class", "hub.config.GenericOAuthenticator"}
+
+
+def test_a_key_the_local_hub_does_not_understand_is_an_error(values_dir: Path) -> None:
+    edit(
+        values_dir / "stat159.yaml",
+        {"jupyterhub.singleuser.lifecycleHooks": {"postStart": {"exec": {"command": ["x"]}}}},
+    )
+    with pytest.raises(CoursehubError) as caught:
+        classify(load_course("stat159", values_dir=values_dir))
+    (problem,) = caught.value.problems
+    assert problem.file.endswith("stat159.yaml") and problem.key.startswith("jupyterhub.singleuser.lifecycleHooks")
+
+
+def test_the_pods_tmp_and_home_are_mapped_per_server() -> None:
+    tmp, home = Path("/w/servers/ana/tmp"), Path("/w/home/ana")
+    assert (
+        map_path("--SQLiteYStore.db_path=/tmp/ystore.db", tmp, home)
+        == "--SQLiteYStore.db_path=/w/servers/ana/tmp/ystore.db"
+    )
+    assert map_path("--X.path=/home/jovyan/.db", tmp, home) == "--X.path=/w/home/ana/.db"
+    assert map_path("--X.path=/tmpfile", tmp, home) == "--X.path=/tmpfile"
+    assert map_path("--LabApp.collaborative=true", tmp, home) == "--LabApp.collaborative=true"
