@@ -147,7 +147,7 @@ def scale_restart(course: Course, groups: int, students: int, repetitions: int) 
         h.start()
         try:
             moved = scaled.values()["jupyterhub"]["custom"]["coursehub"]["members"]["g-0000"][0]
-            changed = _move(scaled, root, moved)
+            changed = _move(scaled, moved)
             session, xsrf = _login(plan.url, moved, plan.password)
             began = time.perf_counter()
             for change in sync.plan(changed, api).changes:
@@ -165,7 +165,7 @@ def scale_restart(course: Course, groups: int, students: int, repetitions: int) 
     )
 
 
-def _move(course: Course, folder: Path, student: str) -> Course:
+def _move(course: Course, student: str) -> Course:
     from coursehub.courses import Layer
 
     private = course.layers[-1]

@@ -7,6 +7,7 @@ key, or the course file when nothing did), the key, and the fix.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import PurePosixPath
@@ -80,8 +81,8 @@ def hub_config_names(course: Course, values: dict[str, Any], upstream: UpstreamD
         for trait in traits or {}:
             wrong = hubtraits.check(section, trait)
             if wrong:
-                close = wrong.rpartition("did you mean ")[2].rstrip("?")
-                fix = f"rename it to {close}" if "did you mean" in wrong else "remove it"
+                close = re.search(r"did you mean (\S+?)\?", wrong)
+                fix = f"rename it to {close.group(1)}" if close else "remove it"
                 yield problem(course, (*HUB_CONFIG, section, trait), wrong, fix)
 
 

@@ -128,6 +128,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "sync-groups":
         return sync(load_course(args.course), args.hub_url, args.dry_run, sys.stdout)
+    if args.command == "demo":
+        demo(load_course(args.course))
+        return 0
     if args.command == "diff":
         print("\n".join(diff(load_course(args.a), load_course(args.b))))
         return 0
@@ -151,9 +154,6 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("archive", "restore"):
         return _archive_commands(args, helm)
-    if args.command == "demo":
-        demo(load_course(args.course))
-        return 0
     if args.command == "bench":
         course = load_course(args.course)
         print(bench.validate_vs_render(course, helm, args.repetitions), flush=True)

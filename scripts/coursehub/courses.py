@@ -167,13 +167,16 @@ def coalesce(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str
         elif isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
             out[k] = coalesce(v, out[k])
         else:
-            out[k] = _drop_nulls(copy.deepcopy(v))
+            out[k] = drop_nulls(copy.deepcopy(v))
     return out
 
 
-def _drop_nulls(value: Any) -> Any:
+def drop_nulls(value: Any, into_lists: bool = False) -> Any:
+    """`value` without null map entries (Helm drops them from maps; `into_lists` also cleans list items)."""
     if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+        return {k: drop_nulls(v, into_lists) for k, v in value.items() if v is not None}
+    if into_lists and isinstance(value, list):
+        return [drop_nulls(v, into_lists) for v in value]
     return value
 
 

@@ -9,12 +9,11 @@ the z2jh 4.4.0 hub image ships (JupyterHub, KubeSpawner, OAuthenticator).
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from functools import cache
+from typing import Any
 
-from traitlets.config import Configurable
+from coursehub.image_probe import configurable_classes as _imported_classes
+from coursehub.image_probe import import_packages, name_problem
 
 _PACKAGES = ("jupyterhub", "kubespawner", "oauthenticator")
 # Modules that import optional extras or start things on import.
@@ -30,38 +29,20 @@ _SKIP = (
 
 
 @cache
-def configurable_classes() -> dict[str, tuple[type[Configurable], ...]]:
+def configurable_classes() -> dict[str, tuple[Any, ...]]:
     """Every Configurable subclass in the hub's packages, by class name."""
-    for package in _PACKAGES:
-        root = importlib.import_module(package)
-        for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
-            if info.name.startswith(_SKIP):
-                continue
-            try:
-                importlib.import_module(info.name)
-            except Exception:  # optional dependency missing: that module's classes are not in the hub either
-                continue
-    found: dict[str, list[type[Configurable]]] = {}
-    todo: list[type[Configurable]] = [Configurable]
-    while todo:
-        cls = todo.pop()
-        found.setdefault(cls.__name__, []).append(cls)
-        todo.extend(cls.__subclasses__())
-    return {name: tuple(classes) for name, classes in found.items()}
+    import_packages(_PACKAGES, _SKIP)
+    return {name: tuple(classes) for name, classes in _imported_classes().items()}
 
 
 def check(section: str, trait: str | None = None) -> str | None:
     """None when `section` (and `trait`) exist; otherwise what is wrong, with the likely name."""
-    classes = configurable_classes()
-    if section not in classes:
-        close = difflib.get_close_matches(section, classes, n=1)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        return f"no configurable class {section} in the hub (the hub stops at start-up){hint}"
-    if trait is None:
+    problem = name_problem(configurable_classes(), section, trait, "the hub")
+    if problem is None:
         return None
-    traits = {name for cls in classes[section] for name in cls.class_traits(config=True)}
-    if trait in traits:
-        return None
-    close = difflib.get_close_matches(trait, traits, n=1)
-    hint = f"; did you mean {close[0]}?" if close else ""
-    return f"{section} has no trait {trait} (the hub would silently ignore it){hint}"
+    consequence = (
+        "the hub would silently ignore it"
+        if trait and section in configurable_classes()
+        else "the hub stops at start-up"
+    )
+    return f"{problem}: {consequence}"

@@ -18,6 +18,7 @@ import os
 import pkgutil
 import sys
 from importlib import metadata
+from typing import Any
 
 PACKAGES = (
     "jupyterlab",
@@ -56,25 +57,29 @@ def enabled_extensions() -> list[str]:
     return names
 
 
-def import_all() -> None:
-    for name in (*ALWAYS, *enabled_extensions()):
+def import_packages(names: list[str] | tuple[str, ...], skip: tuple[str, ...] = SKIP) -> None:
+    """Import every module of these packages, so that their Configurable classes exist.
+
+    Also used by coursehub.hubtraits for the hub's own packages.
+    """
+    for name in names:
         try:
-            module = importlib.import_module(name)
+            importlib.import_module(name)
         except Exception:
             continue
         package = name.split(".")[0]
         root = importlib.import_module(package)
         for info in pkgutil.walk_packages(getattr(root, "__path__", []), prefix=f"{package}."):
-            if any(s in info.name for s in SKIP):
+            if any(s in info.name for s in skip):
                 continue
             try:
                 importlib.import_module(info.name)
             except BaseException:
                 continue
-        del module
 
 
-def classes() -> dict[str, list[type]]:
+def configurable_classes() -> dict[str, list[type]]:
+    """Every Configurable subclass imported so far, by class name."""
     from traitlets.config import Configurable
 
     found: dict[str, list[type]] = {}
@@ -86,6 +91,23 @@ def classes() -> dict[str, list[type]]:
     return found
 
 
+def name_problem(by_name: dict[str, Any], section: str, trait: str | None, where: str) -> str | None:
+    """What is wrong with the names `section` (a class) and `trait` (one of its config traits), if anything."""
+    if section not in by_name:
+        return f"no configurable class {section} in {where}" + _did_you_mean(section, by_name)
+    if trait is None:
+        return None
+    traits = {t for cls in by_name[section] for t in cls.class_traits(config=True)}
+    if trait not in traits:
+        return f"{section} has no trait {trait}" + _did_you_mean(trait, traits)
+    return None
+
+
+def _did_you_mean(name: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def check_flag(flag: str, by_name: dict[str, list[type]]) -> str | None:
     from traitlets import TraitError, Type
     from traitlets.utils.importstring import import_item
@@ -94,15 +116,12 @@ def check_flag(flag: str, by_name: dict[str, list[type]]) -> str | None:
     section, _, trait_name = name.rpartition(".")
     if not section:
         return None  # a plain flag such as --debug, not a Class.trait assignment
-    if section not in by_name:
-        close = difflib.get_close_matches(section, by_name, n=1)
-        return f"no configurable class {section} in this image" + (f" (did you mean {close[0]}?)" if close else "")
+    problem = name_problem(by_name, section, trait_name, "this image")
+    if problem:
+        return problem
     traits = {}
     for cls in by_name[section]:
         traits.update(cls.class_traits(config=True))
-    if trait_name not in traits:
-        close = difflib.get_close_matches(trait_name, traits, n=1)
-        return f"{section} has no trait {trait_name}" + (f" (did you mean {close[0]}?)" if close else "")
     trait = traits[trait_name]
     try:
         parsed = trait.from_string(value)
@@ -127,8 +146,8 @@ def check_flag(flag: str, by_name: dict[str, list[type]]) -> str | None:
 
 
 def main(flags: list[str]) -> dict[str, object]:
-    import_all()
-    by_name = classes()
+    import_packages((*ALWAYS, *enabled_extensions()))
+    by_name = configurable_classes()
     return {"versions": versions(), "flags": {f: check_flag(f, by_name) for f in flags if f.startswith("--")}}
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from coursehub import kube
-from coursehub.courses import Course, Key, dotted, get
+from coursehub.courses import Course, Key, dotted, drop_nulls, get
 from coursehub.errors import Problem
 from coursehub.paths import HUB_PYTHON
 
@@ -66,7 +66,8 @@ def hub_receives_course(course: Course, values: dict[str, Any], objs: list[dict[
         return
     for key in HUB_KEYS:
         # Helm 3 drops keys whose default is null and Helm 4 keeps them; both mean "unset" to the hub.
-        declared, got = without_nulls(get(values, ("jupyterhub", *key))), without_nulls(get(received, key))
+        declared = drop_nulls(get(values, ("jupyterhub", *key)), into_lists=True)
+        got = drop_nulls(get(received, key), into_lists=True)
         if declared != got:
             yield Problem(
                 course.origin(("jupyterhub", *key)),
@@ -74,14 +75,6 @@ def hub_receives_course(course: Course, values: dict[str, Any], objs: list[dict[
                 f"the hub receives {got!r} but the course declares {declared!r}",
                 "check the value layering (values/common.yaml, the course file, its secrets file)",
             )
-
-
-def without_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
 
 
 def membership_only_in_secrets(course: Course, values: dict[str, Any], objs: list[dict[str, Any]]) -> Iterator[Problem]:
