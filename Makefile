@@ -101,7 +101,7 @@ bench: tools
 # Re-pin requirements.txt (exact versions and hashes) from requirements.in.
 lock: venv
 	$(VENV)/bin/pip install --quiet pip-tools
-	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe -o requirements.txt requirements.in
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --no-emit-trusted-host -o requirements.txt requirements.in
 
 clean:
 	rm -rf $(VENV) .tools rendered node_modules
