@@ -1,4 +1,4 @@
-"""Shared fixtures: real Helm (3 and 4), the upstream chart or its generated stand-in, course values.
+"""Shared fixtures: real Helm (3 and 4), the real upstream z2jh chart, course values.
 
 `render_chart` is the one helper every rendering test goes through.
 """
@@ -25,8 +25,7 @@ from coursehub.images import deployed, ensure_env
 from coursehub.localhub import LocalHub, classify, make_plan
 from coursehub.paths import ROOT, VALUES
 from coursehub.rendered import objects
-from coursehub.standin import write_stand_in
-from coursehub.upstream import HOW_TO_GET, find_chart, load_data
+from coursehub.upstream import HOW_TO_GET, UpstreamData, find_chart, load_data
 
 
 @pytest.fixture(scope="session", params=sorted(tools.HELM_PINS), ids=lambda m: f"helm{m}")
@@ -41,18 +40,18 @@ def helm3() -> Helm:
 
 
 @pytest.fixture(scope="session")
-def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The generated STAND-IN for the upstream chart (a test double: see coursehub/standin.py)."""
-    return write_stand_in(tmp_path_factory.mktemp("stand-in"))
+def upstream_chart() -> Path:
+    """The real z2jh chart ($UPSTREAM_CHART or chart/charts/; `make test` fetches it when neither is there)."""
+    chart = find_chart()
+    if chart is None:
+        pytest.fail(f"no upstream z2jh chart: {HOW_TO_GET}", pytrace=False)
+    return chart
 
 
 @pytest.fixture(scope="session")
-def upstream_chart() -> Path:
-    """The real z2jh chart; tests that need it skip, with one line, where it cannot be had."""
-    chart = find_chart()
-    if chart is None:
-        pytest.skip(f"needs the upstream z2jh chart: {HOW_TO_GET}")
-    return chart
+def upstream(upstream_chart: Path) -> UpstreamData:
+    """z2jh's default values and values schema, from that chart."""
+    return load_data(upstream_chart)
 
 
 @pytest.fixture
@@ -84,7 +83,7 @@ def edit(path: Path, change: dict[str, Any] | None = None, text: str | None = No
 def render_chart(
     helm: Helm, chart: Path, course: Course | str = "stat159", kube_version: str = DEFAULT_KUBE_VERSION
 ) -> list[dict[str, Any]]:
-    """Render a course with real Helm against `chart` (the upstream chart or the stand-in)."""
+    """Render a course with real Helm and the real upstream chart."""
     course = load_course(course) if isinstance(course, str) else course
     with staged_chart(chart) as staged:
         return objects(helm.template(staged, course, Release.for_course(course), kube_version))
@@ -99,9 +98,8 @@ def find(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 def coursehub(
     *args: str, values: Path | None = None, upstream: Path | None = None, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real entry point as the Makefile does."""
+    """Run the real entry point as the Makefile does (with the upstream chart the tests use, or `upstream`)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
-    env.pop("UPSTREAM_CHART", None)
     if values is not None:
         env["COURSEHUB_VALUES"] = str(values)
     if upstream is not None:
@@ -114,7 +112,7 @@ def live_hub(values: Path, workdir: Path) -> Iterator[LocalHub]:
     """A real hub (localhub.py) for stat159 with the values in `values`, stopped whatever happens."""
     course = load_course("stat159", values_dir=values)
     env = ensure_env(deployed("stat159", course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
-    plan = make_plan(course, load_data(None), workdir, env, classify(course), admin_token=secrets.token_hex(16))
+    plan = make_plan(course, load_data(), workdir, env, classify(course), admin_token=secrets.token_hex(16))
     hub = LocalHub(plan)
     try:
         hub.start()

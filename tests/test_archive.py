@@ -99,15 +99,15 @@ def with_settings(folder: Path, **settings: object) -> Course:
     )
 
 
-def test_normal_renders_hold_the_archive_code_but_no_job(helm: Helm, stand_in: Path) -> None:
-    kinds = {(o["kind"], o["metadata"].get("name")) for o in render_chart(helm, stand_in, "stat159")}
+def test_normal_renders_hold_the_archive_code_but_no_job(helm: Helm, upstream_chart: Path) -> None:
+    kinds = {(o["kind"], o["metadata"].get("name")) for o in render_chart(helm, upstream_chart, "stat159")}
     assert ("ConfigMap", "coursehub-archive") in kinds
     assert not {k for k, _ in kinds} & {"Job", "CronJob"}
 
 
 @pytest.mark.parametrize("version", kube.SUPPORTED)
 def test_archive_and_restore_jobs_render_and_pass_kubernetes_schemas(
-    helm: Helm, stand_in: Path, version: str, tmp_path: Path
+    helm: Helm, upstream_chart: Path, version: str, tmp_path: Path
 ) -> None:
     course = with_settings(
         tmp_path,
@@ -115,7 +115,7 @@ def test_archive_and_restore_jobs_render_and_pass_kubernetes_schemas(
         schedule="0 3 * * 0",
         restore={"account": "collab-shared-2", "archive": "collab-shared-2-x.tar.gz"},
     )
-    objs = [o for o in render_chart(helm, stand_in, course) if o["kind"] in ("Job", "CronJob")]
+    objs = [o for o in render_chart(helm, upstream_chart, course) if o["kind"] in ("Job", "CronJob")]
     assert sorted(o["kind"] for o in objs) == ["CronJob", "Job", "Job"]
     for obj in objs:
         assert kube.problems(obj, version) == []

@@ -1,11 +1,6 @@
-"""The coursehub chart rendered by real Helm 3 and Helm 4.
+"""The coursehub chart rendered by real Helm 3 and Helm 4 with the real z2jh 4.4.0 chart as its dependency.
 
-Without the upstream z2jh chart (it cannot be downloaded on these machines) the
-dependency is the generated STAND-IN (coursehub/standin.py): it carries z2jh's
-real defaults and values schema, so Helm coalesces and validates the
-`jupyterhub:` block as it would, and it shows the values the dependency
-receives in Secret/hub. The same checks on the real chart are in
-test_upstream_chart.py.
+What the hub will run is read back from z2jh's own Secret/hub, as the hub reads it.
 """
 
 from __future__ import annotations
@@ -34,10 +29,10 @@ def hub_values(objs: list[dict]) -> dict:
 
 
 @pytest.mark.parametrize("course", course_names())
-def test_the_hub_receives_exactly_what_the_course_declares(helm: Helm, stand_in: Path, course: str) -> None:
+def test_the_hub_receives_exactly_what_the_course_declares(helm: Helm, upstream_chart: Path, course: str) -> None:
     loaded = load_course(course)
-    objs = render_chart(helm, stand_in, loaded)
-    assert list(rendered.hub_receives_course(loaded, effective(loaded, load_data(None)), objs)) == []
+    objs = render_chart(helm, upstream_chart, loaded)
+    assert list(rendered.hub_receives_course(loaded, effective(loaded, load_data(upstream_chart)), objs)) == []
     received = hub_values(objs)
     declared = loaded.values()["jupyterhub"]
     assert received["custom"]["coursehub"] == declared["custom"]["coursehub"]
@@ -45,8 +40,8 @@ def test_the_hub_receives_exactly_what_the_course_declares(helm: Helm, stand_in:
     assert received["hub"]["config"]["Authenticator"]["manage_groups"] is False
 
 
-def test_stat159_reproduces_the_seed(helm: Helm, stand_in: Path) -> None:
-    received = hub_values(render_chart(helm, stand_in, "stat159"))
+def test_stat159_reproduces_the_seed(helm: Helm, upstream_chart: Path) -> None:
+    received = hub_values(render_chart(helm, upstream_chart, "stat159"))
     accounts = received["custom"]["coursehub"]["sharedAccounts"]
     assert [a["group"] for a in accounts] == [f"shared-{i}" for i in range(1, len(accounts) + 1)]
     assert all(a["account"] == f"collab-{a['group']}" for a in accounts)
@@ -56,8 +51,8 @@ def test_stat159_reproduces_the_seed(helm: Helm, stand_in: Path) -> None:
     assert not any("tmpystore" in arg for arg in cmd)
 
 
-def test_every_course_gets_rtc_with_stores_off_home(helm: Helm, stand_in: Path) -> None:
-    received = hub_values(render_chart(helm, stand_in, "data100"))
+def test_every_course_gets_rtc_with_stores_off_home(helm: Helm, upstream_chart: Path) -> None:
+    received = hub_values(render_chart(helm, upstream_chart, "data100"))
     cmd = received["singleuser"]["cmd"]
     assert "--SQLiteYStore.db_path=/tmp/jupyter_ystore.db" in cmd
     assert "--BaseFileIdManager.db_path=/tmp/jupyter_file_id.db" in cmd
@@ -65,8 +60,8 @@ def test_every_course_gets_rtc_with_stores_off_home(helm: Helm, stand_in: Path) 
     assert history["data"]["HistoryManager"]["hist_file"] == ":memory:"
 
 
-def test_the_hub_python_ships_in_a_configmap_mounted_into_config_d(helm: Helm, stand_in: Path) -> None:
-    objs = render_chart(helm, stand_in)
+def test_the_hub_python_ships_in_a_configmap_mounted_into_config_d(helm: Helm, upstream_chart: Path) -> None:
+    objs = render_chart(helm, upstream_chart)
     configmap = find(objs, "ConfigMap", "coursehub-hub-python")
     assert configmap["data"] == {HUB_PYTHON.name: HUB_PYTHON.read_text()}
     hub = hub_values(objs)["hub"]
@@ -77,11 +72,11 @@ def test_the_hub_python_ships_in_a_configmap_mounted_into_config_d(helm: Helm, s
     assert hub["annotations"]["coursehub.jupyter.org/hub-python-sha256"]  # restarts the hub when the code changes
 
 
-def test_membership_is_in_a_secret_and_in_no_configmap(helm: Helm, stand_in: Path) -> None:
+def test_membership_is_in_a_secret_and_in_no_configmap(helm: Helm, upstream_chart: Path) -> None:
     course = load_course("stat159")
     members = {m for g in course.values()["jupyterhub"]["custom"]["coursehub"]["members"].values() for m in g}
     assert members
-    objs = render_chart(helm, stand_in, course)
+    objs = render_chart(helm, upstream_chart, course)
     for obj in objs:
         text = yaml.safe_dump(obj)
         if obj["kind"] == "ConfigMap":
@@ -99,9 +94,9 @@ def test_the_membership_check_catches_a_leak() -> None:
 
 
 @pytest.mark.parametrize("version", kube.SUPPORTED)
-def test_coursehubs_own_objects_pass_strict_kubernetes_schemas(helm3: Helm, stand_in: Path, version: str) -> None:
-    objs = [o for o in render_chart(helm3, stand_in) if o["kind"] != "Secret"]  # the Secret is the stand-in's
-    assert objs
+def test_every_rendered_object_passes_strict_kubernetes_schemas(helm3: Helm, upstream_chart: Path, version: str) -> None:
+    objs = render_chart(helm3, upstream_chart)
+    assert {"Deployment", "Service", "ConfigMap", "Secret", "NetworkPolicy"} <= {o["kind"] for o in objs}
     for obj in objs:
         assert kube.problems(obj, version) == []
     broken = {**objs[0], "metadata": {**objs[0]["metadata"], "nmae": "x"}}
@@ -119,18 +114,18 @@ def test_coursehubs_own_objects_pass_strict_kubernetes_schemas(helm3: Helm, stan
     ],
 )
 def test_helm_itself_rejects_bad_values_naming_the_key(
-    helm: Helm, stand_in: Path, values_dir: Path, change: dict, words: str
+    helm: Helm, upstream_chart: Path, values_dir: Path, change: dict, words: str
 ) -> None:
     edit(values_dir / "stat159.yaml", change)
     with pytest.raises(CoursehubError) as caught:
-        render_chart(helm, stand_in, load_course("stat159", values_dir=values_dir))
+        render_chart(helm, upstream_chart, load_course("stat159", values_dir=values_dir))
     message = str(caught.value)
     assert "schema" in message.lower() and words in message
 
 
-def test_helm_lint_strict_passes(helm: Helm, stand_in: Path) -> None:
+def test_helm_lint_strict_passes(helm: Helm, upstream_chart: Path) -> None:
     course = load_course("stat159")
-    with staged_chart(stand_in) as staged:
+    with staged_chart(upstream_chart) as staged:
         out = helm.lint(staged, course)
     assert "0 chart(s) failed" in out
 
@@ -161,9 +156,9 @@ def test_chart_lock_is_in_sync_with_chart_yaml(helm: Helm, tmp_path: Path) -> No
     assert "out of sync" in result.stderr
 
 
-def test_render_and_deploy_use_the_same_value_layers(helm3: Helm, stand_in: Path) -> None:
+def test_render_and_deploy_use_the_same_value_layers(helm3: Helm, upstream_chart: Path) -> None:
     course = load_course("stat159")
-    with staged_chart(stand_in) as staged:
+    with staged_chart(upstream_chart) as staged:
         template = helm3.template_args(staged, course, Release.for_course(course), "1.33")
         upgrade = helm3.upgrade_command(staged, course, Release.for_course(course))
     layers = value_args(course)

@@ -9,49 +9,56 @@ import pytest
 import yaml
 
 from conftest import coursehub, edit
+from coursehub import cli, upstream
 from coursehub.courses import course_names
-from coursehub.upstream import find_chart
 
 
-@pytest.fixture(autouse=True)
-def _no_real_upstream_chart() -> None:
-    if find_chart() is not None:
-        pytest.skip("these tests cover a checkout without the upstream chart; chart/charts/ has one")
-
-
-def test_validate_passes_for_every_course_with_the_example_secrets() -> None:
-    result = coursehub("validate")
+def test_validate_runs_every_check_on_every_course_with_the_example_secrets(upstream_chart: Path) -> None:
+    result = coursehub("validate", upstream=upstream_chart)
     assert result.returncode == 0, result.stderr
     for course in course_names():
         assert f"{course}: ok" in result.stdout
         assert f"{course}: note: using values/{course}.secret.example.yaml" in result.stdout
-    # without the upstream chart, the chart-level checks say in one line why they did not run
-    assert (
-        "skipped helm lint, render and Kubernetes 1.30-1.35 checks: no upstream chart (run `make deps`" in result.stdout
-    )
+    assert "skipped helm lint" not in result.stdout
 
 
-def test_validate_runs_every_check_with_an_upstream_chart(stand_in: Path) -> None:
-    result = coursehub("validate", "--course", "stat159", upstream=stand_in)
-    assert result.returncode == 0, result.stderr
-    assert "skipped helm lint" not in result.stdout and "stat159: ok" in result.stdout
-
-
-def test_render_writes_one_file_per_object(stand_in: Path, tmp_path: Path) -> None:
+def test_render_writes_one_file_per_object_of_coursehub_and_z2jh(upstream_chart: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = coursehub("render", "--course", "data100", "--out", str(out), upstream=stand_in)
+    result = coursehub("render", "--course", "data100", "--out", str(out), upstream=upstream_chart)
     assert result.returncode == 0, result.stderr
-    kinds = sorted(yaml.safe_load(p.read_text())["kind"] for p in out.glob("*.yaml"))
-    assert kinds == ["ConfigMap", "ConfigMap", "Secret"]  # hub Python, archive code, the stand-in's values
+    objs = [yaml.safe_load(p.read_text()) for p in sorted(out.glob("*.yaml"))]
+    names = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    # coursehub's own objects, and z2jh's hub and proxy
+    assert {("ConfigMap", "coursehub-hub-python"), ("Secret", "hub"), ("Deployment", "hub")} <= names
+    assert {("Deployment", "proxy"), ("Service", "proxy-public")} <= names
+    assert len(objs) == len(names) == int(result.stdout.split(" objects written")[0].rsplit(" ", 1)[-1])
 
 
-def test_commands_that_need_the_upstream_chart_say_how_to_get_it(tmp_path: Path) -> None:
-    for args in (["render", "--course", "stat159", "--out", str(tmp_path / "out")], ["deploy", "--course", "stat159"]):
-        result = coursehub(*args)
-        assert result.returncode == 1
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and "make deps" in lines[0] and "UPSTREAM_CHART=" in lines[0], result.stderr
+def test_commands_that_need_the_upstream_chart_say_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkout with no chart in chart/charts/ and no UPSTREAM_CHART: one line, nothing written."""
+    monkeypatch.delenv("UPSTREAM_CHART", raising=False)
+    monkeypatch.setattr(upstream, "CHARTS_DIR", tmp_path / "charts")
+    for args in (
+        ["render", "--course", "stat159", "--out", str(tmp_path / "out")],
+        ["deploy", "--course", "stat159"],
+        ["validate", "--course", "stat159"],
+    ):
+        assert cli.main(args) == 1
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "make deps" in lines[0] and "UPSTREAM_CHART=" in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+def test_deps_if_missing_uses_the_chart_in_place_and_fetches_nothing(
+    upstream_chart: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("UPSTREAM_CHART", str(upstream_chart))
+    monkeypatch.setattr(upstream, "CHARTS_DIR", tmp_path / "charts")
+    assert cli.main(["deps", "--if-missing"]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"chart: {upstream_chart}")
+    assert not (tmp_path / "charts").exists()
 
 
 def test_an_unknown_course_lists_the_courses() -> None:
@@ -112,7 +119,7 @@ BAD_INPUT = {
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
 def test_bad_input_exits_non_zero_names_file_and_key_and_writes_nothing(
-    case: str, values_dir: Path, stand_in: Path, tmp_path: Path
+    case: str, values_dir: Path, upstream_chart: Path, tmp_path: Path
 ) -> None:
     file, change, key, words = BAD_INPUT[case]
     edit(values_dir / file, change)
@@ -124,7 +131,7 @@ def test_bad_input_exits_non_zero_names_file_and_key_and_writes_nothing(
         ["render", "--course", "stat159", "--out", str(out)],
         ["deploy", "--course", "stat159", "--dry-run"],
     ):
-        result = coursehub(*args, values=values_dir, upstream=stand_in)
+        result = coursehub(*args, values=values_dir, upstream=upstream_chart)
         assert result.returncode == 1, (args, result.stdout)
         errors = [line for line in result.stderr.splitlines() if key in line]
         assert errors and file in errors[0] and words in errors[0], (args, result.stderr)
@@ -132,8 +139,8 @@ def test_bad_input_exits_non_zero_names_file_and_key_and_writes_nothing(
     assert [p.name for p in out.iterdir()] == ["previous.yaml"]
 
 
-def test_deploy_dry_run_shows_helm_upgrade_with_the_render_layers(stand_in: Path) -> None:
-    result = coursehub("deploy", "--course", "stat159", "--dry-run", "--namespace", "stat159-prod", upstream=stand_in)
+def test_deploy_dry_run_shows_helm_upgrade_with_the_render_layers(upstream_chart: Path) -> None:
+    result = coursehub("deploy", "--course", "stat159", "--dry-run", "--namespace", "stat159-prod", upstream=upstream_chart)
     assert result.returncode == 0, result.stderr
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("would run: ")]
     argv = shlex.split(line.removeprefix("would run: "))

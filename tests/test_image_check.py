@@ -125,7 +125,7 @@ def test_changing_a_pin_rebuilds_that_environment_and_nothing_else(tmp_path: Pat
 
 
 def test_a_course_must_deploy_its_own_image(values_dir: Path) -> None:
-    upstream = load_data(None)
+    upstream = load_data()
     edit(values_dir / "data100.yaml", {"jupyterhub.singleuser.image.name": "quay.io/coursehub/stat159-image"})
     found = check_values(load_course("data100", values_dir=values_dir), upstream)
     assert [p.key for p in found] == ["jupyterhub.singleuser.image.name"] and "own image" in found[0].fix

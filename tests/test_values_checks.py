@@ -1,4 +1,4 @@
-"""Checks on course values (no chart needed): every course passes; each kind of bad input is named.
+"""Checks on course values, with the real z2jh chart's defaults and schema: every course passes; each kind of bad input is named.
 
 Each bad case breaks a copy of values/ and expects one problem that names the
 file to edit, the key, and a fix.
@@ -17,11 +17,8 @@ from coursehub.courses import course_names, load_course
 from coursehub.errors import Problem
 from coursehub.upstream import load_data
 
-UPSTREAM = load_data(None)  # z2jh 4.4.0's defaults and schema from ../shared/upstream/
-
-
 def problems_for(values_dir: Path, course: str = "stat159") -> list[Problem]:
-    return check_values(load_course(course, values_dir=values_dir), UPSTREAM)
+    return check_values(load_course(course, values_dir=values_dir), load_data())  # the real chart's defaults and schema
 
 
 def the_problem(values_dir: Path, course: str = "stat159") -> Problem:
@@ -41,7 +38,7 @@ def test_there_are_at_least_two_courses_with_their_own_images() -> None:
 def test_every_course_passes_with_its_example_secrets(course: str) -> None:
     loaded = load_course(course)
     assert loaded.files[-1].name.endswith(".secret.example.yaml") or loaded.files[-1].name.endswith(".secret.yaml")
-    assert check_values(loaded, UPSTREAM) == []
+    assert check_values(loaded, load_data()) == []
 
 
 def test_the_seeds_managed_groups_typo_is_caught_with_the_right_name(values_dir: Path) -> None:

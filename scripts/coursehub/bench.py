@@ -13,8 +13,7 @@ from coursehub import kube
 from coursehub.courses import Course
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
 from coursehub.rendered import objects
-from coursehub.standin import write_stand_in
-from coursehub.upstream import find_chart
+from coursehub.upstream import require_chart
 
 
 def _median_seconds(action: Callable[[], object], repetitions: int) -> float:
@@ -28,23 +27,19 @@ def _median_seconds(action: Callable[[], object], repetitions: int) -> float:
 
 def validate_vs_render(course: Course, helm: Helm, repetitions: int) -> str:
     """Strict Kubernetes validation of one rendered course at one version, against the `helm template` that rendered it."""
-    chart = find_chart()
-    with tempfile.TemporaryDirectory() as tmp:
-        label = "upstream chart"
-        if chart is None:  # no z2jh here: measure coursehub's own objects with the stand-in (a test double)
-            chart, label = write_stand_in(Path(tmp)), "STAND-IN for the upstream chart: coursehub's own objects only"
-        release = Release.for_course(course)
-        with staged_chart(chart) as staged:
-            render = lambda: helm.template(staged, course, release, DEFAULT_KUBE_VERSION)  # noqa: E731
-            objs = objects(render())
-            validate = lambda: [kube.problems(o, DEFAULT_KUBE_VERSION) for o in objs]  # noqa: E731
-            validate()  # schemas and validators are built once per process: build them before timing
-            render_s = _median_seconds(render, repetitions)
-            validate_s = _median_seconds(validate, repetitions)
+    chart = require_chart()
+    release = Release.for_course(course)
+    with staged_chart(chart) as staged:
+        render = lambda: helm.template(staged, course, release, DEFAULT_KUBE_VERSION)  # noqa: E731
+        objs = objects(render())
+        validate = lambda: [kube.problems(o, DEFAULT_KUBE_VERSION) for o in objs]  # noqa: E731
+        validate()  # schemas and validators are built once per process: build them before timing
+        render_s = _median_seconds(render, repetitions)
+        validate_s = _median_seconds(validate, repetitions)
     return (
         f"render: helm template {course.name} median {render_s * 1000:.1f} ms; validate {len(objs)} objects "
         f"(Kubernetes {DEFAULT_KUBE_VERSION}, strict) median {validate_s * 1000:.2f} ms; "
-        f"{repetitions} repetitions; {label}\n"
+        f"{repetitions} repetitions; z2jh chart {chart.name}\n"
         f"validate/render ratio: {validate_s / render_s:.2f}"
     )
 
@@ -55,7 +50,7 @@ def hub_startup(course: Course, repetitions: int) -> str:
     from coursehub.localhub import LocalHub, classify, make_plan, plain_hub_config
     from coursehub.upstream import load_data
 
-    upstream, report = load_data(find_chart()), classify(course)
+    upstream, report = load_data(), classify(course)
     env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
     with tempfile.TemporaryDirectory() as tmp:
 
@@ -120,7 +115,7 @@ def scale_restart(course: Course, groups: int, students: int, repetitions: int) 
     from coursehub.localhub import LocalHub, classify, make_plan, plain_hub_config
     from coursehub.upstream import load_data
 
-    upstream = load_data(find_chart())
+    upstream = load_data()
     env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

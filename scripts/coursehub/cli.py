@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
-from coursehub import bench, roster, tools
+from coursehub import bench, roster, tools, upstream
 from coursehub.checks import check_values
 from coursehub.courses import course_names, load_course
 from coursehub.demo import demo
@@ -19,10 +18,10 @@ from coursehub.errors import CoursehubError, Problem
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, job_command
 from coursehub.imagecheck import check_command
 from coursehub.images import variants
-from coursehub.paths import CHART, ROOT, TOOLS, display
+from coursehub.paths import ROOT, display
 from coursehub.render import render
 from coursehub.sync import sync
-from coursehub.upstream import NAME, VERSION, find_chart, load_data
+from coursehub.upstream import NAME, VERSION, ensure_chart, load_data
 from coursehub.validate import validate
 
 
@@ -86,7 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="run the course's hub for real on 127.0.0.1 until Ctrl-C")
     m.add_argument("--course", required=True)
 
-    sub.add_parser("deps", help="helm dependency build: fetch the upstream chart into chart/charts/ (needs a network)")
+    dp = sub.add_parser(
+        "deps", help="helm dependency build: fetch the upstream chart into chart/charts/ (needs a network)"
+    )
+    dp.add_argument(
+        "--if-missing", action="store_true", help="only when there is no chart yet (chart/charts/ or $UPSTREAM_CHART)"
+    )
 
     b = sub.add_parser("bench", help="benchmarks, printed as ratios")
     b.add_argument("--course", default="stat159")
@@ -116,7 +120,10 @@ def _run(args: argparse.Namespace) -> int:
         print("\n".join(course_names()))
         return 0
     if args.command == "deps":
-        return _deps(Helm(tools.helm_path(args.helm)))
+        helm_binary = tools.helm_path(args.helm)
+        chart, fetched = ensure_chart(helm_binary) if args.if_missing else (upstream.fetch(helm_binary), True)
+        print(f"upstream {NAME} {VERSION} chart: {display(chart)}" + (" (fetched now)" if fetched else ""))
+        return 0
     if args.command == "check-image":
         return _check_images([args.course] if args.course else course_names(), args.tag)
     if args.command == "groups":
@@ -138,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     helm = Helm(tools.helm_path(args.helm))
     if args.command == "render":
         course = load_course(args.course)
-        problems = check_values(course, load_data(find_chart()))  # bad values stop before Helm runs
+        problems = check_values(course, load_data())  # bad values stop before Helm runs
         if problems:
             raise CoursehubError(problems)
         out = args.out or ROOT / "rendered" / course.name
@@ -164,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(helm: Helm, names: list[str]) -> int:
-    chart = find_chart()
+    chart = upstream.require_chart()
     failed = 0
     for name in names:
         report = validate(load_course(name), helm, chart)
@@ -231,26 +238,3 @@ def _check_images(names: list[str], tag: str | None) -> int:
             print(f"{name}: {variant.ref}: {'FAILED' if verdicts else 'ok'}", flush=True)
             failed += bool(verdicts)
     return 1 if failed else 0
-
-
-def _deps(helm: Helm) -> int:
-    env = {
-        **os.environ,
-        **{
-            k: str(TOOLS / "helm-home" / d)
-            for k, d in (("HELM_CONFIG_HOME", "config"), ("HELM_CACHE_HOME", "cache"), ("HELM_DATA_HOME", "data"))
-        },
-    }
-    for cmd in (
-        ["repo", "add", "--force-update", NAME, "https://hub.jupyter.org/helm-chart/"],
-        ["dependency", "build", str(CHART)],
-    ):
-        result = subprocess.run([str(helm.binary), *cmd], env=env)
-        if result.returncode != 0:
-            print(
-                f"error: helm {' '.join(cmd[:2])} failed: the upstream {NAME} {VERSION} chart needs network access "
-                "to https://hub.jupyter.org/helm-chart/; or set UPSTREAM_CHART=<path to a copy>",
-                file=sys.stderr,
-            )
-            return 1
-    return 0

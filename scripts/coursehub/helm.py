@@ -51,7 +51,7 @@ class Release:
 
 @contextmanager
 def staged_chart(dependency: Path | None = None) -> Iterator[Path]:
-    """A temporary copy of chart/ with the upstream chart (or a stand-in) as its dependency.
+    """A temporary copy of chart/ with the upstream chart as its dependency.
 
     chart/ itself is never written to, so UPSTREAM_CHART can point anywhere.
     """

@@ -1,4 +1,4 @@
-"""Where things are: the repository's own folders and the shared data beside it."""
+"""Where things are: the repository's own folders."""
 
 from __future__ import annotations
 
@@ -11,11 +11,6 @@ CHART = ROOT / "chart"
 VALUES = Path(os.environ.get("COURSEHUB_VALUES") or ROOT / "values").resolve()
 HUB_PYTHON = CHART / "files" / "hub" / "coursehub_config.py"
 TOOLS = ROOT / ".tools"
-
-
-def shared() -> Path:
-    """The read-only shared/ folder that CI and every developer machine have beside the clone."""
-    return Path(os.environ.get("COURSEHUB_SHARED", ROOT.parent / "shared")).resolve()
 
 
 def display(path: Path) -> str:

@@ -1,32 +1,37 @@
-"""The upstream z2jh chart: where it is, and its default values and values schema.
+"""The upstream z2jh chart: where it is, how it is fetched, and its default values and values schema.
 
 The chart is never part of this repository. It is found, in order, at
 $UPSTREAM_CHART (a .tgz or an unpacked folder, e.g. an air-gapped mirror) or in
-chart/charts/ after `make deps`. Its defaults and schema are read from it; when
-there is no chart, checks that need only those two read the copies of z2jh
-4.4.0's data in ../shared/upstream/ instead.
+chart/charts/ after `make deps` (`helm dependency build`). Every command and
+every test uses that one real chart: its defaults and schema are read from it,
+and Helm renders with it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tarfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from coursehub.errors import CoursehubError, Problem
-from coursehub.paths import CHART, shared
+from coursehub.paths import CHART, TOOLS
 
 NAME = "jupyterhub"
 VERSION = "4.4.0"
+REPOSITORY = "https://hub.jupyter.org/helm-chart/"
 HOW_TO_GET = (
-    "run `make deps` (needs access to https://hub.jupyter.org/helm-chart/) "
+    f"run `make deps` (needs access to {REPOSITORY}) "
     f"or set UPSTREAM_CHART=<path to {NAME}-{VERSION}.tgz or its unpacked folder>"
 )
+# Where `helm dependency build` puts the chart; a module global so that tests can point it elsewhere.
+CHARTS_DIR = CHART / "charts"
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class UpstreamData:
     source: str
 
 
-def find_chart(chart_dir: Path = CHART) -> Path | None:
+def find_chart() -> Path | None:
     """The upstream chart to render with, or None when there is none."""
     pointed = os.environ.get("UPSTREAM_CHART")
     if pointed:
@@ -53,13 +58,14 @@ def find_chart(chart_dir: Path = CHART) -> Path | None:
                 )
             )
         return path
-    charts = chart_dir / "charts"
-    found = sorted(charts.glob(f"{NAME}-*.tgz")) + ([charts / NAME] if (charts / NAME / "Chart.yaml").is_file() else [])
+    found = sorted(CHARTS_DIR.glob(f"{NAME}-*.tgz"))
+    if (CHARTS_DIR / NAME / "Chart.yaml").is_file():
+        found.append(CHARTS_DIR / NAME)
     return found[-1] if found else None
 
 
-def require_chart(chart_dir: Path = CHART) -> Path:
-    chart = find_chart(chart_dir)
+def require_chart() -> Path:
+    chart = find_chart()
     if chart is None:
         raise CoursehubError(
             Problem("chart/charts/", "", f"the upstream {NAME} {VERSION} chart is missing", HOW_TO_GET)
@@ -67,17 +73,40 @@ def require_chart(chart_dir: Path = CHART) -> Path:
     return chart
 
 
-def load_data(chart: Path | None) -> UpstreamData:
-    """z2jh's default values and values schema, from the chart or else from shared/upstream."""
-    if chart is None:
-        folder = shared() / "upstream"
-        values = folder / f"z2jh-{VERSION}-values.yaml"
-        schema = folder / f"z2jh-{VERSION}-values.schema.yaml"
-        if not values.is_file():
-            raise CoursehubError(Problem(str(values), "", "z2jh's default values are not there", HOW_TO_GET))
-        return UpstreamData(
-            yaml.safe_load(values.read_text()), yaml.safe_load(schema.read_text()), f"z2jh {VERSION} data in {folder}"
-        )
+def fetch(helm: Path) -> Path:
+    """`helm dependency build` into chart/charts/, with Helm's state kept in .tools/ (needs the network)."""
+    homes = {"HELM_CONFIG_HOME": "config", "HELM_CACHE_HOME": "cache", "HELM_DATA_HOME": "data"}
+    env = {**os.environ, **{k: str(TOOLS / "helm-home" / d) for k, d in homes.items()}}
+    for args in (["repo", "add", "--force-update", NAME, REPOSITORY], ["dependency", "build", str(CHART)]):
+        try:
+            result = subprocess.run([str(helm), *args], env=env, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            result = None
+        if result is None or result.returncode != 0:
+            raise CoursehubError(
+                Problem(
+                    "chart/charts/",
+                    "",
+                    f"the upstream {NAME} {VERSION} chart is not here and could not be fetched from {REPOSITORY}",
+                    f"set UPSTREAM_CHART=<path to {NAME}-{VERSION}.tgz or its unpacked folder> (an offline copy)",
+                )
+            )
+    return require_chart()
+
+
+def ensure_chart(helm: Path) -> tuple[Path, bool]:
+    """The upstream chart, fetched first when there is none; and whether it was fetched now."""
+    chart = find_chart()
+    return (chart, False) if chart is not None else (fetch(helm), True)
+
+
+def load_data(chart: Path | None = None) -> UpstreamData:
+    """z2jh's default values and values schema, read from the chart (the one in use when `chart` is None)."""
+    return _load(chart or require_chart())
+
+
+@cache
+def _load(chart: Path) -> UpstreamData:
     return UpstreamData(
         yaml.safe_load(_read(chart, "values.yaml")),
         json.loads(_read(chart, "values.schema.json")),

@@ -13,7 +13,7 @@ from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
 from coursehub.imagecheck import check_command
 from coursehub.images import deployed
 from coursehub.kube import SUPPORTED
-from coursehub.upstream import HOW_TO_GET, load_data
+from coursehub.upstream import load_data, require_chart
 
 
 @dataclass
@@ -26,7 +26,8 @@ class Report:
 def validate(
     course: Course, helm: Helm, chart: Path | None = None, kube_versions: tuple[str, ...] = SUPPORTED
 ) -> Report:
-    """Values checks always; lint, render and Kubernetes checks when an upstream chart (or stand-in) is given."""
+    """Values checks, then helm lint, render and the checks on the rendered objects, with the real upstream chart."""
+    chart = chart or require_chart()
     report = Report(course.name)
     if course.uses_example_secrets:
         report.notes.append(f"using values/{course.name}.secret.example.yaml (no values/{course.name}.secret.yaml)")
@@ -35,12 +36,6 @@ def validate(
     if report.problems:
         return report
     report.problems += _image(course, report)
-    if chart is None:
-        report.notes.append(
-            f"skipped helm lint, render and Kubernetes {kube_versions[0]}-{kube_versions[-1]} "
-            f"checks: no upstream chart ({HOW_TO_GET})"
-        )
-        return report
     values = effective(course, upstream)
     release = Release.for_course(course)
     with staged_chart(chart) as staged:
