@@ -94,7 +94,9 @@ def test_the_membership_check_catches_a_leak() -> None:
 
 
 @pytest.mark.parametrize("version", kube.SUPPORTED)
-def test_every_rendered_object_passes_strict_kubernetes_schemas(helm3: Helm, upstream_chart: Path, version: str) -> None:
+def test_every_rendered_object_passes_strict_kubernetes_schemas(
+    helm3: Helm, upstream_chart: Path, version: str
+) -> None:
     objs = render_chart(helm3, upstream_chart)
     assert {"Deployment", "Service", "ConfigMap", "Secret", "NetworkPolicy"} <= {o["kind"] for o in objs}
     for obj in objs:

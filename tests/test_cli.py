@@ -140,7 +140,9 @@ def test_bad_input_exits_non_zero_names_file_and_key_and_writes_nothing(
 
 
 def test_deploy_dry_run_shows_helm_upgrade_with_the_render_layers(upstream_chart: Path) -> None:
-    result = coursehub("deploy", "--course", "stat159", "--dry-run", "--namespace", "stat159-prod", upstream=upstream_chart)
+    result = coursehub(
+        "deploy", "--course", "stat159", "--dry-run", "--namespace", "stat159-prod", upstream=upstream_chart
+    )
     assert result.returncode == 0, result.stderr
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("would run: ")]
     argv = shlex.split(line.removeprefix("would run: "))

@@ -1,14 +1,17 @@
 """The hub-side Python (chart/files/hub/coursehub_config.py), run against JupyterHub's real classes.
 
-Where shared accounts become groups, roles and blocked users is that file; this
-is where that is tested, first as Python, then inside a real JupyterHub app
-(in-memory database) to see the permissions the hub actually derives.
+Where shared accounts become roles, a log-in refusal and the reconciler service
+is that file; this is where that is tested, first as Python, then inside a real
+JupyterHub app to see the permissions the hub actually derives. The reconciler
+itself is tested on a live hub (test_semester.py, test_sync_groups.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 
 from coursehub import hubpython
+from coursehub.hubpython import RECONCILER
 from coursehub.paths import HUB_PYTHON
 
 hub_python = hubpython.load()
@@ -58,65 +62,99 @@ def test_each_group_gets_exactly_the_tutorial_scopes_for_its_own_account() -> No
     )
 
 
-def test_hub_settings_name_every_group_member_and_block_every_account() -> None:
+def test_hub_settings_give_each_group_its_role_and_the_reconciler_only_what_it_needs() -> None:
     settings = hub_python.hub_settings(hub_python.parse(DECLARATION), "stat159")
-    owned = {"coursehub.course": "stat159"}  # tells make sync-groups that coursehub owns the group
-    assert settings["load_groups"] == {
-        "shared-1": {"users": ["ana", "bo"], "properties": owned},
-        "shared-2": {"users": ["bo", "cy@campus.edu"], "properties": owned},
-        "empty.group_3": {"users": [], "properties": owned},
-    }
-    assert settings["blocked_users"] == set(ACCOUNTS)
-    (accounts_role,) = [r for r in settings["load_roles"] if r["name"] == hub_python.ACCOUNTS_ROLE]
-    assert accounts_role["users"] == ACCOUNTS and accounts_role["scopes"] == []
+    roles = {r["name"]: r for r in settings["load_roles"]}
+    assert set(roles) == {
+        "coursehub-access-shared-1",
+        "coursehub-access-shared-2",
+        "coursehub-access-empty.group_3",
+    } | {hub_python.RECONCILER}
+    reconciler = roles[hub_python.RECONCILER]
+    assert reconciler["services"] == [hub_python.RECONCILER]
+    assert reconciler["scopes"] == ["admin:users", "admin:groups"]
+    assert settings["refused"] == {}
 
 
-def test_apply_keeps_the_hubs_own_groups_roles_and_blocked_users() -> None:
+def test_apply_keeps_the_hubs_own_roles_services_and_blocked_users_and_blocks_no_account() -> None:
     c = Config()
-    c.JupyterHub.load_groups = {"instructors": {"users": ["prof"]}}
     c.JupyterHub.load_roles = [{"name": "graders", "scopes": ["list:users"], "users": ["ta"]}]
+    c.JupyterHub.services = [{"name": "idle-culler", "command": ["cull"]}]
     c.Authenticator.blocked_users = ["banned"]  # as YAML gives it: a list
     hub_python.apply(c, DECLARATION)
-    assert set(c.JupyterHub.load_groups) == {"instructors", "shared-1", "shared-2", "empty.group_3"}
     assert [r["name"] for r in c.JupyterHub.load_roles][:1] == ["graders"]
-    assert c.Authenticator.blocked_users == {"banned", *ACCOUNTS}
+    assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler", hub_python.RECONCILER]
+    assert c.Authenticator.blocked_users == ["banned"]  # shared accounts are never blocked users
+    assert "load_groups" not in c.JupyterHub  # groups and members are the reconciler's
 
 
 def test_apply_resolves_lazy_config_values() -> None:
     c = Config()
-    c.Authenticator.blocked_users.add("banned")  # a traitlets LazyConfigValue
+    c.JupyterHub.services.append({"name": "idle-culler", "command": ["cull"]})  # a traitlets LazyConfigValue
+    c.JupyterHub.load_roles.append({"name": "graders", "scopes": ["list:users"]})
     hub_python.apply(c, DECLARATION)
-    assert c.Authenticator.blocked_users == {"banned", *ACCOUNTS}
+    assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler", hub_python.RECONCILER]
+    assert c.JupyterHub.load_roles[0]["name"] == "graders"
 
 
-def test_a_group_declared_twice_over_is_refused() -> None:
+def test_a_group_declared_twice_over_and_a_role_named_like_coursehubs_are_refused() -> None:
     c = Config()
     c.JupyterHub.load_groups = {"shared-1": {"users": []}}
     with pytest.raises(hub_python.DeclarationError, match=r"also in hub\.config\.JupyterHub\.load_groups"):
         hub_python.apply(c, DECLARATION)
+    c = Config()
+    c.JupyterHub.load_roles = [{"name": "coursehub-access-shared-1", "scopes": ["admin-ui"]}]
+    with pytest.raises(hub_python.DeclarationError, match=r"also in hub\.loadRoles"):
+        hub_python.apply(c, DECLARATION)
+
+
+def test_names_already_on_the_hub_get_no_role_unless_coursehub_owns_them() -> None:
+    accounts = hub_python.parse(DECLARATION)
+    names = hub_python.HubNames(
+        groups={
+            "shared-1": {},  # someone else's group of that name
+            "shared-2": {},  # coursehub's: in the ledger
+            hub_python.ledger_name("stat159"): {"groups": {"shared-2": "collab-shared-2"}},
+        },
+        users={"collab-empty", "collab-shared-2"},  # collab-empty is a real user coursehub did not create
+    )
+    settings = hub_python.hub_settings(accounts, "stat159", "roles", names)
+    assert set(settings["refused"]) == {"shared-1", "empty.group_3"}
+    assert "not coursehub's" in settings["refused"]["shared-1"]
+    assert "did not create" in settings["refused"]["empty.group_3"]
+    assert {r["name"] for r in settings["load_roles"]} == {"coursehub-access-shared-2", hub_python.RECONCILER}
+    # a group that holds the role coursehub gave it, or carries coursehub's old property, is coursehub's
+    names = hub_python.HubNames(
+        groups={"shared-1": {"coursehub.course": "stat159"}, "shared-2": {}}, with_role={"shared-2"}
+    )
+    assert hub_python.hub_settings(accounts, "stat159", "roles", names)["refused"] == {}
 
 
 @pytest.mark.parametrize(
     ("change", "key", "message"),
     [
         (
-            {"sharedAccounts": [{"group": "g1", "account": "a"}, {"group": "g1", "account": "b"}]},
+            {"sharedAccounts": [{"group": "g1", "account": "collab-a"}, {"group": "g1", "account": "collab-b"}]},
             "sharedAccounts[1].group",
             "declared twice",
         ),
         (
-            {"sharedAccounts": [{"group": "g1", "account": "a"}, {"group": "g2", "account": "a"}]},
+            {"sharedAccounts": [{"group": "g1", "account": "collab-a"}, {"group": "g2", "account": "collab-a"}]},
             "sharedAccounts[1].account",
             "shared by two groups",
         ),
-        ({"sharedAccounts": [{"group": "Shared 1", "account": "a"}]}, "sharedAccounts[0].group", "not a valid group"),
+        (
+            {"sharedAccounts": [{"group": "Shared 1", "account": "collab-a"}]},
+            "sharedAccounts[0].group",
+            "not a valid group",
+        ),
         (
             {"sharedAccounts": [{"group": "g1", "account": "Collab/1"}]},
             "sharedAccounts[0].account",
             "not a valid account",
         ),
         (
-            {"sharedAccounts": [{"group": "g1", "account": "g1"}]},
+            {"sharedAccounts": [{"group": "collab-g1", "account": "collab-g1"}]},
             "sharedAccounts[0].account",
             "both a group and an account",
         ),
@@ -126,6 +164,11 @@ def test_a_group_declared_twice_over_is_refused() -> None:
         ({"members": {"shared-1": ["collab-shared-2"]}}, "members.shared-1[0]", "is a shared account"),
         ({"members": {"shared-1": ["Ana"]}}, "members.shared-1[0]", "not a valid user"),
         ({"members": {"shared-1": "ana"}}, "members.shared-1", "must be a list"),
+        (
+            {"sharedAccounts": [{"group": "g1", "account": "team-g1"}]},
+            "sharedAccounts[0].account",
+            "does not start with the course's account prefix 'collab-'",
+        ),
     ],
 )
 def test_bad_declarations_name_the_key_and_the_fix(change: dict[str, Any], key: str, message: str) -> None:
@@ -137,19 +180,49 @@ def test_bad_declarations_name_the_key_and_the_fix(change: dict[str, Any], key: 
     assert caught.value.fix
 
 
-def test_the_file_runs_as_z2jh_runs_it() -> None:
+def test_the_file_runs_as_z2jh_runs_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """z2jh exec()s config.d files with `c` and its get_config() in scope; nothing else is needed."""
+    monkeypatch.chdir(tmp_path)  # the default database, jupyterhub.sqlite, does not exist here: a new hub
     c = Config()
     values = {"custom.coursehub": DECLARATION}
     namespace = {"c": c, "get_config": lambda key, default=None: values.get(key, default)}
     exec(compile(HUB_PYTHON.read_text(), HUB_PYTHON.name, "exec"), namespace)
-    assert set(c.JupyterHub.load_groups) == {"shared-1", "shared-2", "empty.group_3"}
-    assert c.Authenticator.blocked_users == set(ACCOUNTS)
+    assert {r["name"] for r in c.JupyterHub.load_roles} >= {"coursehub-access-shared-1", hub_python.RECONCILER}
+    assert not (tmp_path / "jupyterhub.sqlite").exists()  # reading the database never creates one
 
 
-def test_the_file_needs_nothing_beyond_the_hub_image() -> None:
-    imports = [line.split()[1] for line in HUB_PYTHON.read_text().splitlines() if line.startswith(("import ", "from "))]
-    assert set(imports) <= {"__future__", "logging", "re", "collections.abc", "dataclasses", "typing"}
+def test_the_hub_files_need_nothing_beyond_the_hub_image() -> None:
+    """Top-level imports: the standard library and each other. (sqlalchemy and yaml, imported where they are
+    used, are JupyterHub's and z2jh's own dependencies.)"""
+    for path in (HUB_PYTHON, RECONCILER):
+        imports = {
+            line.split()[1].split(".")[0]
+            for line in path.read_text().splitlines()
+            if line.startswith(("import ", "from "))
+        }
+        assert imports - {"__future__", "coursehub_config"} <= sys.stdlib_module_names, path.name
+
+
+def test_the_hubs_database_is_read_for_names_without_being_changed(tmp_path: Path) -> None:
+    """read_hub_names on a database made by JupyterHub itself (its own schema)."""
+    db = tmp_path / "jupyterhub.sqlite"
+    c = Config()
+    c.JupyterHub.db_url = f"sqlite:///{db}"
+    c.JupyterHub.authenticator_class = "dummy"
+    c.JupyterHub.load_roles = [
+        {"name": "coursehub-access-shared-2", "scopes": ["admin-ui"], "groups": ["shared-2"]},
+        {"name": "coursehub-access-other", "scopes": ["admin-ui"], "groups": ["shared-1"]},
+    ]
+    c.JupyterHub.load_groups = {"shared-1": {"users": ["ana"], "properties": {"coursehub.course": "stat159"}}}
+    asyncio.run(_start_hub(c))
+    before = db.read_bytes()
+    names = hub_python.read_hub_names(f"sqlite:///{db}")
+    assert names.groups == {"shared-1": {"coursehub.course": "stat159"}, "shared-2": {}}
+    assert names.users == {"ana"}
+    assert names.with_role == {"shared-2"}  # only the role coursehub gives a group counts
+    assert db.read_bytes() == before
+    assert hub_python.read_hub_names(f"sqlite:///{tmp_path / 'none.sqlite'}") == hub_python.HubNames()
+    assert not (tmp_path / "none.sqlite").exists()
 
 
 # --- inside a real JupyterHub -------------------------------------------------------------
@@ -157,7 +230,11 @@ def test_the_file_needs_nothing_beyond_the_hub_image() -> None:
 
 async def _start_hub(c: Config, log_handler: logging.Handler | None = None) -> JupyterHub:
     """JupyterHub's own start-up steps that load users, groups and roles (no proxy, no HTTP)."""
-    c.JupyterHub.db_url = "sqlite://"
+    if "db_url" not in c.JupyterHub:
+        c.JupyterHub.db_url = "sqlite://"
+    # no services start here (no HTTP): leave out the reconciler and its role, whose scopes are tested above
+    c.JupyterHub.services = [s for s in c.JupyterHub.get("services", []) if s["name"] != hub_python.RECONCILER]
+    c.JupyterHub.load_roles = [r for r in c.JupyterHub.get("load_roles", []) if r["name"] != hub_python.RECONCILER]
     c.JupyterHub.authenticator_class = "dummy"
     app = JupyterHub(config=c)
     app.init_logging()  # (re)configures the JupyterHub logger's handlers
@@ -174,9 +251,12 @@ async def _start_hub(c: Config, log_handler: logging.Handler | None = None) -> J
 
 @pytest.fixture(scope="module")
 def hub() -> JupyterHub:
+    """The config's roles, with the groups, members and accounts the reconciler keeps (here: load_groups)."""
     c = Config()
     c.Authenticator.manage_groups = False
     hub_python.apply(c, DECLARATION)
+    c.JupyterHub.load_groups = {a.group: {"users": list(a.members)} for a in hub_python.parse(DECLARATION)}
+    c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, {"name": "accounts", "scopes": [], "users": ACCOUNTS}]
     return asyncio.run(_start_hub(c))
 
 
@@ -184,13 +264,6 @@ def _scopes(app: JupyterHub, name: str) -> set[str]:
     user = orm.User.find(app.db, name)
     assert user is not None, f"{name} was not created"
     return set(scopes.get_scopes_for(user))
-
-
-def test_the_hub_creates_every_account_and_group(hub: JupyterHub) -> None:
-    names = {u.name for u in hub.db.query(orm.User)}
-    assert set(ACCOUNTS) | set(STUDENTS) <= names
-    groups = {g.name: sorted(u.name for u in g.users) for g in hub.db.query(orm.Group)}
-    assert groups == {"shared-1": ["ana", "bo"], "shared-2": ["bo", "cy@campus.edu"], "empty.group_3": []}
 
 
 @pytest.mark.parametrize("student", STUDENTS)
@@ -213,10 +286,40 @@ def test_students_get_nothing_over_other_students_or_the_whole_hub(hub: JupyterH
         assert target not in others, f"{student} has {scope}"
 
 
-def test_nobody_can_log_in_as_a_shared_account(hub: JupyterHub) -> None:
+def test_a_shared_account_keeps_its_own_scopes_at_start(hub: JupyterHub) -> None:
+    """Not a blocked user: JupyterHub would revoke its roles at every start, and its server's activity reports
+    would get 403."""
     for account in ACCOUNTS:
-        assert hub.authenticator.check_blocked_users(account) is False
-    assert hub.authenticator.check_blocked_users("ana") is True
+        assert hub.authenticator.check_blocked_users(account) is True
+        assert f"users:activity!user={account}" in _scopes(hub, account)
+
+
+class _Auth:
+    """The two things the hook asks of an authenticator (any authenticator has them)."""
+
+    log = logging.getLogger("test")
+
+    def normalize_username(self, name: str) -> str:
+        return name.lower()
+
+
+def test_nobody_can_log_in_as_a_shared_account_or_under_its_prefix_and_the_courses_hook_still_runs() -> None:
+    seen = []
+
+    def course_hook(authenticator: object, handler: object, authentication: dict) -> dict:
+        seen.append(authentication["name"])
+        return {**authentication, "checked": True}
+
+    for access in ("roles", "shares"):
+        seen.clear()
+        c = Config()
+        c.Authenticator.post_auth_hook = course_hook
+        hub_python.apply(c, {**DECLARATION, "access": access})
+        hook = c.Authenticator.post_auth_hook
+        for name in (*ACCOUNTS, "Collab-Shared-1", "collab-not-yet-declared"):
+            assert asyncio.run(hook(_Auth(), None, {"name": name})) is None, name
+        assert asyncio.run(hook(_Auth(), None, {"name": "ana"})) == {"name": "ana", "checked": True}
+        assert seen == ["ana"]
 
 
 class _Lines(logging.Handler):
@@ -232,6 +335,7 @@ def test_membership_stays_out_of_the_hub_log() -> None:
     c = Config()
     c.JupyterHub.log_level = "DEBUG"
     hub_python.apply(c, DECLARATION)
+    c.JupyterHub.load_groups = {a.group: {"users": list(a.members)} for a in hub_python.parse(DECLARATION)}
     lines = _Lines()
     app = asyncio.run(_start_hub(c, lines))
     app.log.removeHandler(lines)
@@ -240,32 +344,23 @@ def test_membership_stays_out_of_the_hub_log() -> None:
         for student in STUDENTS:
             if student in line.split():
                 assert not any(group in line for group in ("shared-1", "shared-2")), line
+    record = logging.LogRecord("tornado.application", logging.INFO, "", 0, "", (), None)
+    record.msg = "Sharing scopes ['access:servers!server=collab-shared-1/'] for user:ana on collab-shared-1/"
+    hub_python.HideMembership().filter(record)
+    assert "ana" not in record.getMessage()
 
 
-def test_access_shares_leaves_groups_and_roles_to_sync_and_still_blocks_accounts() -> None:
+def test_access_shares_loads_no_per_group_role_and_lets_the_reconciler_share_only_the_accounts() -> None:
     c = Config()
     accounts = hub_python.apply(c, {**DECLARATION, "access": "shares"})
     assert len(accounts) == 3
-    assert "load_groups" not in c.JupyterHub or c.JupyterHub.load_groups == {}
-    assert [r["name"] for r in c.JupyterHub.load_roles] == []
-    assert c.Authenticator.blocked_users == set(ACCOUNTS)
-
-
-def test_access_shares_refuses_log_in_under_the_account_prefix_and_keeps_the_courses_hook() -> None:
-    seen = []
-
-    def course_hook(authenticator: object, handler: object, authentication: dict) -> dict:
-        seen.append(authentication["name"])
-        return {**authentication, "checked": True}
-
-    c = Config()
-    c.Authenticator.post_auth_hook = course_hook
-    hub_python.apply(c, {**DECLARATION, "access": "shares", "roster": {"accountPrefix": "collab-"}})
-    hook = c.Authenticator.post_auth_hook
-
-    class _Auth:
-        log = logging.getLogger("test")
-
-    assert asyncio.run(hook(_Auth(), None, {"name": "collab-new-group"})) is None
-    assert asyncio.run(hook(_Auth(), None, {"name": "ana"})) == {"name": "ana", "checked": True}
-    assert seen == ["ana"]
+    (role,) = c.JupyterHub.load_roles
+    assert role["name"] == hub_python.RECONCILER
+    assert sorted(role["scopes"]) == sorted(
+        [
+            "admin:users",
+            "admin:groups",
+            *(f"shares!user={a}" for a in ACCOUNTS),
+            *(f"servers!user={a}" for a in ACCOUNTS),
+        ]
+    )

@@ -17,6 +17,7 @@ from coursehub.courses import course_names, load_course
 from coursehub.errors import Problem
 from coursehub.upstream import load_data
 
+
 def problems_for(values_dir: Path, course: str = "stat159") -> list[Problem]:
     return check_values(load_course(course, values_dir=values_dir), load_data())  # the real chart's defaults and schema
 

@@ -22,13 +22,17 @@ from coursehub.paths import CHART, HUB_PYTHON, display
 from coursehub.upstream import NAME, require_chart
 
 DEFAULT_KUBE_VERSION = "1.33"
-# A pod annotation on the hub: when coursehub's hub-side Python changes, the
+# A pod annotation on the hub: when coursehub's hub-side Python (any file) changes, the
 # hub restarts (z2jh already restarts it when Secret/hub or its ConfigMap change).
 HUB_PYTHON_ANNOTATION = r"jupyterhub.hub.annotations.coursehub\.jupyter\.org/hub-python-sha256"
 
 
 def hub_python_sha256() -> str:
-    return hashlib.sha256(HUB_PYTHON.read_bytes()).hexdigest()
+    """Of every file the ConfigMap ships to the hub (the hub-side config and the reconciler)."""
+    digest = hashlib.sha256()
+    for path in sorted(HUB_PYTHON.parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def value_args(course: Course) -> list[str]:

@@ -10,6 +10,12 @@ know is an error.
 
 Each local server gets its own folder standing in for the pod's /tmp and its
 home directory; the course command's /tmp/... and home paths are mapped there.
+
+It restarts as z2jh's hub does on every deploy: the proxy runs apart from the
+hub (z2jh runs it in its own pod) and `JupyterHub.cleanup_servers` is False
+(z2jh's setting), so `LocalHub.restart()` leaves the proxy, its routes and
+every running server up. The chart values reach the hub as z2jh's Secret/hub
+does: a private values.yaml the hub-side Python and the reconciler read.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coursehub import hubtraits
+from coursehub import hubpython, hubtraits
 from coursehub.checks import effective
 from coursehub.courses import Course, dotted, get, walk
 from coursehub.errors import CoursehubError, Problem
@@ -183,6 +189,7 @@ class Plan:
     port: int = field(default_factory=free_port)
     hub_port: int = field(default_factory=free_port)
     proxy_api_port: int = field(default_factory=free_port)
+    proxy_token: str = field(default_factory=lambda: secrets.token_hex(32))
     replaced_sections: list[str] = field(default_factory=list)  # hub.config sections for the cluster's log-in/spawner
     admin_token: str | None = None  # a service token for tests
 
@@ -239,7 +246,9 @@ def configure(c: Any, plan_file: str) -> None:
             }
         )
 
-    # 2. coursehub's hub-side Python, as the chart runs it from jupyterhub_config.d
+    # 2. coursehub's hub-side Python, as the chart runs it from jupyterhub_config.d (it reads the database
+    # the hub will use, so that is set first)
+    c.JupyterHub.db_url = f"sqlite:///{workdir / 'jupyterhub.sqlite'}"
     exec(compile(HUB_PYTHON.read_text(), str(HUB_PYTHON), "exec"), {"c": c, "get_config": get_config})
 
     # 3. hub.extraConfig snippets in key order
@@ -251,12 +260,12 @@ def configure(c: Any, plan_file: str) -> None:
     c.JupyterHub.port = plan.port
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.hub_port = plan.hub_port
-    c.JupyterHub.db_url = f"sqlite:///{workdir / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(workdir / "cookie_secret")
-    c.JupyterHub.cleanup_servers = True
-    c.ConfigurableHTTPProxy.command = [str(CHP)]
+    # as z2jh: servers and the proxy outlive the hub, which restarts at every deploy
+    c.JupyterHub.cleanup_servers = False
+    c.ConfigurableHTTPProxy.should_start = False
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{plan.proxy_api_port}"
-    c.ConfigurableHTTPProxy.pid_file = str(workdir / "proxy.pid")
+    c.ConfigurableHTTPProxy.auth_token = plan.proxy_token
     c.JupyterHub.authenticator_class = "dummy"
     c.DummyAuthenticator.password = plan.password
     c.Authenticator.allow_all = True
@@ -296,7 +305,10 @@ def configure(c: Any, plan_file: str) -> None:
     c.Spawner.pre_spawn_hook = map_pod_paths
 
     if plan.admin_token:
-        c.JupyterHub.services = [{"name": "coursehub-test-admin", "api_token": plan.admin_token}]
+        c.JupyterHub.services = [
+            *c.JupyterHub.services,
+            {"name": "coursehub-test-admin", "api_token": plan.admin_token},
+        ]
         c.JupyterHub.load_roles = [
             *c.JupyterHub.load_roles,
             {
@@ -347,6 +359,7 @@ class LocalHub:
         self.log = self.workdir / "hub.log"
         self.config = config  # another config file instead of the course's (the benchmark's baseline)
         self.process: subprocess.Popen[bytes] | None = None
+        self.proxy: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> LocalHub:
         self.start()
@@ -356,16 +369,64 @@ class LocalHub:
         self.stop()
 
     def start(self, timeout: float = 60) -> float:
-        """Start the hub and wait until its API answers; returns the seconds that took."""
+        """Start the proxy (unless it runs) and the hub, and wait until the hub's API answers; returns the seconds
+        the hub took. A hub that does not come up is stopped with everything it started."""
         if not CHP.exists():
             raise CoursehubError(Problem(str(CHP), "", "configurable-http-proxy is not installed", "run `make tools`"))
         self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_proxy()
+            return self._start_hub(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def restart(self, timeout: float = 60) -> float:
+        """Stop the hub alone and start it again, as a deploy does: proxy, routes and servers stay up."""
+        self._stop_hub()
+        try:
+            return self._start_hub(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_proxy(self) -> None:
+        if self.proxy is not None and self.proxy.poll() is None:
+            return
+        with open(self.workdir / "proxy.log", "ab") as log:
+            self.proxy = subprocess.Popen(
+                [
+                    str(CHP),
+                    "--ip=127.0.0.1",
+                    f"--port={self.plan.port}",
+                    "--api-ip=127.0.0.1",
+                    f"--api-port={self.plan.proxy_api_port}",
+                    f"--error-target=http://127.0.0.1:{self.plan.hub_port}/hub/error",
+                ],
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": self.plan.proxy_token},
+            )
+
+    def _start_hub(self, timeout: float) -> float:
         config = self.config
+        env = dict(os.environ)
         if config is None:
             (self.workdir / "plan.json").write_text(json.dumps(asdict(self.plan)))
             (self.workdir / "plan.json").chmod(0o600)  # it holds the course's membership
             config = self.workdir / "jupyterhub_config.py"
             config.write_text(_CONFIG.format(scripts=str(ROOT / "scripts"), plan=str(self.workdir / "plan.json")))
+            # the chart values as z2jh's Secret/hub gives them to the hub: private, read by coursehub's hub Python
+            values = self.workdir / "secret" / "values.yaml"
+            values.parent.mkdir(mode=0o700, exist_ok=True)
+            partial = values.with_suffix(".partial")
+            partial.write_text(json.dumps(self.plan.values))  # JSON is YAML
+            partial.chmod(0o600)
+            partial.replace(values)
+            env |= {"COURSEHUB_VALUES_FILES": str(values), "COURSEHUB_HUB_FILES": str(HUB_PYTHON.parent)}
+        offset = self.log.stat().st_size if self.log.exists() else 0
         started = time.perf_counter()
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
@@ -374,26 +435,41 @@ class LocalHub:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=env,
             )
         deadline = started + timeout
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
-                self.stop()
                 raise CoursehubError(
                     Problem(str(self.log), "", "the hub exited at start-up", "read the log named here")
                 )
             try:
                 urllib.request.urlopen(f"{self.plan.url}/hub/api/", timeout=2).read()
-                return time.perf_counter() - started
             except OSError:
                 time.sleep(0.05)
-        self.stop()
+                continue
+            if self.config is None:  # a course hub is up once its reconciler has brought it to the declaration
+                self.wait_for_log(hubpython.reconciler().IN_STEP, offset, deadline - time.perf_counter())
+            return time.perf_counter() - started
         raise CoursehubError(
             Problem(str(self.log), "", f"the hub did not answer within {timeout:.0f} s", "read the log named here")
         )
 
-    def stop(self) -> None:
-        """Stop the hub (it stops its servers and the proxy), then anything of ours still running."""
+    def wait_for_log(self, text: str, after: int = 0, timeout: float = 60) -> None:
+        """Wait until the hub's log has `text` past byte `after` (e.g. the reconciler's first run)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log, "rb") as log:
+                log.seek(after)
+                if text.encode() in log.read():
+                    return
+            if self.process is None or self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise CoursehubError(Problem(str(self.log), "", f"the hub never logged {text!r}", "read the log named here"))
+
+    def _stop_hub(self) -> None:
+        """SIGTERM to the hub alone (its servers run in sessions of their own), SIGKILL after 30 s."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -401,6 +477,17 @@ class LocalHub:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+    def stop(self) -> None:
+        """Stop the hub, the proxy, and every server and service of ours still running."""
+        self._stop_hub()
+        if self.proxy and self.proxy.poll() is None:
+            self.proxy.terminate()
+            try:
+                self.proxy.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proxy.kill()
+                self.proxy.wait()
         for pid in leftovers(self.workdir):
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -409,13 +496,8 @@ class LocalHub:
 
 
 def leftovers(workdir: Path) -> list[int]:
-    """Processes still running from this hub: the proxy (pid file) and servers (their command names workdir)."""
+    """Processes still running from this hub: its servers and services (their command lines name workdir)."""
     pids = []
-    pid_file = workdir / "proxy.pid"
-    if pid_file.exists():
-        pid = pid_file.read_text().strip()
-        if pid.isdigit() and Path(f"/proc/{pid}").exists():
-            pids.append(int(pid))
     marker = str(workdir).encode()
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -435,14 +517,16 @@ def describe_mapping(plan: Plan) -> list[str]:
     return mapped
 
 
-def plain_hub_config(workdir: Path, port: int, hub_port: int, api_port: int) -> Path:
-    """An empty JupyterHub config on the same ports and proxy: the benchmark's baseline."""
+def plain_hub_config(plan: Plan) -> Path:
+    """An empty JupyterHub config on the plan's ports and its own proxy: the benchmark's baseline."""
+    workdir = Path(plan.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "jupyterhub_config.py"
     config.write_text(
-        f"c.JupyterHub.ip = '127.0.0.1'\nc.JupyterHub.port = {port}\nc.JupyterHub.hub_port = {hub_port}\n"
-        f"c.ConfigurableHTTPProxy.command = [{str(CHP)!r}]\n"
-        f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{api_port}'\n"
-        f"c.ConfigurableHTTPProxy.pid_file = {str(workdir / 'proxy.pid')!r}\n"
+        f"c.JupyterHub.ip = '127.0.0.1'\nc.JupyterHub.port = {plan.port}\nc.JupyterHub.hub_port = {plan.hub_port}\n"
+        "c.ConfigurableHTTPProxy.should_start = False\n"
+        f"c.ConfigurableHTTPProxy.auth_token = {plan.proxy_token!r}\n"
+        f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{plan.proxy_api_port}'\n"
         f"c.JupyterHub.db_url = 'sqlite:///{workdir / 'jupyterhub.sqlite'}'\n"
         f"c.JupyterHub.cookie_secret_file = {str(workdir / 'cookie_secret')!r}\n"
     )

@@ -1,42 +1,57 @@
 """coursehub's hub-side configuration: shared accounts with impersonation.
 
-This is where a course's shared accounts become JupyterHub groups, roles and
-blocked users. The chart mounts this file into the hub's
-``jupyterhub_config.d/`` (``templates/hub-python-configmap.yaml``); z2jh's
-``jupyterhub_config.py`` executes it after ``hub.config``, with ``c`` and
-``get_config`` in scope. The declaration it reads, ``custom.coursehub`` in the
-chart values, reaches the hub inside ``Secret/hub``, so group membership is
-never in a ConfigMap.
+This is where a course's shared accounts become JupyterHub roles and the
+reconciler service that keeps groups, members and accounts in step. The chart
+mounts this file into the hub's ``jupyterhub_config.d/``
+(``templates/hub-python-configmap.yaml``); z2jh's ``jupyterhub_config.py``
+executes it after ``hub.config``, with ``c`` and ``get_config`` in scope. The
+declaration it reads, ``custom.coursehub`` in the chart values, reaches the hub
+inside ``Secret/hub``, so group membership is never in a ConfigMap.
 
 The same file is imported as a plain module by coursehub's tooling (to check a
-course before it is deployed) and by the tests, so the rules live only here.
-It must run on the hub image alone: standard library and traitlets only.
+course before it is deployed), by the reconciler (``coursehub_reconcile.py``
+beside it) and by the tests, so the rules live only here. It must run on the
+hub image alone: standard library, traitlets and what JupyterHub itself needs.
 
 A declaration looks like::
 
     course: stat159
     sharedAccounts:
       - {group: shared-1, account: collab-shared-1}
+      - {group: lab-b, account: collab-lab-b}
     members:                       # private: lives in the course's secrets file
       shared-1: [student-a, student-b]
+      # lab-b is not listed: its members are managed in the admin page
 
 and becomes, per shared account A of group G:
-- the group G (``load_groups``) with the declared members;
-- the role ``coursehub-access-G`` granted to G and nothing else, with exactly
-  the scopes JupyterHub's collaboration-accounts tutorial names: use A's
-  server, start and stop it, and see A (only A) in the admin page;
-- A in ``Authenticator.blocked_users``, so nobody can log in as A;
-- A created in the hub's database through the role ``coursehub-shared-accounts``
-  (JupyterHub creates users named in roles; it has no other declarative way to
-  create a user without also allowing it to log in).
+- the role ``coursehub-access-G`` granted to G and nothing else (``access:
+  roles``, the default), with exactly the scopes JupyterHub's
+  collaboration-accounts tutorial names: use A's server, start and stop it,
+  and see A (only A) in the admin page. With ``access: shares`` the
+  reconciler shares A's server with each member instead;
+- a log-in refusal for A (``Authenticator.post_auth_hook``), whatever the
+  authenticator. A is never a blocked user: JupyterHub revokes a blocked
+  user's roles and stops its servers at every start, and every deploy
+  restarts the hub;
+- the group G, its members, and A itself are kept by the reconciler
+  (``coursehub_reconcile.py``), which JupyterHub runs as a managed service at
+  every start and ``make sync-groups`` runs from outside. Removals included.
+
+Names that already exist on the hub and are not coursehub's are never taken
+over: before the roles are loaded, the hub's database is read (names only) and
+a declared group or account that collides gets no role (``collisions``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # Group names end up in role names (``coursehub-access-<group>``), which
@@ -47,8 +62,27 @@ GROUP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._~-]{0,61}[a-z0-9])?$")
 USER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._@+-]{0,126}[a-z0-9])?$")
 
 ROLE_PREFIX = "coursehub-access-"
-OWNER = "coursehub.course"  # group property: the course whose coursehub owns the group
-ACCOUNTS_ROLE = "coursehub-shared-accounts"
+# What marks a group as coursehub's: the course's ledger group lists it (see ledger_name), or, for groups
+# made by coursehub before the ledger, this group property set to the course.
+OWNER = "coursehub.course"
+DEFAULT_ACCOUNT_PREFIX = "collab-"
+RECONCILER = "coursehub-reconciler"  # the managed service and its role
+# Where the reconciler and this file are in the hub container (the chart mounts the ConfigMap there), and the
+# files z2jh reads the chart values from (Secret/hub, and hub.existingSecret when there is one).
+HUB_FILES = Path(os.environ.get("COURSEHUB_HUB_FILES", "/usr/local/etc/coursehub"))
+VALUES_FILES = os.environ.get(
+    "COURSEHUB_VALUES_FILES",
+    "/usr/local/etc/jupyterhub/secret/values.yaml:/usr/local/etc/jupyterhub/existing-secret/values.yaml",
+)
+
+
+def ledger_name(course: str) -> str:
+    """The group whose properties record what coursehub owns on the hub for `course`.
+
+    Its name has a colon, which declared group names cannot have, so it never collides with one.
+    """
+    return f"coursehub:{course}"
+
 
 # Lines JupyterHub logs that pair a user with a group. Membership is private:
 # the filter below rewrites them so that the group is not named.
@@ -56,7 +90,15 @@ _MEMBERSHIP_LOG_LINES = (
     (re.compile(r"^Creating user (\S+) found in group: .*$"), r"Creating user \1 found in a group"),
     (re.compile(r"^Adding user \S+ to group .*$"), "Adding a user to a group"),
     (re.compile(r"^User \S+ already in group .*$"), "A user is already in that group"),
+    # shares of a shared account's server name the student (JupyterHub's orm, logged via tornado.application)
+    (re.compile(r"^(?:Granting|Sharing) scopes .* for user:\S+ on \S+$"), "Shared a server with a user"),
+    (
+        re.compile(r"^(?:No new scopes for|No permissions to revoke from|Revoked .* from) user:\S+ on \S+$"),
+        "Changed a user's share of a server",
+    ),
 )
+# The loggers those lines come from (a filter applies to the records of its own logger only).
+_MEMBERSHIP_LOGGERS = ("JupyterHub", "tornado.application")
 
 
 class DeclarationError(ValueError):
@@ -80,6 +122,9 @@ class SharedAccount:
     group: str
     account: str
     members: tuple[str, ...]
+    # The values list the group's members: the reconciler keeps the group to exactly them. When the values leave
+    # the group out of `members`, its membership is the admin page's, and the reconciler leaves it alone.
+    managed: bool = True
 
     @property
     def role_name(self) -> str:
@@ -110,6 +155,7 @@ def parse(declaration: Mapping[str, Any]) -> list[SharedAccount]:
     if not isinstance(members, Mapping):
         raise DeclarationError("members", "must be a mapping", "write `group: [student, ...]` entries")
 
+    prefix = account_prefix(declaration)
     groups: dict[str, str] = {}
     accounts: dict[str, str] = {}
     for i, entry in enumerate(entries):
@@ -121,6 +167,12 @@ def parse(declaration: Mapping[str, Any]) -> list[SharedAccount]:
         group, account = entry["group"], entry["account"]
         _check_name(f"{key}.group", group, GROUP_NAME, "group")
         _check_name(f"{key}.account", account, USER_NAME, "account")
+        if not account.startswith(prefix):
+            raise DeclarationError(
+                f"{key}.account",
+                f"{account!r} does not start with the course's account prefix {prefix!r}",
+                f"name it {prefix}{group} (nobody may log in under the prefix; roster.accountPrefix sets it)",
+            )
         if group in groups:
             raise DeclarationError(
                 f"{key}.group",
@@ -165,9 +217,18 @@ def parse(declaration: Mapping[str, Any]) -> list[SharedAccount]:
             seen.add(student)
 
     return [
-        SharedAccount(group=e["group"], account=e["account"], members=tuple(members.get(e["group"]) or ()))
+        SharedAccount(
+            group=e["group"],
+            account=e["account"],
+            members=tuple(members.get(e["group"]) or ()),
+            managed=e["group"] in members,
+        )
         for e in entries
     ]
+
+
+def account_prefix(declaration: Mapping[str, Any]) -> str:
+    return str((declaration.get("roster") or {}).get("accountPrefix") or DEFAULT_ACCOUNT_PREFIX)
 
 
 def _check_name(key: str, value: Any, pattern: re.Pattern[str], what: str) -> None:
@@ -180,59 +241,101 @@ def _check_name(key: str, value: Any, pattern: re.Pattern[str], what: str) -> No
         )
 
 
-def hub_settings(accounts: Iterable[SharedAccount], course: str = "", access: str = "roles") -> dict[str, Any]:
+@dataclass
+class HubNames:
+    """What the hub's database already holds, read before the roles are loaded (names and marks only)."""
+
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # group -> its properties
+    users: set[str] = field(default_factory=set)
+    with_role: set[str] = field(default_factory=set)  # groups that hold coursehub's role for them
+
+    def owned(self, course: str) -> tuple[set[str], set[str]]:
+        """(groups, accounts) coursehub owns here.
+
+        A group is coursehub's when the course's ledger lists it, when it holds the role coursehub gave it
+        (JupyterHub creates a role's groups at start-up, before the reconciler can list them), or when it
+        carries the group property of coursehub before the ledger. An account is when the ledger lists it.
+        """
+        ledger = self.groups.get(ledger_name(course)) or {}
+        marked = {g for g, p in self.groups.items() if p.get(OWNER) == course}
+        groups = set(ledger.get("groups") or {}) | marked | self.with_role
+        return groups, set((ledger.get("groups") or {}).values()) | set(ledger.get("accounts") or ())
+
+
+def collisions(accounts: Iterable[SharedAccount], course: str, names: HubNames) -> dict[str, str]:
+    """Declared groups whose group or account name is already taken on the hub by something not coursehub's.
+
+    Returns {group: why}. Such a group gets no role and the reconciler refuses to touch it: its existing
+    members must not gain the account, and a real user must not lose their server to a group. An account
+    counts as coursehub's when the ledger lists it, or when its group was coursehub's before the ledger.
+    """
+    groups, owned_accounts = names.owned(course)
+    found = {}
+    for a in accounts:
+        if a.group in names.groups and a.group not in groups:
+            found[a.group] = f"group {a.group!r} already exists on the hub and is not coursehub's"
+        elif a.account in names.users and a.account not in owned_accounts and a.group not in groups:
+            found[a.group] = f"account {a.account!r} is an existing hub user that coursehub did not create"
+    return found
+
+
+def hub_settings(
+    accounts: Iterable[SharedAccount], course: str = "", access: str = "roles", names: HubNames | None = None
+) -> dict[str, Any]:
     """The JupyterHub settings that the shared accounts add to a hub's own.
 
-    access "roles" (the default): every group, its members and its role are
-    loaded from config at each start; each group carries the property
-    `coursehub.course`, which tells `make sync-groups` that coursehub owns it.
-    access "shares" (large courses): config only blocks the accounts; `make
-    sync-groups` keeps groups, members and one share per group (start, stop and
-    use the account's server) in the hub's database, so a restart does no
-    per-group work and a new group needs no restart.
+    access "roles" (the default): one role per group, loaded at every start (a new group's role needs a
+    restart). access "shares": no per-group config at all; the reconciler shares each account's server with
+    its group's members, so a new group needs no restart and a restart does no per-group work.
+    Groups whose names collide with the hub's (`collisions`) get no role.
     """
     accounts = list(accounts)
+    refused = collisions(accounts, course, names) if names else {}
+    usable = [a for a in accounts if a.group not in refused]
+    scopes = ["admin:users", "admin:groups"]  # create accounts and students; keep groups, members, the ledger
     if access == "shares":
-        return {"load_groups": {}, "load_roles": [], "blocked_users": {a.account for a in accounts}}
-    roles = [a.role() for a in accounts]
-    if accounts:
-        roles.append(
-            {
-                "name": ACCOUNTS_ROLE,
-                "description": "coursehub's shared accounts (named here so that JupyterHub creates them)",
-                "scopes": [],
-                "users": [a.account for a in accounts],
-            }
-        )
+        # share and unshare these accounts' servers only (granting a share needs the scopes it grants)
+        scopes += [f"{scope}!user={a.account}" for a in usable for scope in ("shares", "servers")]
+    reconciler_role = {
+        "name": RECONCILER,
+        "description": "coursehub's reconciler: the course's groups, members, shared accounts and their shares",
+        "scopes": scopes,
+        "services": [RECONCILER],
+    }
+    roles = [a.role() for a in usable] if access == "roles" else []
+    return {"load_roles": [*roles, reconciler_role], "refused": refused}
+
+
+def reconciler_service(course: str) -> dict[str, Any]:
+    """The reconciler as a JupyterHub-managed service: started with the hub, restarted if it dies."""
     return {
-        "load_groups": {a.group: {"users": list(a.members), "properties": {OWNER: course}} for a in accounts},
-        "load_roles": roles,
-        "blocked_users": {a.account for a in accounts},
+        "name": RECONCILER,
+        "command": [sys.executable, str(HUB_FILES / "coursehub_reconcile.py"), "--in-hub"],
+        "environment": {"COURSEHUB_VALUES_FILES": VALUES_FILES, "COURSEHUB_COURSE": course},
     }
 
 
-def apply(c: Any, declaration: Mapping[str, Any]) -> list[SharedAccount]:
+def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None) -> list[SharedAccount]:
     """Add the declared shared accounts to the traitlets config ``c``.
 
-    What the hub's own config already has (``hub.config``, ``hub.loadRoles``)
-    is kept; a group declared both there and here is an error rather than a
-    silent merge.
+    What the hub's own config already has (``hub.config``, ``hub.loadRoles``, services, hooks) is kept;
+    a group or role declared both there and here is an error rather than a silent merge. ``names`` is
+    what the hub's database holds (``read_hub_names``), when this runs inside the hub.
     """
     accounts = parse(declaration)
     access = str(declaration.get("access") or "roles")
-    settings = hub_settings(accounts, str(declaration.get("course") or ""), access)
+    course = str(declaration.get("course") or "")
+    settings = hub_settings(accounts, course, access, names)
 
     hub = c.JupyterHub
-    groups = dict(_current(hub, "load_groups", {}))
-    for name, spec in settings["load_groups"].items():
-        if name in groups:
+    loaded = dict(_current(hub, "load_groups", {}))
+    for a in accounts:
+        if a.group in loaded:
             raise DeclarationError(
                 "sharedAccounts",
-                f"group {name!r} is also in hub.config.JupyterHub.load_groups",
+                f"group {a.group!r} is also in hub.config.JupyterHub.load_groups",
                 "declare it in one place only",
             )
-        groups[name] = spec
-    hub.load_groups = groups
 
     roles = list(_current(hub, "load_roles", []))
     taken = {r.get("name") for r in roles}
@@ -241,28 +344,33 @@ def apply(c: Any, declaration: Mapping[str, Any]) -> list[SharedAccount]:
             raise DeclarationError(
                 "sharedAccounts",
                 f"role {role['name']!r} is also in hub.loadRoles",
-                "rename or remove the hub.loadRoles entry",
+                "rename or remove the hub.loadRoles entry (coursehub- role names are coursehub's)",
             )
     hub.load_roles = roles + settings["load_roles"]
+    hub.services = [*_current(hub, "services", []), reconciler_service(course)]
+
+    log = logging.getLogger("JupyterHub")
+    for group, why in settings["refused"].items():
+        log.error("coursehub: %s: group %s gets no role and is left alone; rename it in the values", why, group)
 
     auth = c.Authenticator
-    auth.blocked_users = set(_current(auth, "blocked_users", set())) | settings["blocked_users"]
+    refused = frozenset(a.account for a in accounts)
+    auth.post_auth_hook = refuse_accounts(refused, account_prefix(declaration), _current(auth, "post_auth_hook", None))
 
-    if access == "shares":
-        # `make sync-groups` creates accounts while the hub runs, before the next start adds them
-        # to blocked_users: refuse any log-in under the accounts' name prefix in the meantime.
-        prefix = str((declaration.get("roster") or {}).get("accountPrefix") or "collab-")
-        auth.post_auth_hook = refuse_prefix(prefix, _current(auth, "post_auth_hook", None))
-
-    logging.getLogger("JupyterHub").addFilter(_HIDE_MEMBERSHIP)
+    for name in _MEMBERSHIP_LOGGERS:
+        logging.getLogger(name).addFilter(_HIDE_MEMBERSHIP)
     return accounts
 
 
-def refuse_prefix(prefix: str, then: Any = None) -> Any:
-    """A post_auth_hook that refuses user names starting with `prefix`, then runs the course's own hook."""
+def refuse_accounts(accounts: frozenset[str], prefix: str, then: Any = None) -> Any:
+    """A post_auth_hook that refuses the shared accounts and every name under their prefix, then runs the
+    course's own hook. JupyterHub calls it after every successful authentication, whatever the authenticator;
+    refusing here keeps the accounts' roles, groups and running servers (a blocked user loses all three)."""
 
     async def hook(authenticator: Any, handler: Any, authentication: dict[str, Any]) -> Any:
-        if authentication and str(authentication.get("name", "")).startswith(prefix):
+        name = str((authentication or {}).get("name", ""))
+        normalized = authenticator.normalize_username(name) if name else name
+        if authentication and (normalized in accounts or normalized.startswith(prefix)):
             authenticator.log.warning("Refused a log-in as a shared account")
             return None
         if then is None:
@@ -271,6 +379,41 @@ def refuse_prefix(prefix: str, then: Any = None) -> Any:
         return await result if hasattr(result, "__await__") else result
 
     return hook
+
+
+def read_hub_names(db_url: str) -> HubNames:
+    """Group names (with their properties) and user names already in the hub's database, read-only.
+
+    Runs in the hub before JupyterHub opens its database. A database that does not exist yet is a new hub.
+    """
+    import sqlalchemy  # JupyterHub's own dependency; imported here so that the tooling needs it only here
+
+    if db_url.startswith("sqlite:///"):
+        path = Path(db_url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            return HubNames()
+        db_url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+    engine = sqlalchemy.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            tables = set(sqlalchemy.inspect(conn).get_table_names())
+            if not {"groups", "users"} <= tables:
+                return HubNames()
+            groups = {
+                name: (json.loads(props) if isinstance(props, str) else props) or {}
+                for name, props in conn.execute(sqlalchemy.text("SELECT name, properties FROM groups"))
+            }
+            users = {name for (name,) in conn.execute(sqlalchemy.text("SELECT name FROM users"))}
+            held = conn.execute(
+                sqlalchemy.text(
+                    "SELECT g.name, r.name FROM groups g JOIN group_role_map m ON m.group_id = g.id "
+                    "JOIN roles r ON r.id = m.role_id"
+                )
+            )
+            with_role = {group for group, role in held if role == ROLE_PREFIX + group}
+    finally:
+        engine.dispose()
+    return HubNames(groups, users, with_role)
 
 
 def _current(section: Any, name: str, default: Any) -> Any:
@@ -301,4 +444,8 @@ _HIDE_MEMBERSHIP = HideMembership()
 # Executed by z2jh's jupyterhub_config.py (and by `make demo`): `c` and z2jh's
 # `get_config` are in scope there, and nowhere else.
 if "c" in globals() and "get_config" in globals():
-    apply(c, get_config("custom.coursehub", {}))  # type: ignore[name-defined]  # noqa: F821
+    apply(
+        c,  # type: ignore[name-defined]  # noqa: F821
+        get_config("custom.coursehub", {}),  # type: ignore[name-defined]  # noqa: F821
+        read_hub_names(str(_current(c.JupyterHub, "db_url", "sqlite:///jupyterhub.sqlite"))),  # type: ignore[name-defined]  # noqa: F821
+    )

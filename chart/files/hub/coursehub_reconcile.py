@@ -1,0 +1,455 @@
+"""coursehub's reconciler: brings a hub's groups, members, shared accounts and shares to the declaration.
+
+The declaration (``custom.coursehub``) is the desired state. One reconciler
+brings the hub to it, additions and removals alike:
+
+- inside the hub, as the JupyterHub-managed service ``coursehub-reconciler``
+  that ``coursehub_config.py`` registers with a role holding only the scopes
+  it needs: at every hub start, then every few minutes (``--in-hub``). It
+  reads the declaration where z2jh keeps it, the chart values in Secret/hub;
+- from outside, as ``make sync-groups`` (``scripts/coursehub/sync.py``
+  imports this file) with an operator's token against a remote hub.
+
+What coursehub owns on a hub is recorded in one ledger group per course
+(``coursehub:<course>``, its properties: ``{group: account}`` and every
+account coursehub ever made). A name is written into the ledger before the
+thing is created, so a run that fails half-way leaves things the next run
+recognises as its own and finishes. Anything not in the ledger is never
+touched, and a declared name that already exists on the hub without being
+coursehub's is a collision: refused, with the name and the fix.
+
+Runs on the hub image alone: standard library, plus PyYAML (which z2jh's own
+hub configuration uses) to read the values file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import logging
+import os
+import random
+import signal
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import coursehub_config as rules  # the declaration's rules: next to this file in the hub too
+
+BATCH = 200  # names per request: bounded, whatever the course size
+PAGE = 200  # JupyterHub's default api_page_max_limit
+# What each member gets on the account's server with access "shares" (JupyterHub adds the !server= filter).
+# Shares go to each student, not to the group: JupyterHub 5.5 counts a group's shares for the user's own
+# session but not for the OAuth tokens a server checks.
+SHARE_SCOPES = ("access:servers", "servers", "read:servers")
+IN_STEP = "in step with the declaration of"  # logged after every in-hub run (the local hub waits for it)
+IN_HUB_EVERY = 300.0  # seconds between two in-hub runs after the first (undoes drift: admin-page edits, deletions)
+
+log = logging.getLogger("coursehub-reconciler")
+
+
+class HubError(RuntimeError):
+    """A request the reconciler could not make: one line, saying what to check."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect becomes an HTTPError we explain, never a loop
+
+
+class HubAPI:
+    """JupyterHub's REST API with a token: bounded retries with backoff on 5xx, 429 and timeouts."""
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        timeout: float = 30.0,
+        retries: int = 5,
+        backoff: float = 0.5,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.url = api_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.requests = 0  # every HTTP request made, retries included (the benchmark counts them)
+        self.opener = urllib.request.build_opener(_NoRedirects(), urllib.request.HTTPSHandler(context=context))
+
+    def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (), accept: str = "") -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
+        if accept:
+            headers["Accept"] = accept
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 2))
+            self.requests += 1
+            request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+            try:
+                with self.opener.open(request, timeout=self.timeout) as response:
+                    raw = response.read()
+                return json.loads(raw) if raw else None
+            except urllib.error.HTTPError as e:
+                if e.code in ok:
+                    return None
+                if 300 <= e.code < 400:
+                    raise HubError(
+                        f"{method} {path}: the hub answered with a redirect ({e.code} to {e.headers.get('Location')}): "
+                        "give the hub's own URL (https://<host>, without /hub)"
+                    ) from None
+                detail = _message(e)
+                if e.code < 500 and e.code != 429:
+                    raise HubError(f"{method} {path}: HTTP {e.code} {detail}".rstrip()) from None
+                last = f"HTTP {e.code} {detail}".rstrip()
+            except urllib.error.URLError as e:
+                if isinstance(e.reason, ssl.SSLError):
+                    raise HubError(f"{method} {path}: TLS failed ({e.reason}): check the hub's certificate") from None
+                last = f"cannot reach the hub ({e.reason})"
+            except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
+                last = f"no answer ({type(e).__name__}: {e})"
+        raise HubError(f"{method} {path}: {last}; gave up after {self.retries + 1} tries")
+
+    def pages(self, path: str) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            sep = "&" if "?" in path else "?"
+            page = self.call(
+                "GET", f"{path}{sep}offset={offset}&limit={PAGE}", accept="application/jupyterhub-pagination+json"
+            )
+            items = page["items"] if isinstance(page, dict) else page
+            yield from items
+            nxt = (page.get("_pagination") or {}).get("next") if isinstance(page, dict) else None
+            if not nxt or not items:
+                return
+            offset = nxt["offset"]
+
+
+def _message(e: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(e.read() or b"{}").get("message") or "")[:200]
+    except (ValueError, AttributeError, OSError):
+        return ""
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str  # create-accounts | create-users | create-group | add-members | remove-members | drop-group | share | unshare
+    target: str
+    users: tuple[str, ...] = ()
+
+    def describe(self, names: bool) -> str:
+        """With names for the operator's terminal; with counts only for the hub's log (membership is private)."""
+        if not self.users:
+            return f"{self.action} {self.target}"
+        who = ", ".join(self.users) if names else f"{len(self.users)} user(s)"
+        return f"{self.action} {self.target}: {who}"
+
+
+@dataclass
+class Ledger:
+    """What coursehub owns on the hub for one course (the ledger group's properties)."""
+
+    groups: dict[str, str] = field(default_factory=dict)  # group -> account
+    accounts: set[str] = field(default_factory=set)  # every account coursehub made, kept after its group goes
+    shared: dict[str, str] = field(default_factory=dict)  # account -> digest of the members its server is shared with
+
+    @classmethod
+    def read(cls, properties: Mapping[str, Any] | None) -> Ledger:
+        p = properties or {}
+        return cls(dict(p.get("groups") or {}), set(p.get("accounts") or ()), dict(p.get("shared") or {}))
+
+    def properties(self, course: str) -> dict[str, Any]:
+        return {
+            rules.OWNER: course,
+            "groups": dict(sorted(self.groups.items())),
+            "accounts": sorted(self.accounts),
+            "shared": dict(sorted(self.shared.items())),
+        }
+
+
+@dataclass
+class Plan:
+    course: str
+    changes: list[Change] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    needs_restart: list[str] = field(default_factory=list)  # access roles: new groups, whose role loads at start
+    before: Ledger = field(default_factory=Ledger)  # the ledger as found
+    after: Ledger = field(default_factory=Ledger)  # the ledger once every change is applied
+    ledger_exists: bool = True
+    accounts: list[str] = field(default_factory=list)  # shared accounts to make sure of (created where missing)
+
+    @property
+    def intent(self) -> Ledger:
+        """What the ledger says while changes are under way: everything that is or is about to be coursehub's,
+        and only the share digests that stay true (a digest changes only once its shares are all applied)."""
+        return Ledger(
+            {**self.before.groups, **self.after.groups},
+            self.before.accounts | self.after.accounts,
+            {k: v for k, v in self.before.shared.items() if self.after.shared.get(k) == v},
+        )
+
+    @property
+    def ledger_changes(self) -> bool:
+        return not self.ledger_exists or self.after != self.before
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.ledger_changes
+
+
+def _digest(members: set[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(members)).encode()).hexdigest()[:16]
+
+
+def _batches(names: list[str]) -> Iterator[tuple[str, ...]]:
+    for i in range(0, len(names), BATCH):
+        yield tuple(names[i : i + BATCH])
+
+
+def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
+    """What it takes to bring the hub to the declaration: reads only, changes nothing."""
+    accounts = rules.parse(declaration)
+    course = str(declaration.get("course") or "")
+    shares = declaration.get("access") == "shares"
+    ledger_group = rules.ledger_name(course)
+
+    groups = {g["name"]: g for g in api.pages("/groups")}
+    before = Ledger.read((groups.get(ledger_group) or {}).get("properties"))
+    result = Plan(course, before=before, ledger_exists=ledger_group in groups)
+    if ledger_group in groups and (groups[ledger_group].get("properties") or {}).get(rules.OWNER) not in (None, course):
+        result.conflicts.append(f"group {ledger_group} exists and is not this course's ledger: rename or delete it")
+        return result
+
+    def ours(group: str) -> bool:
+        g = groups.get(group) or {}
+        return (
+            group in before.groups
+            or (g.get("properties") or {}).get(rules.OWNER) == course  # marked by coursehub before the ledger
+            or rules.ROLE_PREFIX + group in (g.get("roles") or ())  # holds the role coursehub's config gave it
+        )
+
+    owned_accounts = before.accounts | set(before.groups.values())
+    owned_accounts |= {a.account for a in accounts if a.group in groups and ours(a.group)}
+    new_accounts = [a.account for a in accounts if a.account not in owned_accounts]
+    users: dict[str, dict[str, Any]] | None = None
+    if new_accounts:  # is any new account's name already a hub user's?
+        users = {u["name"]: u for u in api.pages("/users")}
+
+    refused: set[str] = set()
+    for a in accounts:
+        fix = f"rename it in the values (e.g. {rules.account_prefix(declaration)}{a.group}-2) or remove that one"
+        if a.group in groups and not ours(a.group):
+            result.conflicts.append(f"group {a.group} already exists on the hub and is not coursehub's: {fix}")
+            refused.add(a.group)
+        elif users is not None and a.account in users and a.account not in owned_accounts:
+            result.conflicts.append(
+                f"account {a.account} of group {a.group} is an existing hub user that coursehub did not create: {fix}"
+            )
+            refused.add(a.group)
+    usable = [a for a in accounts if a.group not in refused]
+
+    after = Ledger(dict(before.groups), set(before.accounts), dict(before.shared))
+    for a in usable:
+        after.groups[a.group] = a.account
+        after.accounts.add(a.account)
+    dropped = {g: acc for g, acc in before.groups.items() if g not in {a.group for a in accounts}}
+    for g in dropped:
+        after.groups.pop(g)
+
+    # 1. users: new accounts, and students the hub may not know yet (a blind batch: 409 means all exist)
+    known = {u for g in groups.values() for u in g.get("users") or ()} | set(users or ())
+    students = sorted({m for a in usable for m in a.members} - known)
+    new = sorted({a.account for a in usable} - owned_accounts)
+    changes = result.changes
+    changes += [Change("create-accounts", f"({len(batch)} accounts)", batch) for batch in _batches(new)]
+    changes += [Change("create-users", f"({len(batch)} students)", batch) for batch in _batches(students)]
+    # The ledger's accounts are made sure of on every run, so that one a failed run or an admin left missing
+    # is created again: one blind request per BATCH accounts, answered 409 when they all exist.
+    result.accounts = sorted({a.account for a in usable} & owned_accounts - known)
+
+    # 2. groups and their members
+    for a in usable:
+        existing = groups.get(a.group)
+        if existing is None:
+            changes.append(Change("create-group", a.group, a.members if a.managed else ()))
+            if not shares:
+                result.needs_restart.append(a.group)
+            continue
+        if not shares and rules.ROLE_PREFIX + a.group not in (existing.get("roles") or ()):
+            result.needs_restart.append(a.group)
+        if not a.managed:
+            continue  # the admin page's to fill
+        have, want = set(existing.get("users") or ()), set(a.members)
+        changes += [Change("add-members", a.group, b) for b in _batches(sorted(want - have))]
+        changes += [Change("remove-members", a.group, b) for b in _batches(sorted(have - want))]
+    for group in sorted(dropped):
+        if group in groups:
+            changes.append(Change("drop-group", group))
+
+    # 3. shares (access shares), and no shares left behind (dropped groups; a course back on roles)
+    for a in usable:
+        if not shares:
+            if a.account in before.shared:
+                changes.append(Change("unshare-all", a.account))
+                after.shared.pop(a.account)
+            continue
+        existing = groups.get(a.group) or {}
+        want = set(a.members) if a.managed else set(existing.get("users") or ())
+        digest = _digest(want)
+        if before.shared.get(a.account) == digest and (not a.managed or set(existing.get("users") or ()) == want):
+            continue  # shared with exactly these members when last applied: nothing to list
+        have = _shared_with(api, a.account) if a.account in (users or {}) or a.account in owned_accounts else set()
+        changes += [Change("share", a.account, b) for b in _batches(sorted(want - have))]
+        changes += [Change("unshare", a.account, b) for b in _batches(sorted(have - want))]
+        after.shared[a.account] = digest
+    for account in sorted(set(dropped.values()) & set(after.shared)):
+        changes.append(Change("unshare-all", account))
+        after.shared.pop(account)
+
+    result.after = after
+    return result
+
+
+def _shared_with(api: HubAPI, account: str) -> set[str]:
+    """Students the account's default server is shared with (every share scope granted)."""
+    want = {f"{s}!server={account}/" for s in SHARE_SCOPES}
+    try:
+        shares = list(api.pages(f"/shares/{_q(account)}"))
+    except HubError as e:
+        if "HTTP 404" in str(e):  # the account has no server yet
+            return set()
+        raise
+    return {s["user"]["name"] for s in shares if s.get("user") and want <= set(s.get("scopes") or ())}
+
+
+def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda change: None) -> None:
+    """Make the planned changes in order; raises HubError naming the change that failed.
+
+    The ledger is written before anything else with everything that is or is about to be coursehub's
+    (`Plan.intent`), so a failure half-way leaves only things the next run knows to be its own and finishes;
+    it is written again at the end with what remains.
+    """
+    ledger_group = rules.ledger_name(result.course)
+    written, fresh = result.before, not result.ledger_exists
+    if fresh:
+        api.call("POST", f"/groups/{_q(ledger_group)}", {}, ok=(409,))
+        result.ledger_exists = True
+    if fresh or result.intent != written:
+        api.call("PUT", f"/groups/{_q(ledger_group)}/properties", result.intent.properties(result.course))
+        written = result.intent
+    for batch in _batches(result.accounts):
+        created = api.call("POST", "/users", {"usernames": list(batch)}, ok=(409,))
+        if created:
+            report(Change("create-accounts", f"({len(created)} accounts)", tuple(u["name"] for u in created)))
+    for change in result.changes:
+        if change.action in ("create-accounts", "create-users"):
+            api.call("POST", "/users", {"usernames": list(change.users)}, ok=(409,))
+        elif change.action == "create-group":
+            api.call("POST", f"/groups/{_q(change.target)}", {"users": list(change.users)})
+        elif change.action == "add-members":
+            api.call("POST", f"/groups/{_q(change.target)}/users", {"users": list(change.users)})
+        elif change.action == "remove-members":
+            api.call("DELETE", f"/groups/{_q(change.target)}/users", {"users": list(change.users)})
+        elif change.action == "drop-group":
+            api.call("DELETE", f"/groups/{_q(change.target)}", ok=(404,))
+        elif change.action == "share":
+            for user in change.users:
+                api.call("POST", f"/shares/{_q(change.target)}/", {"user": user, "scopes": list(SHARE_SCOPES)})
+        elif change.action == "unshare":
+            for user in change.users:
+                api.call("PATCH", f"/shares/{_q(change.target)}/", {"user": user})
+        elif change.action == "unshare-all":
+            api.call("DELETE", f"/shares/{_q(change.target)}/", ok=(404,))
+        else:
+            raise AssertionError(change.action)
+        report(change)
+    if result.after != written:
+        api.call("PUT", f"/groups/{_q(ledger_group)}/properties", result.after.properties(result.course))
+
+
+# --- inside the hub -------------------------------------------------------------------------------
+
+
+def read_declaration(files: str) -> dict[str, Any]:
+    """custom.coursehub from the chart values z2jh mounts (Secret/hub, then hub.existingSecret), merged as z2jh does."""
+    import yaml  # in the hub image: z2jh's own configuration reads these files with it
+
+    merged: dict[str, Any] = {}
+    for path in filter(None, files.split(os.pathsep)):
+        if os.path.exists(path):
+            with open(path) as f:
+                merged = _merge(merged, yaml.safe_load(f) or {})
+    return dict((merged.get("custom") or {}).get("coursehub") or {})
+
+
+def _merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def run_once(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
+    """One reconciliation inside the hub: collisions are logged and left alone, everything else applied."""
+    result = plan(declaration, api)
+    for conflict in result.conflicts:
+        log.error("collision, left alone: %s", conflict)
+    apply(result, api, lambda change: log.info("%s", change.describe(names=False)))
+    log.info("%s %s (%d request(s))", IN_STEP, result.course, api.requests)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--in-hub", action="store_true", help="run as the hub's managed service, forever")
+    parser.add_argument("--once", action="store_true", help="with --in-hub: one run, then exit")
+    args = parser.parse_args(argv)
+    if not args.in_hub:
+        parser.error("outside the hub, run `make sync-groups` (it uses this code)")
+    logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s")
+    api = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+    declaration = read_declaration(os.environ.get("COURSEHUB_VALUES_FILES", rules.VALUES_FILES))
+    wait = 1.0
+    while True:
+        try:
+            api.requests = 0
+            run_once(declaration, api)
+            if args.once:
+                return 0
+            wait = IN_HUB_EVERY
+        except (HubError, rules.DeclarationError) as e:
+            log.error("%s; trying again in %.0f s", e, min(wait * 2, 60))
+            wait = min(wait * 2, 60)
+            if args.once:
+                return 1
+        time.sleep(wait)
+
+
+def _quietly(main: Callable[[], int]) -> int:
+    """The hub stops its services with SIGTERM (and SIGINT): exit without a traceback in the hub's log."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        return main()
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_quietly(main))
