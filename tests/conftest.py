@@ -5,24 +5,29 @@
 
 from __future__ import annotations
 
+import html
+import io
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from coursehub import tools
 from coursehub.courses import Course, load_course
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
 from coursehub.images import deployed, ensure_env
-from coursehub.localhub import LocalHub, classify, make_plan
+from coursehub.localhub import LocalHub, Plan, classify, make_plan
 from coursehub.paths import ROOT, VALUES
 from coursehub.rendered import objects
 from coursehub.upstream import HOW_TO_GET, UpstreamData, find_chart, load_data
@@ -131,3 +136,149 @@ def stat159_values(folder: Path, secret: dict[str, Any], **course_keys: Any) -> 
         (folder / "stat159.yaml").write_text(yaml.safe_dump(course))
     (folder / "stat159.secret.yaml").write_text(yaml.safe_dump(secret))
     return folder
+
+
+DENIED = {403, 404}
+
+
+class HubClient:
+    """A live hub through its proxy: log-ins, students' tokens, start/use/stop, waits."""
+
+    def __init__(self, local: LocalHub) -> None:
+        self.plan: Plan = local.plan
+        self.url = self.plan.url
+        self.admin = {"Authorization": f"token {self.plan.admin_token}"}
+        self._tokens: dict[str, str] = {}
+
+    def login(self, username: str, password: str) -> requests.Response:
+        session = requests.Session()
+        session.get(f"{self.url}/hub/login")
+        return session.post(
+            f"{self.url}/hub/login",
+            allow_redirects=False,
+            data={"username": username, "password": password, "_xsrf": session.cookies.get("_xsrf")},
+        )
+
+    def token(self, student: str) -> str:
+        """A student's API token, made the way a student makes one: log in, then ask the hub."""
+        if student not in self._tokens:
+            session = requests.Session()
+            session.get(f"{self.url}/hub/login")
+            xsrf = session.cookies.get("_xsrf")
+            r = session.post(
+                f"{self.url}/hub/login",
+                data={"username": student, "password": self.plan.password, "_xsrf": xsrf},
+                allow_redirects=False,
+            )
+            assert r.status_code == 302, r.text
+            r = session.post(
+                f"{self.url}/hub/api/users/{student}/tokens",
+                json={"note": "live test"},
+                headers={"X-XSRFToken": session.cookies.get("_xsrf")},
+            )
+            assert r.status_code == 201, r.text
+            self._tokens[student] = r.json()["token"]
+        return self._tokens[student]
+
+    def as_(self, student: str) -> dict[str, str]:
+        return {"Authorization": f"token {self.token(student)}"}
+
+    def server(self, user: str) -> dict:
+        r = requests.get(f"{self.url}/hub/api/users/{user}", headers=self.admin)
+        r.raise_for_status()
+        return r.json()["servers"].get("", {})
+
+    def wait(self, user: str, ready: bool, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.server(user)
+            if (server.get("ready") is True) == ready and not server.get("pending"):
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"{user}'s server did not become {'ready' if ready else 'stopped'}: {self.server(user)}")
+
+    def start(self, who: str, user: str) -> int:
+        return requests.post(f"{self.url}/hub/api/users/{user}/server", headers=self.as_(who)).status_code
+
+    def stop(self, who: str, user: str) -> int:
+        return requests.delete(f"{self.url}/hub/api/users/{user}/server", headers=self.as_(who)).status_code
+
+    def use(self, who: str, user: str) -> int:
+        return requests.get(
+            f"{self.url}/user/{user}/api/status", headers=self.as_(who), allow_redirects=False
+        ).status_code
+
+
+class Browser:
+    """A student in a web browser: a log-in session, and the consent page a server not their own asks for once.
+
+    (With access "shares", shares count for the student's own session; JupyterHub 5.5 does not add them to
+    API tokens.)
+    """
+
+    def __init__(self, hub: LocalHub, user: str) -> None:
+        self.url, self.session = hub.plan.url, requests.Session()
+        self.session.get(f"{self.url}/hub/login")
+        r = self.session.post(
+            f"{self.url}/hub/login",
+            allow_redirects=False,
+            data={"username": user, "password": hub.plan.password, "_xsrf": self.session.cookies.get("_xsrf")},
+        )
+        assert r.status_code == 302, r.text
+        self.xsrf = {"X-XSRFToken": self.session.cookies.get("_xsrf") or ""}
+
+    def start(self, account: str) -> int:
+        return self.session.post(f"{self.url}/hub/api/users/{account}/server", headers=self.xsrf).status_code
+
+    def stop(self, account: str) -> int:
+        return self.session.delete(f"{self.url}/hub/api/users/{account}/server", headers=self.xsrf).status_code
+
+    def use(self, account: str) -> int:
+        page = self.session.get(f"{self.url}/user/{account}/lab")
+        if "/hub/api/oauth2/authorize" in page.url and page.status_code == 200:  # "allow access to ...?"
+            fields = re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text)
+            self.session.post(page.url, data=[(k, html.unescape(v)) for k, v in fields])
+        return self.session.get(f"{self.url}/user/{account}/api/status").status_code
+
+
+def sync_groups(hub: LocalHub, values: Path, *, dry_run: bool = False, token: str | None = None) -> tuple[int, str]:
+    """`make sync-groups` in-process against the live hub: (exit code, what it printed)."""
+    from coursehub import sync
+
+    out = io.StringIO()
+    old = os.environ.get(sync.TOKEN_ENV)
+    os.environ[sync.TOKEN_ENV] = token if token is not None else str(hub.plan.admin_token)
+    try:
+        code = sync.sync(load_course("stat159", values_dir=values), hub.plan.url, dry_run, out)
+    finally:
+        if old is None:
+            os.environ.pop(sync.TOKEN_ENV, None)
+        else:
+            os.environ[sync.TOKEN_ENV] = old
+    return code, out.getvalue()
+
+
+def hub_groups(hub: LocalHub) -> dict[str, dict[str, Any]]:
+    """Every group on the hub with its members and properties (the admin's view)."""
+    r = requests.get(f"{hub.plan.url}/hub/api/groups", headers={"Authorization": f"token {hub.plan.admin_token}"})
+    r.raise_for_status()
+    return {g["name"]: g for g in r.json()}
+
+
+def write_roster(
+    values: Path, members: dict[str, list[str]], admin_page: tuple[str, ...] = (), **declaration: Any
+) -> None:
+    """The course's secrets file with one shared account per group (collab-<group>) and these members; the
+    `admin_page` groups are declared without members (the admin page manages theirs)."""
+    accounts = [{"group": g, "account": f"collab-{g}"} for g in (*members, *admin_page)]
+    secret = {"jupyterhub": {"custom": {"coursehub": {"sharedAccounts": accounts, "members": members, **declaration}}}}
+    (values / "stat159.secret.yaml").write_text(yaml.safe_dump(secret))
+
+
+def redeploy(hub: LocalHub, values: Path) -> float:
+    """What `make deploy` does to a running hub when the values changed: z2jh restarts the hub with them."""
+    course = load_course("stat159", values_dir=values)
+    hub.plan.values = make_plan(
+        course, load_data(), Path(hub.plan.workdir), Path(hub.plan.singleuser_bin).parent, classify(course)
+    ).values
+    return hub.restart()

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import live_hub, stat159_values
-from coursehub.localhub import LocalHub, Plan, leftovers, server_dirs
+from conftest import DENIED, HubClient, live_hub, stat159_values
+from coursehub.localhub import LocalHub, leftovers, server_dirs
 
 GROUPS = {  # group -> (account, members)
     "shared-1": ("collab-shared-1", ["s-ana", "s-bo"]),
@@ -51,84 +51,13 @@ def values_dir_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return stat159_values(tmp_path_factory.mktemp("values"), secret, sharedAccounts=accounts)
 
 
-class Hub:
-    """HTTP helpers against the running hub, all through the proxy."""
-
-    def __init__(self, local: LocalHub) -> None:
-        self.plan: Plan = local.plan
-        self.url = self.plan.url
-        self.admin = {"Authorization": f"token {self.plan.admin_token}"}
-        self._tokens: dict[str, str] = {}
-
-    def login(self, username: str, password: str) -> requests.Response:
-        session = requests.Session()
-        session.get(f"{self.url}/hub/login")
-        return session.post(
-            f"{self.url}/hub/login",
-            allow_redirects=False,
-            data={"username": username, "password": password, "_xsrf": session.cookies.get("_xsrf")},
-        )
-
-    def token(self, student: str) -> str:
-        """A student's API token, made the way a student makes one: log in, then ask the hub."""
-        if student not in self._tokens:
-            session = requests.Session()
-            session.get(f"{self.url}/hub/login")
-            xsrf = session.cookies.get("_xsrf")
-            r = session.post(
-                f"{self.url}/hub/login",
-                data={"username": student, "password": self.plan.password, "_xsrf": xsrf},
-                allow_redirects=False,
-            )
-            assert r.status_code == 302, r.text
-            r = session.post(
-                f"{self.url}/hub/api/users/{student}/tokens",
-                json={"note": "live test"},
-                headers={"X-XSRFToken": session.cookies.get("_xsrf")},
-            )
-            assert r.status_code == 201, r.text
-            self._tokens[student] = r.json()["token"]
-        return self._tokens[student]
-
-    def as_(self, student: str) -> dict[str, str]:
-        return {"Authorization": f"token {self.token(student)}"}
-
-    def server(self, user: str) -> dict:
-        r = requests.get(f"{self.url}/hub/api/users/{user}", headers=self.admin)
-        r.raise_for_status()
-        return r.json()["servers"].get("", {})
-
-    def wait(self, user: str, ready: bool, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            server = self.server(user)
-            if (server.get("ready") is True) == ready and not server.get("pending"):
-                return
-            time.sleep(0.25)
-        raise AssertionError(f"{user}'s server did not become {'ready' if ready else 'stopped'}: {self.server(user)}")
-
-    def start(self, who: str, user: str) -> int:
-        return requests.post(f"{self.url}/hub/api/users/{user}/server", headers=self.as_(who)).status_code
-
-    def stop(self, who: str, user: str) -> int:
-        return requests.delete(f"{self.url}/hub/api/users/{user}/server", headers=self.as_(who)).status_code
-
-    def use(self, who: str, user: str) -> int:
-        return requests.get(
-            f"{self.url}/user/{user}/api/status", headers=self.as_(who), allow_redirects=False
-        ).status_code
-
-
 @pytest.fixture(scope="module")
-def api(hub: LocalHub) -> Hub:
-    return Hub(hub)
-
-
-DENIED = {403, 404}
+def api(hub: LocalHub) -> HubClient:
+    return HubClient(hub)
 
 
 @pytest.mark.parametrize("account", ACCOUNTS)
-def test_access_matrix_start_use_stop_exactly_for_the_group(api: Hub, account: str) -> None:
+def test_access_matrix_start_use_stop_exactly_for_the_group(api: HubClient, account: str) -> None:
     members, outsiders = sorted(members_of(account)), sorted(set(STUDENTS) - members_of(account))
     try:
         for student in outsiders:
@@ -152,7 +81,7 @@ def test_access_matrix_start_use_stop_exactly_for_the_group(api: Hub, account: s
         requests.delete(f"{api.url}/hub/api/users/{account}/server", headers=api.admin)
 
 
-def test_no_student_reaches_another_students_server(api: Hub) -> None:
+def test_no_student_reaches_another_students_server(api: HubClient) -> None:
     assert api.start("s-ana", "s-ana") in {201, 202}
     api.wait("s-ana", ready=True)
     try:
@@ -166,7 +95,7 @@ def test_no_student_reaches_another_students_server(api: Hub) -> None:
 
 
 @pytest.mark.parametrize("student", STUDENTS)
-def test_the_users_list_holds_only_the_students_group_accounts(api: Hub, student: str) -> None:
+def test_the_users_list_holds_only_the_students_group_accounts(api: HubClient, student: str) -> None:
     r = requests.get(f"{api.url}/hub/api/users", headers=api.as_(student))
     expected = {account for account in ACCOUNTS if student in members_of(account)}
     if not expected:  # in no group: no list:users scope at all
@@ -177,7 +106,7 @@ def test_the_users_list_holds_only_the_students_group_accounts(api: Hub, student
 
 
 @pytest.mark.parametrize("student", STUDENTS)
-def test_students_cannot_use_the_hubs_admin_apis_for_others(api: Hub, student: str) -> None:
+def test_students_cannot_use_the_hubs_admin_apis_for_others(api: HubClient, student: str) -> None:
     other = "s-cy" if student != "s-cy" else "s-ana"
     h = api.as_(student)
     assert requests.get(f"{api.url}/hub/api/users/{other}", headers=h).status_code in DENIED
@@ -192,13 +121,13 @@ def test_students_cannot_use_the_hubs_admin_apis_for_others(api: Hub, student: s
 
 
 @pytest.mark.parametrize("account", ACCOUNTS)
-def test_nobody_can_log_in_as_a_shared_account(api: Hub, account: str) -> None:
+def test_nobody_can_log_in_as_a_shared_account(api: HubClient, account: str) -> None:
     for password in (api.plan.password, "", account, "password"):
         assert api.login(account, password).status_code == 403
     assert api.login("s-ana", api.plan.password).status_code == 302  # the same password works for a student
 
 
-def test_membership_changes_through_the_admin_api_apply_at_once(api: Hub) -> None:
+def test_membership_changes_through_the_admin_api_apply_at_once(api: HubClient) -> None:
     groups = f"{api.url}/hub/api/groups/shared-1/users"
     assert api.start("s-bo", "collab-shared-1") in {201, 202}
     api.wait("collab-shared-1", ready=True)
@@ -220,7 +149,7 @@ def test_membership_changes_through_the_admin_api_apply_at_once(api: Hub) -> Non
         api.wait("collab-shared-1", ready=False)
 
 
-def test_two_members_edit_one_document_and_the_y_store_is_off_home(api: Hub, hub: LocalHub) -> None:
+def test_two_members_edit_one_document_and_the_y_store_is_off_home(api: HubClient, hub: LocalHub) -> None:
     account = "collab-shared-1"
     assert api.start("s-ana", account) in {201, 202}
     api.wait(account, ready=True)
@@ -260,7 +189,7 @@ def test_two_members_edit_one_document_and_the_y_store_is_off_home(api: Hub, hub
         api.wait(account, ready=False)
 
 
-def test_stopping_the_hub_leaves_nothing_running(hub: LocalHub, api: Hub) -> None:
+def test_stopping_the_hub_leaves_nothing_running(hub: LocalHub, api: HubClient) -> None:
     assert api.start("s-dee", "collab-lab.team_b-2") in {201, 202}
     api.wait("collab-lab.team_b-2", ready=True)
     assert leftovers(Path(hub.plan.workdir))  # the server and the proxy are running...

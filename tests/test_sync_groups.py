@@ -1,135 +1,213 @@
-"""`make sync-groups` against a real hub: dry run, live membership changes, idempotence, ownership."""
+"""`make sync-groups` (the hub's reconciler, from outside) against a real hub, access "roles".
+
+Every test starts its own hub from its own roster, so each passes alone and in
+any order. The hub's own reconciler has already run when the hub is up.
+"""
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import requests
-import yaml
 
-from conftest import live_hub, stat159_values
+from conftest import hub_groups, live_hub, stat159_values, sync_groups, write_roster
+from coursehub import hubpython
+from coursehub.errors import CoursehubError
 from coursehub.localhub import LocalHub
 from coursehub.paths import ROOT
 
 START = {"shared-1": ["s-ana", "s-bo"], "shared-2": ["s-cy"]}
+LEDGER = "coursehub:stat159"
 
 
-def write_roster(values: Path, members: dict[str, list[str]]) -> None:
-    accounts = [{"group": g, "account": f"collab-{g}"} for g in members]
-    secret = {"jupyterhub": {"custom": {"coursehub": {"sharedAccounts": accounts, "members": members}}}}
-    (values / "stat159.secret.yaml").write_text(yaml.safe_dump(secret))
-
-
-@pytest.fixture(scope="module")
-def values(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = stat159_values(tmp_path_factory.mktemp("values"), {})
+@pytest.fixture
+def values(tmp_path: Path) -> Path:
+    (tmp_path / "values").mkdir()
+    target = stat159_values(tmp_path / "values", {})
     write_roster(target, START)
     return target
 
 
-@pytest.fixture(scope="module")
-def hub(values: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
-    with live_hub(values, tmp_path_factory.mktemp("hub")) as local:
+@pytest.fixture
+def hub(values: Path, tmp_path: Path) -> Iterator[LocalHub]:
+    with live_hub(values, tmp_path / "hub") as local:
         yield local
 
 
-def sync(hub: LocalHub, values: Path, *extra: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "scripts"),
-        "COURSEHUB_VALUES": str(values),
-        "JUPYTERHUB_API_TOKEN": token if token is not None else str(hub.plan.admin_token),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "coursehub", "sync-groups", "--course", "stat159", "--hub-url", hub.plan.url, *extra],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+def members(hub: LocalHub) -> dict[str, list[str]]:
+    return {name: sorted(g["users"]) for name, g in hub_groups(hub).items() if name != LEDGER}
 
 
-def groups(hub: LocalHub) -> dict[str, dict]:
-    r = requests.get(f"{hub.plan.url}/hub/api/groups", headers={"Authorization": f"token {hub.plan.admin_token}"})
-    r.raise_for_status()
-    return {g["name"]: g for g in r.json()}
-
-
-def test_the_hub_starts_in_sync_and_owns_its_groups(hub: LocalHub, values: Path) -> None:
-    result = sync(hub, values)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "nothing to change" in result.stdout
-    assert groups(hub)["shared-1"]["properties"] == {"coursehub.course": "stat159"}
+def test_the_hub_reconciles_itself_at_start_and_sync_then_has_nothing_to_do(hub: LocalHub, values: Path) -> None:
+    assert members(hub) == START
+    ledger = hub_groups(hub)[LEDGER]["properties"]
+    assert ledger["groups"] == {"shared-1": "collab-shared-1", "shared-2": "collab-shared-2"}
+    code, out = sync_groups(hub, values)
+    assert code == 0, out
+    assert out.strip() == "stat159: the hub already matches the declaration; nothing to change"
 
 
 def test_dry_run_prints_the_exact_changes_and_changes_nothing(hub: LocalHub, values: Path) -> None:
     write_roster(values, {"shared-1": ["s-ana", "s-cy"], "shared-2": [], "shared-new": ["s-dee"]})
-    before = groups(hub)
-    result = sync(hub, values, "--dry-run")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines() == [
+    before = hub_groups(hub)
+    code, out = sync_groups(hub, values, dry_run=True)
+    assert code == 0, out
+    assert out.splitlines() == [
+        "would create-accounts (1 accounts): collab-shared-new",
         "would create-users (1 students): s-dee",
         "would add-members shared-1: s-cy",
         "would remove-members shared-1: s-bo",
         "would remove-members shared-2: s-cy",
-        "would create-account collab-shared-new",
         "would create-group shared-new: s-dee",
     ]
-    assert groups(hub) == before
+    assert hub_groups(hub) == before
 
 
-def test_sync_applies_membership_at_once_and_a_second_run_changes_nothing(hub: LocalHub, values: Path) -> None:
-    result = sync(hub, values)
-    assert result.returncode == 0, result.stdout + result.stderr
-    now = groups(hub)
-    assert sorted(now["shared-1"]["users"]) == ["s-ana", "s-cy"] and now["shared-2"]["users"] == []
-    assert now["shared-new"]["users"] == ["s-dee"] and now["shared-new"]["properties"] == {
-        "coursehub.course": "stat159"
-    }
-    assert "new groups shared-new" in result.stdout and "make deploy" in result.stdout
-    again = sync(hub, values)
-    assert again.returncode == 0 and "nothing to change" in again.stdout
+def test_additions_and_removals_apply_at_once_and_a_second_run_changes_nothing(hub: LocalHub, values: Path) -> None:
+    write_roster(values, {"shared-1": ["s-ana", "s-cy"], "shared-new": ["s-dee"]})  # shared-2 is dropped
+    code, out = sync_groups(hub, values)
+    assert code == 0, out
+    assert members(hub) == {"shared-1": ["s-ana", "s-cy"], "shared-new": ["s-dee"]}
+    assert "done: drop-group shared-2" in out
+    assert "groups shared-new: members are in, but their role" in out and "make deploy" in out
+    ledger = hub_groups(hub)[LEDGER]["properties"]
+    assert ledger["groups"] == {"shared-1": "collab-shared-1", "shared-new": "collab-shared-new"}
+    assert {"collab-shared-2", "collab-shared-new"} <= set(ledger["accounts"])  # accounts stay coursehub's
+    code, out = sync_groups(hub, values)
+    assert code == 0 and "nothing to change" in out, out
 
 
-def test_a_group_coursehub_does_not_own_is_left_alone(hub: LocalHub, values: Path) -> None:
+def test_a_group_the_values_leave_to_the_admin_page_keeps_its_members(hub: LocalHub, values: Path) -> None:
     admin = {"Authorization": f"token {hub.plan.admin_token}"}
-    requests.post(f"{hub.plan.url}/hub/api/users/prof", headers=admin).raise_for_status()
-    requests.post(
-        f"{hub.plan.url}/hub/api/groups/teaching-staff", headers=admin, json={"users": ["prof"]}
-    ).raise_for_status()
-    write_roster(
-        values, {"shared-1": ["s-ana", "s-cy"], "shared-2": [], "shared-new": ["s-dee"], "teaching-staff": ["s-eve"]}
-    )
-    result = sync(hub, values)
-    assert result.returncode == 1
-    assert "conflict: group teaching-staff exists on the hub but coursehub does not own it" in result.stdout
-    assert groups(hub)["teaching-staff"]["users"] == ["prof"]
+    requests.post(f"{hub.plan.url}/hub/api/users/s-eve", headers=admin).raise_for_status()
+    r = requests.post(f"{hub.plan.url}/hub/api/groups/shared-2/users", headers=admin, json={"users": ["s-eve"]})
+    r.raise_for_status()
+    write_roster(values, {"shared-1": ["s-ana", "s-bo"]}, admin_page=("shared-2",))
+    code, out = sync_groups(hub, values)
+    assert code == 0 and "nothing to change" in out, out
+    assert members(hub)["shared-2"] == ["s-cy", "s-eve"]
+
+
+@pytest.mark.parametrize("collision", ["foreign group", "real user as account"])
+def test_collisions_are_refused_with_the_name_and_the_fix_and_nothing_changes(
+    hub: LocalHub, values: Path, collision: str
+) -> None:
+    admin = {"Authorization": f"token {hub.plan.admin_token}"}
+    api = f"{hub.plan.url}/hub/api"
+    if collision == "foreign group":
+        requests.post(f"{api}/users/prof", headers=admin).raise_for_status()
+        requests.post(f"{api}/groups/teaching-staff", headers=admin, json={"users": ["prof"]}).raise_for_status()
+        roster, name = {**START, "teaching-staff": ["s-eve"]}, "group teaching-staff already exists"
+    else:
+        requests.post(f"{api}/users/collab-lab", headers=admin).raise_for_status()  # (an admin is a user too)
+        roster, name = {**START, "lab": ["s-eve"]}, "account collab-lab of group lab is an existing hub user"
+    roster["shared-1"] = ["s-ana"]  # a change that would otherwise be applied
+    write_roster(values, roster)
+    before = hub_groups(hub)
+    code, out = sync_groups(hub, values)
+    assert code == 1
+    (line,) = [line for line in out.splitlines() if line.startswith("conflict: ")]
+    assert name in line and "rename it in the values" in line
+    assert "collisions: nothing was changed" in out
+    assert hub_groups(hub) == before
+
+
+def test_an_account_without_the_course_prefix_is_refused_before_the_hub_is_asked(hub: LocalHub, values: Path) -> None:
+    write_roster(values, START)
+    secret = (values / "stat159.secret.yaml").read_text().replace("account: collab-shared-2", "account: s-cy")
+    (values / "stat159.secret.yaml").write_text(secret)
+    before = hub_groups(hub)
+    with pytest.raises(CoursehubError) as caught:
+        sync_groups(hub, values)
+    assert "does not start with the course's account prefix 'collab-'" in str(caught.value)
+    assert hub_groups(hub) == before
 
 
 def test_a_failure_part_way_says_what_was_applied_and_a_rerun_finishes(hub: LocalHub, values: Path) -> None:
     admin = {"Authorization": f"token {hub.plan.admin_token}"}
-    # a token that may change shared-1's members and create users, but not create groups: it fails part-way
-    scopes = ["admin:users", "list:users", "list:groups", "read:groups", "admin:groups!group=shared-1"]
+    # a token that may do everything the roster needs except create groups: it fails part-way
+    scopes = ["admin:users", "list:users", "list:groups", "read:groups", "read:roles:groups", "groups"]
     r = requests.post(f"{hub.plan.url}/hub/api/users/instructor/tokens", headers=admin, json={"scopes": scopes})
     assert r.status_code == 201, r.text
-    limited = r.json()["token"]
-    write_roster(values, {"shared-1": ["s-ana"], "shared-2": [], "shared-new": ["s-dee"], "late": ["s-fay"]})
-    result = sync(hub, values, token=limited)
-    assert result.returncode == 1, result.stdout
-    assert "done: remove-members shared-1: s-cy" in result.stdout
-    assert "error: create-group late: s-fay failed" in result.stdout
-    assert "applied 3 of 4 changes; not applied: create-group late: s-fay. Run the same command again" in result.stdout
-    assert sorted(groups(hub)["shared-1"]["users"]) == ["s-ana"] and "late" not in groups(hub)
-    result = sync(hub, values)
-    assert result.returncode == 0, result.stdout
-    assert result.stdout.splitlines()[0] == "create-group late: s-fay"  # only what was not applied yet
-    assert groups(hub)["late"]["users"] == ["s-fay"]
+    write_roster(values, {"shared-1": ["s-ana"], "shared-2": ["s-cy"], "late": ["s-fay"]})
+    code, out = sync_groups(hub, values, token=r.json()["token"])
+    assert code == 1, out
+    assert "done: remove-members shared-1: s-bo" in out
+    assert "error: POST /groups/late: HTTP 403" in out
+    assert "not applied: create-group late: s-fay. Run the same command again" in out
+    assert members(hub)["shared-1"] == ["s-ana"] and "late" not in hub_groups(hub)
+    assert "late" in hub_groups(hub)[LEDGER]["properties"]["groups"]  # recorded as coursehub's before creation
+    code, out = sync_groups(hub, values)
+    assert code == 0, out
+    assert [line for line in out.splitlines() if not line.startswith(("done:", "groups "))] == [
+        "create-group late: s-fay"  # only what was not applied yet
+    ]
+    assert members(hub)["late"] == ["s-fay"]
 
 
-def test_the_token_never_comes_from_the_command_line(hub: LocalHub, values: Path) -> None:
-    result = sync(hub, values, token="")
+class _Scripted(http.server.BaseHTTPRequestHandler):
+    """A real HTTP server that answers with the statuses it is given, in order (the last one repeats)."""
+
+    statuses: ClassVar[list[int]] = []
+    seen = 0
+
+    def do_GET(self) -> None:
+        status = self.statuses[min(type(self).seen, len(self.statuses) - 1)]
+        type(self).seen += 1
+        body = b'{"items": [], "_pagination": {"next": null}}' if status == 200 else b'{"message": "busy"}'
+        self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("Location", "/elsewhere")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("statuses", "outcome"),
+    [
+        ([500, 502, 200], "ok after 3 requests"),
+        ([503], "HTTP 503 busy; gave up after 3 tries"),
+        ([302], "redirect (302 to /elsewhere): give the hub's own URL"),
+        ([404], "HTTP 404 busy"),
+    ],
+)
+def test_requests_retry_5xx_with_backoff_and_every_error_is_one_line(statuses: list[int], outcome: str) -> None:
+    handler = type("Handler", (_Scripted,), {"statuses": statuses, "seen": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        reconciler = hubpython.reconciler()
+        api = reconciler.HubAPI(f"http://127.0.0.1:{server.server_port}/hub/api", "t", retries=2, backoff=0.01)
+        try:
+            list(api.pages("/groups"))
+            result = f"ok after {api.requests} requests"
+        except reconciler.HubError as e:
+            result = str(e)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcome in result and "\n" not in result
+
+
+def test_the_token_never_comes_from_the_command_line(tmp_path: Path) -> None:
+    """The entry point the Makefile calls, as a subprocess."""
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_API_TOKEN"}
+    result = subprocess.run(
+        [sys.executable, "-m", "coursehub", "sync-groups", "--course", "stat159", "--hub-url", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(ROOT / "scripts")},
+    )
     assert result.returncode == 1 and "JUPYTERHUB_API_TOKEN: is not set" in result.stderr

@@ -5,8 +5,8 @@ brings the hub to it, additions and removals alike:
 
 - inside the hub, as the JupyterHub-managed service ``coursehub-reconciler``
   that ``coursehub_config.py`` registers with a role holding only the scopes
-  it needs: at every hub start, then every few minutes (``--in-hub``). It
-  reads the declaration where z2jh keeps it, the chart values in Secret/hub;
+  it needs: once at every hub start (``--in-hub``). It reads the declaration
+  where z2jh keeps it, the chart values in Secret/hub;
 - from outside, as ``make sync-groups`` (``scripts/coursehub/sync.py``
   imports this file) with an operator's token against a remote hub.
 
@@ -53,7 +53,6 @@ PAGE = 200  # JupyterHub's default api_page_max_limit
 # session but not for the OAuth tokens a server checks.
 SHARE_SCOPES = ("access:servers", "servers", "read:servers")
 IN_STEP = "in step with the declaration of"  # logged after every in-hub run (the local hub waits for it)
-IN_HUB_EVERY = 300.0  # seconds between two in-hub runs after the first (undoes drift: admin-page edits, deletions)
 
 log = logging.getLogger("coursehub-reconciler")
 
@@ -193,7 +192,7 @@ class Plan:
     before: Ledger = field(default_factory=Ledger)  # the ledger as found
     after: Ledger = field(default_factory=Ledger)  # the ledger once every change is applied
     ledger_exists: bool = True
-    accounts: list[str] = field(default_factory=list)  # shared accounts to make sure of (created where missing)
+    ensure: list[str] = field(default_factory=list)  # accounts and students to make sure of (created where missing)
 
     @property
     def intent(self) -> Ledger:
@@ -273,16 +272,19 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
     for g in dropped:
         after.groups.pop(g)
 
-    # 1. users: new accounts, and students the hub may not know yet (a blind batch: 409 means all exist)
+    # 1. users. New accounts (the hub's users were listed, so they are known to be missing) and students known
+    # to be missing are changes. Students in no group yet, and the ledger's accounts, are made sure of on every
+    # run without a listing, so that one a failed run or an admin left missing is created again: one blind
+    # request per BATCH names, answered 409 when they all exist; only what it creates is reported.
     known = {u for g in groups.values() for u in g.get("users") or ()} | set(users or ())
     students = sorted({m for a in usable for m in a.members} - known)
     new = sorted({a.account for a in usable} - owned_accounts)
     changes = result.changes
     changes += [Change("create-accounts", f"({len(batch)} accounts)", batch) for batch in _batches(new)]
-    changes += [Change("create-users", f"({len(batch)} students)", batch) for batch in _batches(students)]
-    # The ledger's accounts are made sure of on every run, so that one a failed run or an admin left missing
-    # is created again: one blind request per BATCH accounts, answered 409 when they all exist.
-    result.accounts = sorted({a.account for a in usable} & owned_accounts - known)
+    if users is not None:
+        changes += [Change("create-users", f"({len(batch)} students)", batch) for batch in _batches(students)]
+        students = []
+    result.ensure = sorted({a.account for a in usable} & owned_accounts - known) + students
 
     # 2. groups and their members
     for a in usable:
@@ -354,10 +356,10 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
     if fresh or result.intent != written:
         api.call("PUT", f"/groups/{_q(ledger_group)}/properties", result.intent.properties(result.course))
         written = result.intent
-    for batch in _batches(result.accounts):
+    for batch in _batches(result.ensure):
         created = api.call("POST", "/users", {"usernames": list(batch)}, ok=(409,))
         if created:
-            report(Change("create-accounts", f"({len(created)} accounts)", tuple(u["name"] for u in created)))
+            report(Change("create-users", f"({len(created)} users)", tuple(u["name"] for u in created)))
     for change in result.changes:
         if change.action in ("create-accounts", "create-users"):
             api.call("POST", "/users", {"usernames": list(change.users)}, ok=(409,))
@@ -418,8 +420,7 @@ def run_once(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--in-hub", action="store_true", help="run as the hub's managed service, forever")
-    parser.add_argument("--once", action="store_true", help="with --in-hub: one run, then exit")
+    parser.add_argument("--in-hub", action="store_true", help="run as the hub's managed service")
     args = parser.parse_args(argv)
     if not args.in_hub:
         parser.error("outside the hub, run `make sync-groups` (it uses this code)")
@@ -427,19 +428,19 @@ def main(argv: list[str] | None = None) -> int:
     api = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
     declaration = read_declaration(os.environ.get("COURSEHUB_VALUES_FILES", rules.VALUES_FILES))
     wait = 1.0
-    while True:
+    while True:  # until one run succeeds (the hub may still be starting; a request may fail)
         try:
             api.requests = 0
             run_once(declaration, api)
-            if args.once:
-                return 0
-            wait = IN_HUB_EVERY
+            break
         except (HubError, rules.DeclarationError) as e:
-            log.error("%s; trying again in %.0f s", e, min(wait * 2, 60))
             wait = min(wait * 2, 60)
-            if args.once:
-                return 1
-        time.sleep(wait)
+            log.error("%s; trying again in %.0f s", e, wait)
+            time.sleep(wait)
+    # Once per start: what `make sync-groups` changes between two deploys stays until the next start. A managed
+    # service that exits is restarted by JupyterHub, so this one idles.
+    while True:
+        time.sleep(3600)
 
 
 def _quietly(main: Callable[[], int]) -> int:
