@@ -146,6 +146,9 @@ class Browser:
         self.driver.find_element(By.ID, "login_submit").click()
         self.until("the log-in form to be submitted", lambda: "/hub/login" not in self.driver.current_url or self.h1())
 
+    def body(self) -> str:
+        return str(self.js("return document.body ? document.body.innerText : '';"))
+
     def h1(self) -> str:
         return str(self.js("const h = document.querySelector('h1'); return h ? h.textContent.trim() : '';"))
 
@@ -261,22 +264,29 @@ def test_two_members_co_edit_a_notebook_in_their_accounts_jupyterlab(hub: LocalH
     with browsers(tmp_path / "screenshots", "s-ana", "s-bo") as (ana, bo):
         ana.log_in(api.url, "s-ana", api.plan.password)
         bo.log_in(api.url, "s-bo", api.plan.password)
-        # The URL the demo prints: the hub starts the account's server and sends s-ana on to its JupyterLab.
+        # The admin page the demo points to lists the group's account, with its start button, and no other.
+        ana.driver.get(f"{api.url}/hub/admin")
+        page = ana.until("the admin page's list", lambda: ana.body() if ACCOUNT in ana.body() else None)
+        assert "Start Server" in page and "collab-shared-2" not in page, page
+        # The URL the demo prints: the hub starts the account's server and sends s-ana on to its JupyterLab...
         ana.open_lab(f"{api.url}/hub/spawn/{ACCOUNT}")
         assert f"/user/{ACCOUNT}/" in ana.driver.current_url
+        # ...and the same URL takes s-bo to the running one.
+        bo.open_lab(f"{api.url}/hub/spawn/{ACCOUNT}")
+        assert f"/user/{ACCOUNT}/" in bo.driver.current_url
         create_notebook(api, "s-ana")
         lab = f"{api.url}/user/{ACCOUNT}/lab/tree/{NOTEBOOK}"
         ana.driver.get(lab)
-        bo.open_lab(lab)
+        bo.driver.get(lab)
         for browser in (ana, bo):  # the cell came from the server's copy of the document
             browser.until("the notebook's cell", lambda b=browser: MARKER in b.cell_text())
 
         for writer, reader in ((ana, bo), (bo, ana)):
             text = f"x_{writer.name.replace('-', '_')} = {secrets.token_hex(4)!r}"
-            writer.type_at_end_of_cell(text)
             started = time.monotonic()
+            writer.type_at_end_of_cell(text)
             reader.until(f"{writer.name}'s text {text!r} to arrive", lambda r=reader, t=text: t in r.cell_text(), 30)
-            print(f"{writer.name} -> {reader.name}: {time.monotonic() - started:.2f} s")
+            print(f"{writer.name} -> {reader.name}: typed and seen in {time.monotonic() - started:.2f} s")
 
         ana.until("s-bo among the collaborators", lambda: any("s-bo" in n for n in ana.collaborators()))
         bo.until("s-ana among the collaborators", lambda: any("s-ana" in n for n in bo.collaborators()))

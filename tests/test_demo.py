@@ -97,7 +97,9 @@ def test_an_unknown_tag_is_one_line_naming_the_image_folder(tmp_path: Path) -> N
         timeout=300,
     )
     assert result.returncode != 0
-    assert "image/stat159" in result.stderr and "1999.01.1" in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "image/stat159: TAG: there is no image variant '1999.01.1'" in result.stderr, result.stderr
+    assert "use one of: 2023.03.1, 2026.11.1" in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == []  # nothing started, nothing written
 
 

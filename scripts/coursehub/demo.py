@@ -10,8 +10,8 @@ from pathlib import Path
 
 from coursehub.checks import check_values
 from coursehub.courses import Course, get
-from coursehub.errors import CoursehubError
-from coursehub.images import deployed, ensure_env
+from coursehub.errors import CoursehubError, Problem
+from coursehub.images import deployed, ensure_env, variants
 from coursehub.localhub import APPLIED, LocalHub, classify, describe_mapping, make_plan
 from coursehub.upstream import find_chart, load_data
 
@@ -24,7 +24,14 @@ def demo(course: Course, tag: str | None = None) -> None:
         raise CoursehubError(problems)
     report = classify(course)
     image = get(course.values(), ("jupyterhub", "singleuser", "image"))
-    variant = deployed(course.name, tag or image["tag"])  # an unknown tag: one line naming image/<course>/
+    known = [v.tag for v in variants(course.name)]
+    if tag and tag not in known:
+        raise CoursehubError(
+            Problem(
+                f"image/{course.name}", "TAG", f"there is no image variant {tag!r}", f"use one of: {', '.join(known)}"
+            )
+        )
+    variant = deployed(course.name, tag or image["tag"])
     env = ensure_env(variant)
     workdir = Path(tempfile.mkdtemp(prefix=f"coursehub-demo-{course.name}-"))
     plan = make_plan(course, upstream, workdir, env, report)
