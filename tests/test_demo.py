@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import edit
 from coursehub import images
 from coursehub.paths import ROOT
 
@@ -123,3 +124,30 @@ def test_building_an_environment_reports_each_step_with_counts_and_sizes(
     assert done and int(done[1]) > 0 and int(done[2]) <= time.monotonic() - started + 1, err
     images.ensure_env(images.deployed("tiny", "1", tmp_path / "image"))
     assert capsys.readouterr().err == ""  # built once: silent afterwards
+
+
+def test_a_hub_that_fails_to_start_is_named_by_the_log_that_outlives_the_demo(tmp_path: Path, values_dir: Path) -> None:
+    edit(
+        values_dir / "stat159.yaml", {"jupyterhub.hub.extraConfig.zz-broken": "raise RuntimeError('broken on purpose')"}
+    )
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "scripts"),
+        "TMPDIR": str(scratch),
+        "COURSEHUB_VALUES": str(values_dir),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "coursehub", "demo", "--course", "stat159"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode != 0, result.stdout
+    kept = list(scratch.iterdir())
+    assert len(kept) == 1 and kept[0].suffix == ".log", kept  # the workdir is gone, its log kept
+    assert f"{kept[0]}: the hub exited at start-up" in result.stderr, result.stderr
+    assert "broken on purpose" in kept[0].read_text()

@@ -6,6 +6,7 @@ import shutil
 import signal
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from coursehub.checks import check_values
@@ -46,6 +47,7 @@ def demo(course: Course, tag: str | None = None) -> None:
     if report.replaced:
         print("replaced by the demo's own log-in and local spawner: " + ", ".join(report.replaced))
     print("each server's pod paths are mapped: " + "; ".join(describe_mapping(plan)))
+    log = workdir / "hub.log"
     try:
         print("starting the hub and the proxy ...", flush=True)
         with LocalHub(plan) as hub:
@@ -53,8 +55,11 @@ def demo(course: Course, tag: str | None = None) -> None:
             print(f"hub log: {hub.log} (kept as {kept_log} when the demo stops)")
             print("Ctrl-C stops the hub, its servers and the proxy.", flush=True)
             _wait_for_interrupt()
+    except CoursehubError as error:  # a failed start names the log: name the copy that outlives the workdir
+        raise CoursehubError(
+            [replace(p, file=str(kept_log)) if p.file == str(log) else p for p in error.problems]
+        ) from error
     finally:
-        log = workdir / "hub.log"
         if log.is_file():  # the workdir goes, the log stays: it is what explains a failed start
             shutil.move(log, kept_log)
             kept_log.chmod(0o600)  # it names the users who logged in
