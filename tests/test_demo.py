@@ -25,7 +25,7 @@ from coursehub.paths import ROOT
 ALTERNATIVE_TAG = "2026.11.1"  # stat159's values deploy 2023.03.1
 
 
-def run_demo_until_ready(tmp_path: Path, *args: str, timeout: float = 600) -> tuple[str, str]:
+def run_demo_until_ready(tmp_path: Path, *args: str, timeout: float = 1200) -> tuple[str, str]:
     """Start the demo, return (output up to "Ctrl-C stops", output after a Ctrl-C); never leaves it running."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts"), "TMPDIR": str(tmp_path)}  # its workdir and kept log
     demo = subprocess.Popen(
