@@ -6,7 +6,8 @@
 #   make validate [COURSE=stat159]    every check on one course or all of them
 #   make render COURSE=stat159 [OUT=dir] [KUBE_VERSION=1.33]
 #   make deploy COURSE=stat159 [DRY_RUN=1] [RELEASE=..] [NAMESPACE=..]
-#   make demo COURSE=stat159          the course's hub, for real, on 127.0.0.1 (Ctrl-C stops it)
+#   make demo COURSE=stat159 [TAG=2026.11.1]  the course's hub, for real, on 127.0.0.1 (Ctrl-C stops it);
+#                                     TAG: another variant of its image (image/<course>/<tag>/)
 #   make check-image [COURSE=stat159] [TAG=..]  the course's singleuser command on its image(s)
 #   make diff A=stat159 B=data100     what differs between two courses' images and values
 #   make groups COURSE=stat159 ROSTER=groups.csv   an LMS group roster into the private membership file
@@ -75,7 +76,7 @@ deploy: chart
 
 demo: chart
 	@test -n "$(COURSE)" || { echo "error: COURSE is required: make demo COURSE=<course>"; exit 2; }
-	$(COURSEHUB) demo --course $(COURSE)
+	$(COURSEHUB) demo --course $(COURSE) $(call opt,TAG,tag)
 
 check-image: tools
 	$(COURSEHUB) check-image $(call opt,COURSE,course) $(call opt,TAG,tag)

@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", help="run the course's hub for real on 127.0.0.1 until Ctrl-C")
     m.add_argument("--course", required=True)
+    m.add_argument("--tag", help="another variant of the course's image (image/<course>/<tag>/) than its values deploy")
 
     dp = sub.add_parser(
         "deps", help="helm dependency build: fetch the upstream chart into chart/charts/ (needs a network)"
@@ -136,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "sync-groups":
         return sync(load_course(args.course), args.hub_url, args.dry_run, sys.stdout)
     if args.command == "demo":
-        demo(load_course(args.course))
+        demo(load_course(args.course), args.tag)
         return 0
     if args.command == "diff":
         print("\n".join(diff(load_course(args.a), load_course(args.b))))

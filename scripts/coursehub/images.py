@@ -14,10 +14,13 @@ leaves every other one alone.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -110,15 +113,26 @@ def deployed(course: str, tag: str, images: Path = IMAGES) -> Variant:
 
 
 def ensure_env(variant: Variant) -> Path:
-    """The variant's environment, built first if needed. Returns the venv folder."""
+    """The variant's environment, built first if needed. Returns the venv folder.
+
+    A first build takes minutes: it reports each step, with package counts and
+    sizes, on stderr so nobody stares at a silent terminal.
+    """
     env = variant.env
     if variant.built:
         return env
     if env.exists():  # an earlier build was interrupted
         shutil.rmtree(env)
-    print(f"building {variant.ref}'s Python environment in {display(env)} (cached afterwards)", file=sys.stderr)
+    total = len(variant.pins())
+    started = time.monotonic()
+    say = partial(print, file=sys.stderr, flush=True)
+    say(f"building {variant.ref}'s Python environment in {display(env)} (once; cached afterwards)")
+    say("  step 1/3: creating the virtual environment")
     subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
-    result = subprocess.run(
+    say(f"  step 2/3: installing {total} pinned packages from {display(variant.requirements)} (pip; minutes)")
+    progress = PipProgress(total)
+    tail: list[str] = []
+    with subprocess.Popen(
         [
             str(env / "bin" / "python"),
             "-m",
@@ -128,18 +142,55 @@ def ensure_env(variant: Variant) -> Path:
             "-r",
             str(variant.requirements),
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-    )
-    if result.returncode != 0:
+    ) as pip:
+        assert pip.stdout is not None
+        for line in pip.stdout:
+            tail = [*tail[-40:], line]
+            message = progress.feed(line)
+            if message:
+                say(f"    {message}")
+    if pip.returncode != 0:
         shutil.rmtree(env, ignore_errors=True)
         raise CoursehubError(
             Problem(
                 display(variant.requirements),
                 "",
-                "pip could not build the environment:\n" + result.stderr[-2000:],
+                "pip could not build the environment:\n" + "".join(tail)[-2000:],
                 "correct the pins named above",
             )
         )
     (env / _COMPLETE).write_text(variant.requirements.read_text())
+    size = sum(f.stat().st_size for f in env.rglob("*") if f.is_file() and not f.is_symlink())
+    say(f"  step 3/3: done: {total} packages, {size / 1e6:.0f} MB on disk, in {time.monotonic() - started:.0f} s")
     return env
+
+
+class PipProgress:
+    """Turns pip's output into a line every `every` packages: how many of the pins, and how many MB so far."""
+
+    def __init__(self, total: int, every: int = 10) -> None:
+        self.total, self.every = total, every
+        self.collected = 0
+        self.megabytes = 0.0
+
+    def feed(self, line: str) -> str | None:
+        line = line.strip()
+        size = re.search(r"^(?:Downloading|Using cached) \S+ \(([\d.]+) (kB|MB|GB)\)$", line)
+        if size:
+            self.megabytes += float(size[1]) * {"kB": 1e-3, "MB": 1.0, "GB": 1e3}[size[2]]
+            return None
+        if line.startswith(("Collecting ", "Processing ")):  # from the index, or a wheel in a local mirror
+            self.collected += 1
+            local = Path(line.removeprefix("Processing ").split(" (from ")[0])
+            if line.startswith("Processing ") and local.is_file():
+                self.megabytes += local.stat().st_size / 1e6
+            if self.collected % self.every == 0 or self.collected == self.total:
+                return f"fetched {self.collected}/{self.total} packages ({self.megabytes:.1f} MB so far)"
+            return None
+        if line.startswith("Installing collected packages:"):
+            count = len(line.partition(":")[2].split(","))
+            return f"unpacking {count} packages ({self.megabytes:.1f} MB downloaded) into the environment"
+        return None

@@ -1,0 +1,153 @@
+"""`make demo` as a newcomer meets it: progress while an environment builds, where to go, and the log kept after stop.
+
+The demo runs for real (the entry point the Makefile calls, a real hub and
+proxy on 127.0.0.1) and is stopped with Ctrl-C (SIGINT), as a person stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import edit
+from coursehub import images
+from coursehub.paths import ROOT
+
+ALTERNATIVE_TAG = "2026.11.1"  # stat159's values deploy 2023.03.1
+
+
+def run_demo_until_ready(tmp_path: Path, *args: str, timeout: float = 1200) -> tuple[str, str]:
+    """Start the demo, return (output up to "Ctrl-C stops", output after a Ctrl-C); never leaves it running."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts"), "TMPDIR": str(tmp_path)}  # its workdir and kept log
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "coursehub", "demo", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("Ctrl-C stops"):
+                ready.set()
+        ready.set()  # the demo ended
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        ready.wait(timeout)
+        before = "".join(lines)
+        assert demo.poll() is None, f"the demo stopped by itself:\n{before}"
+        url = re.search(r"open (http://127\.0\.0\.1:\d+)/hub/login", before)
+        assert url, before
+        # The URL it prints for a group's account is the hub's: it asks an anonymous visitor to log in.
+        r = requests.get(f"{url[1]}/hub/spawn/collab-shared-1", allow_redirects=False, timeout=30)
+        assert r.status_code == 302 and "/hub/login" in r.headers["Location"], (r.status_code, r.headers)
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=60)
+        reader.join(timeout=10)
+        return before, "".join(lines)[len(before) :]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+
+
+def test_the_demo_runs_another_image_variant_says_where_to_go_and_keeps_its_log(tmp_path: Path) -> None:
+    before, after = run_demo_until_ready(tmp_path, "--course", "stat159", "--tag", ALTERNATIVE_TAG)
+    url = re.search(r"open (http://127\.0\.0\.1:\d+)/hub/login", before)[1]  # type: ignore[index]
+    assert (
+        f"stat159-image:{ALTERNATIVE_TAG}'s environment (TAG={ALTERNATIVE_TAG}; the values deploy 2023.03.1)" in before
+    )
+    for account in ("collab-shared-1", "collab-shared-2"):
+        assert f"its shared account opens at {url}/hub/spawn/{account}" in before
+    assert f"admin page ({url}/hub/admin)" in before and '"Start Server"' in before
+    assert '"Authorize access" page' in before and 'Click "Authorize"' in before
+    workdir = re.search(r"hub log: (\S+)/hub\.log \(kept as (\S+) when the demo stops\)", before)
+    assert workdir, before
+    kept = Path(workdir[2])
+    assert f"The hub log is kept in {kept}" in after
+    assert kept.parent == tmp_path and kept.is_file() and oct(kept.stat().st_mode & 0o777) == "0o600"
+    assert "JupyterHub is now running" in kept.read_text()  # the hub's own log, whole
+    assert not Path(workdir[1]).exists()  # the rest of the demo's folder is gone
+
+
+def test_an_unknown_tag_is_one_line_naming_the_image_folder(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts"), "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "coursehub", "demo", "--course", "stat159", "--tag", "1999.01.1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "image/stat159: TAG: there is no image variant '1999.01.1'" in result.stderr, result.stderr
+    assert "use one of: 2023.03.1, 2026.11.1" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing started, nothing written
+
+
+def test_building_an_environment_reports_each_step_with_counts_and_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real build of a two-package variant (pip from the configured index), in a tmp folder."""
+    (tmp_path / "image" / "tiny" / "1").mkdir(parents=True)
+    (tmp_path / "image" / "tiny" / "image.yaml").write_text("name: example/tiny\n")
+    (tmp_path / "image" / "tiny" / "1" / "requirements.txt").write_text("six==1.17.0\niniconfig==2.1.0\n")
+    monkeypatch.setattr(images, "ENVS", tmp_path / "envs")
+    started = time.monotonic()
+    env = images.ensure_env(images.deployed("tiny", "1", tmp_path / "image"))
+    assert (env / "bin" / "python").exists()
+    err = capsys.readouterr().err
+    assert "step 1/3: creating the virtual environment" in err
+    assert "step 2/3: installing 2 pinned packages" in err
+    assert re.search(r"fetched 2/2 packages \([\d.]+ MB so far\)", err), err
+    assert re.search(r"unpacking 2 packages \([\d.]+ MB downloaded\)", err), err
+    done = re.search(r"step 3/3: done: 2 packages, (\d+) MB on disk, in (\d+) s", err)
+    assert done and int(done[1]) > 0 and int(done[2]) <= time.monotonic() - started + 1, err
+    images.ensure_env(images.deployed("tiny", "1", tmp_path / "image"))
+    assert capsys.readouterr().err == ""  # built once: silent afterwards
+
+
+def test_a_hub_that_fails_to_start_is_named_by_the_log_that_outlives_the_demo(tmp_path: Path, values_dir: Path) -> None:
+    edit(
+        values_dir / "stat159.yaml", {"jupyterhub.hub.extraConfig.zz-broken": "raise RuntimeError('broken on purpose')"}
+    )
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "scripts"),
+        "TMPDIR": str(scratch),
+        "COURSEHUB_VALUES": str(values_dir),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "coursehub", "demo", "--course", "stat159"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode != 0, result.stdout
+    kept = list(scratch.iterdir())
+    assert len(kept) == 1 and kept[0].suffix == ".log", kept  # the workdir is gone, its log kept
+    assert f"{kept[0]}: the hub exited at start-up" in result.stderr, result.stderr
+    assert "broken on purpose" in kept[0].read_text()
