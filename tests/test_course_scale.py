@@ -15,13 +15,10 @@ import pytest
 import requests
 import yaml
 
-from conftest import coursehub, live_hub
+from conftest import DENIED, Browser, HubClient, coursehub, live_hub, stat159_values, sync_groups
 from coursehub.courses import load_course
 from coursehub.localhub import LocalHub
 from coursehub.paths import VALUES
-from test_live_hub import DENIED
-from test_sync_groups import sync
-from test_sync_shares import Browser, wait_ready
 
 GROUPS, PER_GROUP = 1000, 4
 
@@ -71,15 +68,18 @@ def test_the_export_becomes_the_private_membership_file(course_values: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def hub(course_values: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
-    with live_hub(course_values, tmp_path_factory.mktemp("hub")) as local:
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
+    """A hub deployed with the course's example roster: the export reaches it through sync, not a restart."""
+    values = stat159_values(tmp_path_factory.mktemp("deployed"), {}, access="shares")
+    with live_hub(values, tmp_path_factory.mktemp("hub")) as local:
         yield local
 
 
 def test_sync_builds_the_course_and_the_access_matrix_holds(hub: LocalHub, course_values: Path) -> None:
-    result = sync(hub, course_values)
-    assert result.returncode == 0, result.stdout[-2000:]
-    assert "nothing to change" in sync(hub, course_values).stdout
+    code, out = sync_groups(hub, course_values)
+    assert code == 0, out[-2000:]
+    code, out = sync_groups(hub, course_values)
+    assert code == 0 and "nothing to change" in out, out[-2000:]
     for g in (1, 500, 1000):  # sampled groups: every member may, a neighbour group's member may not
         account = f"collab-project-group-{g}"
         member = Browser(hub, f"stu{(g - 1) * PER_GROUP:05d}")
@@ -87,7 +87,7 @@ def test_sync_builds_the_course_and_the_access_matrix_holds(hub: LocalHub, cours
         try:
             assert other.start(account) in DENIED
             assert member.start(account) in {201, 202}
-            wait_ready(hub, account, ready=True)
+            HubClient(hub).wait(account, ready=True)
             assert member.use(account) == 200 and other.use(account) in DENIED
         finally:
             requests.delete(
