@@ -12,8 +12,13 @@
 #   make groups COURSE=stat159 ROSTER=groups.csv   an LMS group roster into the private membership file
 #   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1]   a running hub to that roster
 #                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line)
-#   make archive COURSE=stat159       print the commands that archive the shared accounts' homes
-#   make restore COURSE=stat159 ACCOUNT=collab-shared-1 ARCHIVE=<file.tar.gz> [FORCE=1]
+#   make archive COURSE=stat159 [ALL=1|ACCOUNTS=a,b] [RUNNING=a,b]   print the command that
+#                                     archives homes (default: the shared accounts'; ALL=1: every
+#                                     home), each checked against its manifest; RUNNING: accounts
+#                                     whose servers run (warned or skipped: archive.runningServers)
+#   make restore COURSE=stat159 ACCOUNT=alice ARCHIVE=<file.tar.gz> [RESTORE_PATH=project/]
+#                                     print the command that restores an archive, or one folder or
+#                                     file of it, into <home>/restored-<time>/ (never overwrites)
 #   make deps                         fetch the upstream z2jh chart (needs a network)
 #   make bench                        benchmarks, printed as ratios
 # Every command honours UPSTREAM_CHART=<dir or .tgz> and HELM_MAJOR=3|4.
@@ -87,10 +92,10 @@ sync-groups: venv
 	$(COURSEHUB) sync-groups --course $(COURSE) --hub-url $(HUB_URL) $(if $(DRY_RUN),--dry-run)
 
 archive: tools
-	$(COURSEHUB) archive --course $(COURSE)
+	$(COURSEHUB) archive --course $(COURSE) $(if $(ALL),--all) $(call opt,ACCOUNTS,accounts) $(call opt,RUNNING,running)
 
 restore: tools
-	$(COURSEHUB) restore --course $(COURSE) --account $(ACCOUNT) --archive $(ARCHIVE) $(if $(FORCE),--force)
+	$(COURSEHUB) restore --course $(COURSE) --account $(ACCOUNT) --archive $(ARCHIVE) $(call opt,RESTORE_PATH,path)
 
 deps: tools
 	$(COURSEHUB) deps
