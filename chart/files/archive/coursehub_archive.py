@@ -515,6 +515,9 @@ def _parts(rel: str, manifest: Path) -> list[str]:
 
 def _open_dir(root_fd: int, parts: list[str], mode: int = 0o700) -> int:
     """Open (creating) root/parts... one component at a time, never following a symlink."""
+    # load_manifest has refused such paths already; this keeps it true whatever the caller.
+    if any(p in ("", ".", "..") or "/" in p for p in parts):
+        raise ArchiveError(f"{'/'.join(parts)!r} leaves the restore folder: not restored")
     fd = os.dup(root_fd)
     try:
         for part in parts:
@@ -621,7 +624,7 @@ def _restore_into(
             entry = files.get(member.name)
             if entry is None:
                 continue
-            *parents, name = member.name.split("/")
+            *parents, name = _parts(member.name, manifest_path(archive))
             parent_fd = _open_dir(root_fd, parents)
             try:
                 fd = os.open(
