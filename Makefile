@@ -19,6 +19,8 @@
 #   make restore COURSE=stat159 ACCOUNT=alice ARCHIVE=<file.tar.gz> [RESTORE_PATH=project/]
 #                                     print the command that restores an archive, or one folder or
 #                                     file of it, into <home>/restored-<time>/ (never overwrites)
+#   make checkov                      checkov (pinned) in its own environment, .tools/checkov-<version>/
+#                                     (tests/test_checkov.py runs it on the render, offline)
 #   make deps                         fetch the upstream z2jh chart (needs a network)
 #   make bench                        benchmarks, printed as ratios
 # Every command honours UPSTREAM_CHART=<dir or .tgz> and HELM_MAJOR=3|4.
@@ -31,9 +33,13 @@ HELM_MAJOR ?= 3
 export HELM_MAJOR UPSTREAM_CHART
 
 KUBE_VERSION ?= 1.33
+# checkov is heavy and pins its own dependencies: its own venv, never the main one.
+# Keep in step with CHECKOV_VERSION in tests/test_checkov.py.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := .tools/checkov-$(CHECKOV_VERSION)/bin/checkov
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools test lint validate render deploy demo check-image diff groups sync-groups archive restore deps bench lock clean
+.PHONY: help venv tools checkov test lint validate render deploy demo check-image diff groups sync-groups archive restore deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -54,7 +60,7 @@ node_modules/.installed: package.json package-lock.json
 tools: venv node_modules/.installed
 	$(COURSEHUB) tools --all
 
-test: tools
+test: tools $(CHECKOV)
 	$(PY) -m pytest
 
 lint: venv
@@ -90,6 +96,13 @@ groups: venv
 sync-groups: venv
 	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make sync-groups COURSE=<course> HUB_URL=<url>"; exit 2; }
 	$(COURSEHUB) sync-groups --course $(COURSE) --hub-url $(HUB_URL) $(if $(DRY_RUN),--dry-run)
+
+checkov: $(CHECKOV)
+
+$(CHECKOV): | venv
+	rm -rf .tools/checkov-$(CHECKOV_VERSION)
+	$(PY) -m venv .tools/checkov-$(CHECKOV_VERSION)
+	.tools/checkov-$(CHECKOV_VERSION)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
 
 archive: tools
 	$(COURSEHUB) archive --course $(COURSE) $(if $(ALL),--all) $(call opt,ACCOUNTS,accounts) $(call opt,RUNNING,running)

@@ -42,7 +42,8 @@ def test_render_writes_one_file_per_object(stand_in: Path, tmp_path: Path) -> No
     result = coursehub("render", "--course", "data100", "--out", str(out), upstream=stand_in)
     assert result.returncode == 0, result.stderr
     kinds = sorted(yaml.safe_load(p.read_text())["kind"] for p in out.glob("*.yaml"))
-    assert kinds == ["ConfigMap", "ConfigMap", "Secret"]  # hub Python, archive code, the stand-in's values
+    # hub Python, archive code, the archive pods' deny-all policy, the stand-in's values
+    assert kinds == ["ConfigMap", "ConfigMap", "NetworkPolicy", "Secret"]
 
 
 def test_commands_that_need_the_upstream_chart_say_how_to_get_it(tmp_path: Path) -> None:

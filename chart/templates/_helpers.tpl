@@ -34,7 +34,7 @@ securityContext:
 containers:
   - name: archive
     image: {{ printf "%s:%s%s" $a.image.name $a.image.tag (ternary (printf "@%s" $a.image.digest) "" (ne $a.image.digest "")) | quote }}
-    imagePullPolicy: IfNotPresent
+    imagePullPolicy: Always
     command: ["python", "/opt/coursehub/coursehub_archive.py"]
     args:
       {{- toYaml $args | nindent 6 }}
@@ -63,6 +63,23 @@ volumes:
     persistentVolumeClaim: {claimName: {{ $a.volumeClaim | quote }}}
   - name: tmp
     emptyDir: {sizeLimit: 64Mi}
+{{- end }}
+
+{{/*
+checkov's remaining checks on the archive and restore Jobs, each justified
+(annotations checkov reads; they change nothing in the cluster):
+- CKV_K8S_40 (a UID above 10000): the Jobs must run as the singleuser uid
+  (archive.uid, z2jh's 1000) to read and restore what students own, and a uid
+  no student has would be refused by every home folder.
+- CKV_K8S_43 (image by digest): only while archive.image.digest is empty; the
+  tag is an exact version (the schema refuses a moving one). Set the digest
+  from the registry to pin the bytes too.
+*/}}
+{{- define "coursehub.archiveCheckovSkips" -}}
+checkov.io/skip1: "CKV_K8S_40=runs as the singleuser uid to read and restore students' files"
+{{- if not .Values.archive.image.digest }}
+checkov.io/skip2: "CKV_K8S_43=exact version tag; set archive.image.digest to pin by digest"
+{{- end }}
 {{- end }}
 
 {{/* The Job spec fields both archive Jobs and the restore Job share. */}}
