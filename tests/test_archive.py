@@ -231,7 +231,9 @@ def test_a_full_archive_volume_fails_that_account_and_leaves_nothing_half_writte
         f"alice-{STAMP}.tar.gz",
         f"carol-{STAMP}.manifest.json",
         f"carol-{STAMP}.tar.gz",
+        f"report-{STAMP}.txt",
     ]
+    assert (dest / f"report-{STAMP}.txt").read_text().splitlines() == lines
 
 
 def test_a_sparse_file_is_stored_as_its_data_and_restored_with_its_holes(homes: Path, tmp_path: Path) -> None:
@@ -449,7 +451,7 @@ def test_retention_prunes_old_archives_but_keeps_each_accounts_newest(tmp_path: 
         "pruned alice: alice-20260601T000000Z.tar.gz (older than 30 days)",
         "pruned carol-20260101T000000Z.tar.gz.partial: left by an interrupted run",
     ]
-    assert sorted(p.name for p in dest.iterdir()) == [
+    assert sorted(p.name for p in dest.iterdir() if not p.name.startswith("report-")) == [
         "alice-20261120T000000Z.manifest.json",
         "alice-20261120T000000Z.tar.gz",
         "bob-20260101T000000Z.manifest.json",  # bob's only archive stays, however old
@@ -517,7 +519,7 @@ def test_every_archive_and_restore_pod_runs_with_least_privilege(jobs: list[dict
             "seccompProfile": {"type": "RuntimeDefault"},
         }
         (container,) = pod["containers"]
-        assert container["image"] == "python:3.12.8-slim-bookworm"
+        assert container["image"] == "python:3.12.8-slim-bookworm" and container["imagePullPolicy"] == "Always"
         assert container["securityContext"] == {
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,
@@ -537,6 +539,18 @@ def test_every_archive_and_restore_pod_runs_with_least_privilege(jobs: list[dict
         assert volumes["homes"]["persistentVolumeClaim"].get("readOnly") is not restoring
         assert mounts["/archive"]["readOnly"] is restoring
         assert mounts["/opt/coursehub"]["readOnly"] is True
+
+
+def test_the_archive_pods_get_no_network(helm: Helm, upstream_chart: Path, jobs: list[dict[str, Any]]) -> None:
+    (policy,) = [o for o in render(helm, upstream_chart) if o["kind"] == "NetworkPolicy" and is_coursehubs(o)]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in policy["spec"] and "egress" not in policy["spec"]  # no rule: nothing allowed
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    for obj in jobs:
+        job = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
+        assert selector.items() <= job["template"]["metadata"]["labels"].items()
+    for version in kube.SUPPORTED:
+        assert kube.problems(policy, version) == []
 
 
 @pytest.mark.parametrize("version", kube.SUPPORTED)
@@ -637,6 +651,10 @@ def test_make_archive_and_restore_print_the_commands_that_start_them() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "archive.restore.account=alice" in result.stdout and "archive.restore.path=project/" in result.stdout
+    result = coursehub(
+        "restore", "--course", "stat159", "--account", "alice", "--archive", "alice-x.tar.gz", "--path", "a, b/"
+    )
+    assert "--set-string 'archive.restore.path=a\\, b/'" in result.stdout  # Helm reads `\,` as a comma
     result = coursehub("restore", "--course", "stat159", "--account", "alice", "--archive", "bob-x.tar.gz")
     assert result.returncode == 1 and "is not alice's archive" in result.stderr
     result = coursehub("archive", "--course", "stat159", "--all", "--accounts", "alice")

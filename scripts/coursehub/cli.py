@@ -219,7 +219,7 @@ def _archive_commands(args: argparse.Namespace, helm: Helm) -> int:
             )
         settings = {"archive.restore.account": args.account, "archive.restore.archive": args.archive}
         if args.path:
-            settings["archive.restore.path"] = args.path
+            settings["archive.restore.path"] = args.path.replace(",", "\\,")  # helm --set splits at commas
         command = job_command(helm.binary, course, release, "restore-job.yaml", settings)
     print(f"# needs the upstream chart in chart/charts/ (make deps); then:\n{command}")
     return 0

@@ -481,6 +481,16 @@ def run_archive(
         lines += prune(dest, retention_days)
     failed = sum(line.startswith("FAILED") for line in lines)
     lines.append(f"{len(accounts)} accounts: {failed} failed" + ("" if ok else " (exit code 1)"))
+    # The Job's log goes with the Job (ttlSecondsAfterFinished): keep the report beside the archives.
+    report = dest / f"report-{stamp}.txt"
+    partial = dest / (report.name + ".partial")
+    try:
+        with open(partial, "x") as f:
+            f.write("\n".join(lines) + "\n")
+        _fsync_replace(partial, report)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        lines.append(f"report not written to {report}: {e.strerror}")
     return lines, ok
 
 
