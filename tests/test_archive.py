@@ -380,6 +380,8 @@ def test_one_folder_or_one_file_comes_back_beside_the_home_never_over_it(homes: 
         "project/data/big.bin",
     ]
     assert (folder.folder / "project" / "data" / "big.bin").read_bytes() == (home / "project/data/big.bin").read_bytes()
+    # The restored folder's parent comes back with its archived mode (the restore makes folders 0o700 first).
+    assert (folder.folder / "project").stat().st_mode & 0o777 == (home / "project").stat().st_mode & 0o777 == 0o755
     one = archiving.restore_account(archive, homes, path="project/analysis.ipynb", stamp="b")
     assert (one.folder / "project" / "analysis.ipynb").read_text() == '{"cells": []}\n'
     assert (home / "project" / "analysis.ipynb").read_text() == "changed since\n"

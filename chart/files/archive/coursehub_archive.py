@@ -181,7 +181,10 @@ def _walk(home: Path, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
         raise ArchiveError(f"cannot list folder {rel or '.'}: {e.strerror}") from None
     for name in names:
         path = f"{rel}/{name}" if rel else name
-        st = os.lstat(home / path)
+        try:
+            st = os.lstat(home / path)
+        except FileNotFoundError:  # removed since the folder was listed: not archived, not in the manifest
+            continue
         yield path, st
         if stat.S_ISDIR(st.st_mode):
             yield from _walk(home, path)
@@ -200,9 +203,12 @@ class Result:
     warnings: list[str] = field(default_factory=list)
 
 
-def _add_file(tar: tarfile.TarFile, home: Path, rel: str, result: Result) -> dict[str, Any]:
+def _add_file(tar: tarfile.TarFile, home: Path, rel: str, result: Result) -> dict[str, Any] | None:
     try:
         fd = os.open(home / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        result.warnings.append(f"{rel} was removed while archiving: not in the archive")
+        return None
     except OSError as e:
         raise ArchiveError(
             f"cannot read {rel}: {e.strerror} (make it readable or remove it, then archive again)"
@@ -359,15 +365,18 @@ def archive_account(
     budget = budget or Budget(None)
     sink: _Sink | None = None
     text = b""
+    created: list[Path] = []  # only what this run made is removed on failure
     try:
         dest.mkdir(parents=True, exist_ok=True)
         with open(partial, "xb") as raw:
+            created.append(partial)
             sink = _Sink(raw, budget)
             with tarfile.open(fileobj=sink, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                 for rel, st in _walk(home):
                     kind = _kind(st.st_mode)
                     if kind == "file":
-                        entries.append(_add_file(tar, home, rel, result))
+                        if (entry := _add_file(tar, home, rel, result)) is not None:
+                            entries.append(entry)
                     elif kind == "dir":
                         info = tarfile.TarInfo(rel)
                         info.type, info.mode, info.mtime = tarfile.DIRTYPE, st.st_mode & 0o777, int(st.st_mtime)
@@ -396,16 +405,18 @@ def archive_account(
         budget.take(len(manifest_text))
         text = manifest_text  # taken from the budget: given back if the run fails from here
         with open(manifest_partial, "xb") as f:
+            created.append(manifest_partial)
             f.write(text)
         # The manifest first: an archive in place always has its manifest beside it.
         _fsync_replace(manifest_partial, manifest_path(target))
+        created.append(manifest_path(target))
         _fsync_replace(partial, target)
     except BaseException as e:
-        for leftover in (partial, manifest_partial):
+        for leftover in created:
             leftover.unlink(missing_ok=True)
         budget.give_back((sink.size if sink else 0) + len(text))
         if isinstance(e, OSError):
-            what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+            what = "disk full" if e.errno == errno.ENOSPC else f"{e.strerror or e} ({e.filename})"
             raise ArchiveError(f"{what} while writing {target.name}: nothing kept") from None
         raise
     return result
@@ -569,9 +580,12 @@ def restore_account(
     if path is not None:
         want = path.strip("/")
         _parts(want, manifest_path(archive))
-        entries = [e for e in entries if e["path"] == want or e["path"].startswith(want + "/")]
-        if not entries:
+        parts = want.split("/")
+        ancestors = {"/".join(parts[:i]) for i in range(1, len(parts))}  # restored with their modes too
+        chosen = [e for e in entries if e["path"] == want or e["path"].startswith(want + "/")]
+        if not chosen:
             raise ArchiveError(f"{archive.name} holds no file or folder {want!r}: nothing restored")
+        entries = [e for e in entries if e["path"] in ancestors and e["type"] == "dir"] + chosen
     files = {e["path"]: e for e in entries if e["type"] == "file"}
     need = sum(e["stored"] for e in files.values())
     if max_bytes is not None and need > max_bytes:
