@@ -479,10 +479,8 @@ def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def jobs(upstream_chart: Path) -> Iterator[list[dict[str, Any]]]:
-    from coursehub import tools
-
-    helm = Helm(tools.helm_path(max(tools.HELM_PINS)))
+def jobs(helm: Helm, upstream_chart: Path) -> Iterator[list[dict[str, Any]]]:
+    """The archive Job, the CronJob and the restore Job as each pinned Helm renders them."""
     objs = render(
         helm,
         upstream_chart,
@@ -561,7 +559,9 @@ def test_the_jobs_pass_strict_kubernetes_schemas(jobs: list[dict[str, Any]], ver
         assert kube.problems(obj, version) == [], obj["kind"]
 
 
-def test_the_jobs_run_the_commands_their_values_give(jobs: list[dict[str, Any]], upstream_chart: Path) -> None:
+def test_the_jobs_run_the_commands_their_values_give(
+    helm: Helm, jobs: list[dict[str, Any]], upstream_chart: Path
+) -> None:
     by_command = {pod_spec(o)["containers"][0]["args"][0]: o for o in jobs if o["kind"] == "Job"}
     assert by_command["archive"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
         "archive",
@@ -584,9 +584,6 @@ def test_the_jobs_run_the_commands_their_values_give(jobs: list[dict[str, Any]],
         "--path",
         "project/data",
     ]
-    from coursehub import tools
-
-    helm = Helm(tools.helm_path(max(tools.HELM_PINS)))
     (whole,) = [
         o
         for o in render(
