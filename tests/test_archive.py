@@ -366,6 +366,11 @@ def test_restore_refuses_a_damaged_or_foreign_archive(homes: Path, tmp_path: Pat
         f.write(b"garbage")
     with pytest.raises(archiving.ArchiveError, match="does not match its manifest"):
         archiving.restore_account(archive, homes)
+    with open(archive, "r+b") as f:
+        f.truncate(archive.stat().st_size // 2)
+    result = run_module("restore", "--homes", str(homes), "--archive", str(archive))
+    assert result.returncode == 1 and result.stderr.startswith(f"error: {archive.name} is damaged or cut short (")
+    assert len(result.stderr.splitlines()) == 1
     assert not list((homes / "collab-shared-1").glob("restored-*"))
 
 

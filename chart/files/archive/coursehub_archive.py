@@ -322,7 +322,7 @@ def _check_archive(archive: Path, manifest: dict[str, Any], paths: set[str] | No
                             if _hash_member(data, entry) != entry["sha256"]:
                                 raise ArchiveError(f"{archive.name}: {member.name} differs from its manifest (sha256)")
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise ArchiveError(f"{archive.name} cannot be read back ({e}): archive again") from None
+            raise ArchiveError(f"{archive.name} is damaged or cut short ({e})") from None
         if reader.drain() != manifest["archive_sha256"]:
             raise ArchiveError(f"{archive.name} does not match its manifest (sha256 differs)")
     if missing := set(expected) - seen:
