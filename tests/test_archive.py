@@ -466,6 +466,8 @@ def test_retention_prunes_old_archives_but_keeps_each_accounts_newest(tmp_path: 
     ]
     lines, ok = archiving.run_archive(homes, dest, ["alice"], retention_days=1, stamp="20261201T000000Z")
     assert ok and "pruned alice: alice-20261120T000000Z.tar.gz (older than 1 days)" in lines
+    result = run_module("prune", "--dest", str(dest), "--retention-days", "1")
+    assert (result.returncode, result.stdout) == (0, "prune: nothing to remove\n")  # the newest of each stays
 
 
 # The Jobs, rendered by real Helm with the real z2jh chart.
