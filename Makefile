@@ -13,8 +13,15 @@
 #   make groups COURSE=stat159 ROSTER=groups.csv   an LMS group roster into the private membership file
 #   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1]   a running hub to that roster
 #                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line)
-#   make archive COURSE=stat159       print the commands that archive the shared accounts' homes
-#   make restore COURSE=stat159 ACCOUNT=collab-shared-1 ARCHIVE=<file.tar.gz> [FORCE=1]
+#   make archive COURSE=stat159 [ALL=1|ACCOUNTS=a,b] [RUNNING=a,b]   print the command that
+#                                     archives homes (default: the shared accounts'; ALL=1: every
+#                                     home), each checked against its manifest; RUNNING: accounts
+#                                     whose servers run (warned or skipped: archive.runningServers)
+#   make restore COURSE=stat159 ACCOUNT=alice ARCHIVE=<file.tar.gz> [RESTORE_PATH=project/]
+#                                     print the command that restores an archive, or one folder or
+#                                     file of it, into <home>/restored-<time>/ (never overwrites)
+#   make checkov                      checkov (pinned) in its own environment, .tools/checkov-<version>/
+#                                     (tests/test_checkov.py runs it on the render, offline)
 #   make deps                         fetch the upstream z2jh chart into chart/charts/ (needs a network;
 #                                     every target that needs the chart does this itself when it is missing)
 #   make bench                        benchmarks, printed as ratios
@@ -28,9 +35,13 @@ HELM_MAJOR ?= 3
 export HELM_MAJOR UPSTREAM_CHART
 
 KUBE_VERSION ?= 1.33
+# checkov is heavy and pins its own dependencies: its own venv, never the main one.
+# Keep in step with CHECKOV_VERSION in tests/test_checkov.py.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := .tools/checkov-$(CHECKOV_VERSION)/bin/checkov
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools chart test lint validate render deploy demo check-image diff groups sync-groups archive restore deps bench lock clean
+.PHONY: help venv tools chart checkov test lint validate render deploy demo check-image diff groups sync-groups archive restore deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -56,7 +67,7 @@ tools: venv node_modules/.installed
 chart: tools
 	@$(COURSEHUB) deps --if-missing
 
-test: chart
+test: chart $(CHECKOV)
 	$(PY) -m pytest
 
 lint: venv
@@ -93,11 +104,18 @@ sync-groups: venv
 	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make sync-groups COURSE=<course> HUB_URL=<url>"; exit 2; }
 	$(COURSEHUB) sync-groups --course $(COURSE) --hub-url $(HUB_URL) $(if $(DRY_RUN),--dry-run)
 
+checkov: $(CHECKOV)
+
+$(CHECKOV): | venv
+	rm -rf .tools/checkov-$(CHECKOV_VERSION)
+	$(PY) -m venv .tools/checkov-$(CHECKOV_VERSION)
+	.tools/checkov-$(CHECKOV_VERSION)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+
 archive: chart
-	$(COURSEHUB) archive --course $(COURSE)
+	$(COURSEHUB) archive --course $(COURSE) $(if $(ALL),--all) $(call opt,ACCOUNTS,accounts) $(call opt,RUNNING,running)
 
 restore: chart
-	$(COURSEHUB) restore --course $(COURSE) --account $(ACCOUNT) --archive $(ARCHIVE) $(if $(FORCE),--force)
+	$(COURSEHUB) restore --course $(COURSE) --account $(ACCOUNT) --archive $(ARCHIVE) $(call opt,RESTORE_PATH,path)
 
 deps: tools
 	$(COURSEHUB) deps

@@ -1,151 +1,667 @@
-"""Archive and restore of shared accounts' homes: the module on real folders, the Jobs rendered by Helm."""
+"""Archive, prune and restore of home directories: the module on real folders, the Jobs rendered by real Helm.
+
+Every failure case of issue 10 is a test here on real files: a file written while
+it is archived, a missing home, an unreadable file (read by a real unprivileged
+process), a full archive volume (the run's byte cap, which fails exactly as ENOSPC
+does), a sparse file, a crafted manifest, missing and cut manifests.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
 import shlex
+import shutil
+import socket
+import subprocess
+import sys
 import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
-from conftest import coursehub, render_chart
+from conftest import coursehub
 from coursehub import kube
-from coursehub.courses import Course, Layer, load_course
-from coursehub.helm import Helm
+from coursehub.courses import load_course
+from coursehub.helm import Helm, Release, staged_chart
 from coursehub.paths import CHART
+from coursehub.rendered import objects
 
-_spec = importlib.util.spec_from_file_location(
-    "coursehub_archive", CHART / "files" / "archive" / "coursehub_archive.py"
-)
+MODULE = CHART / "files" / "archive" / "coursehub_archive.py"
+_spec = importlib.util.spec_from_file_location("coursehub_archive", MODULE)
 assert _spec and _spec.loader
 archiving = importlib.util.module_from_spec(_spec)
+sys.modules["coursehub_archive"] = archiving  # dataclasses look their module up by name
 _spec.loader.exec_module(archiving)
 
+STAMP = "20261125T000000Z"
 
-@pytest.fixture
-def homes(tmp_path: Path) -> Path:
-    home = tmp_path / "homes" / "collab-shared-1"
+
+def make_home(homes: Path, account: str) -> Path:
+    home = homes / account
     (home / "project" / "data").mkdir(parents=True)
     (home / "project" / "analysis.ipynb").write_text('{"cells": []}\n')
     (home / "project" / "data" / "big.bin").write_bytes(os.urandom(300_000))
     (home / ".hidden").write_text("dotfile\n")
     (home / "project" / "run.sh").write_text("#!/bin/sh\n")
     (home / "project" / "run.sh").chmod(0o755)
+    (home / "empty" / "nested-empty").mkdir(parents=True)
+    (home / "empty").chmod(0o750)
+    return home
+
+
+@pytest.fixture
+def homes(tmp_path: Path) -> Path:
+    make_home(tmp_path / "homes", "collab-shared-1")
     return tmp_path / "homes"
 
 
-def snapshot(home: Path) -> dict[str, tuple[bytes, int]]:
-    return {
-        str(p.relative_to(home)): (p.read_bytes(), p.stat().st_mode & 0o777) for p in home.rglob("*") if p.is_file()
-    }
+def snapshot(home: Path) -> dict[str, tuple[str, int, bytes]]:
+    """Every entry's kind, mode and content (files) below `home`."""
+    out: dict[str, tuple[str, int, bytes]] = {}
+    for p in sorted(home.rglob("*")):
+        st = p.lstat()
+        kind = "dir" if p.is_dir() and not p.is_symlink() else "file" if p.is_file() and not p.is_symlink() else "other"
+        out[str(p.relative_to(home))] = (kind, st.st_mode & 0o777, p.read_bytes() if kind == "file" else b"")
+    return out
 
 
-def test_an_archive_restored_into_an_empty_home_is_byte_identical(homes: Path, tmp_path: Path) -> None:
-    before = snapshot(homes / "collab-shared-1")
-    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive", stamp="20261125T000000Z")
-    assert archive.name == "collab-shared-1-20261125T000000Z.tar.gz"
-    manifest = yaml.safe_load(archiving.manifest_path(archive).read_text())
-    assert {f["path"] for f in manifest["files"]} == set(before)
-    restored = tmp_path / "restored"
-    archiving.restore_account(archive, restored, account="collab-shared-1")
-    assert snapshot(restored / "collab-shared-1") == before
+def run_module(*args: str, user: int | None = None) -> subprocess.CompletedProcess[str]:
+    """The module as the Job runs it: `python coursehub_archive.py ...` (optionally as an unprivileged user).
+
+    As another user it runs on the system's plain Python (the venv's interpreter lives under /root).
+    """
+    python = sys.executable
+    extra: dict[str, Any] = {}
+    if user is not None:
+        python = shutil.which("python3", path="/usr/local/bin:/usr/bin") or pytest.skip("no system python3")
+        extra = {"user": user, "group": user, "extra_groups": []}
+    return subprocess.run(
+        [python, str(MODULE), *args], capture_output=True, text=True, check=False, timeout=120, **extra
+    )
 
 
-def test_restore_refuses_a_home_that_is_not_empty_unless_forced(homes: Path, tmp_path: Path) -> None:
-    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive")
-    (homes / "collab-shared-1" / "new-work.txt").write_text("since the archive\n")
-    with pytest.raises(archiving.ArchiveError, match="is not empty"):
-        archiving.restore_account(archive, homes)
-    assert (homes / "collab-shared-1" / "new-work.txt").exists()
-    archiving.restore_account(archive, homes, force=True)
+def no_partials(dest: Path) -> None:
+    assert not list(dest.glob("*.partial")), list(dest.iterdir())
+
+
+def test_an_archive_restores_byte_identical_with_modes_and_empty_folders(homes: Path, tmp_path: Path) -> None:
+    home = homes / "collab-shared-1"
+    before = snapshot(home)
+    result = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive", stamp=STAMP)
+    assert result.archive.name == f"collab-shared-1-{STAMP}.tar.gz"
+    assert (result.files, result.warnings) == (4, [])
+    manifest = json.loads(archiving.manifest_path(result.archive).read_text())
+    assert {e["path"] for e in manifest["entries"]} == set(before)
+    assert manifest["archive_sha256"] == hashlib.sha256(result.archive.read_bytes()).hexdigest()
+    done = archiving.restore_account(result.archive, homes, account="collab-shared-1", stamp="r1")
+    assert done.folder == home / "restored-r1" and done.files == 4 and done.not_restored == []
+    assert snapshot(done.folder) == before
+    assert (done.folder / "empty" / "nested-empty").is_dir()
+
+
+def test_symlinks_and_fifos_are_recorded_and_reported_never_dropped_silently(homes: Path, tmp_path: Path) -> None:
+    home = homes / "collab-shared-1"
+    (home / "link-to-etc").symlink_to("/etc/passwd")
+    os.mkfifo(home / "project" / "pipe")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(home / "kernel.sock"))
+    try:
+        lines, ok = archiving.run_archive(homes, tmp_path / "archive", ["collab-shared-1"], stamp=STAMP)
+    finally:
+        sock.close()
+    assert ok, lines
+    assert "warning collab-shared-1: symlink link-to-etc recorded in the manifest, not archived" in lines
+    assert "warning collab-shared-1: fifo project/pipe recorded in the manifest, not archived" in lines
+    assert "warning collab-shared-1: socket kernel.sock recorded in the manifest, not archived" in lines
+    archive = tmp_path / "archive" / f"collab-shared-1-{STAMP}.tar.gz"
+    entries = {e["path"]: e for e in json.loads(archiving.manifest_path(archive).read_text())["entries"]}
+    assert entries["link-to-etc"] == {"path": "link-to-etc", "type": "symlink", "target": "/etc/passwd"}
+    result = run_module("restore", "--homes", str(homes), "--archive", str(archive))
+    assert result.returncode == 0, result.stderr
+    assert "not restored collab-shared-1: symlink link-to-etc -> /etc/passwd (recorded in the manifest only)" in (
+        result.stdout
+    )
+    assert "not restored collab-shared-1: fifo project/pipe" in result.stdout
+    restored = next(home.glob("restored-*"))
+    assert not (restored / "link-to-etc").exists() and not (restored / "project" / "pipe").exists()
+    assert (restored / "project" / "run.sh").read_text() == "#!/bin/sh\n"
+
+
+def test_a_file_written_while_archived_gives_an_archive_that_matches_its_manifest(homes: Path, tmp_path: Path) -> None:
+    """A group still writing: the bytes hashed are the bytes archived, so restore succeeds."""
+    busy = homes / "collab-shared-1" / "project" / "busy.bin"
+    busy.write_bytes(os.urandom(48 << 20))
+    stop = threading.Event()
+    writes = 0
+
+    def writer() -> None:
+        nonlocal writes
+        fd = os.open(busy, os.O_WRONLY)
+        try:
+            while not stop.is_set():
+                os.pwrite(fd, os.urandom(1 << 16), (writes * 7919 << 12) % ((48 << 20) - (1 << 16)))
+                writes += 1
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while writes < 10:
+            time.sleep(0.001)
+        result = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive", running=True)
+    finally:
+        stop.set()
+        thread.join()
+    assert "project/busy.bin changed while it was archived: the archive holds the bytes read" in result.warnings
+    assert result.warnings[0] == "its server was running: files being written may be caught half-way"
+    done = archiving.restore_account(result.archive, homes, path="project/busy.bin", stamp="r")
+    entry = next(
+        e
+        for e in json.loads(archiving.manifest_path(result.archive).read_text())["entries"]
+        if e["path"].endswith("busy.bin")
+    )
+    assert hashlib.sha256((done.folder / "project" / "busy.bin").read_bytes()).hexdigest() == entry["sha256"]
+
+
+def test_each_account_is_archived_on_its_own_and_the_exit_code_says_if_all_did(tmp_path: Path) -> None:
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    make_home(homes, "alice")
+    make_home(homes, "carol")
+    dest.mkdir()
+    result = run_module("archive", "--homes", str(homes), "--dest", str(dest), "alice", "bob", "carol")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("archived alice: alice-") and lines[2].startswith("archived carol: carol-")
+    assert lines[1] == f"FAILED bob: has no home folder {homes / 'bob'} (never started a server?)"
+    assert lines[-1] == "3 accounts: 1 failed (exit code 1)"
+    assert "Traceback" not in result.stdout + result.stderr
+    assert sorted(p.name.split("-")[0] for p in dest.glob("*.tar.gz")) == ["alice", "carol"]
+    no_partials(dest)
+
+
+def test_an_unreadable_file_fails_its_account_only_read_by_a_real_unprivileged_user() -> None:
+    """chmod 000 means nothing to root, so the module runs as `nobody` here, as the Job runs as the singleuser uid."""
+    base = Path(tempfile.mkdtemp(prefix="coursehub-archive-"))
+    try:
+        base.chmod(0o755)
+        homes, dest = base / "homes", base / "archive"
+        for account in ("alice", "bob"):
+            make_home(homes, account)
+        (homes / "alice" / "project" / "secret.txt").write_text("mine\n")
+        (homes / "alice" / "project" / "secret.txt").chmod(0o000)
+        dest.mkdir()
+        for path in (homes, dest, *homes.rglob("*")):
+            os.chown(path, 65534, 65534, follow_symlinks=False)
+        result = run_module("archive", "--homes", str(homes), "--dest", str(dest), "--all", user=65534)
+        assert result.returncode == 1, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == (
+            "FAILED alice: cannot read project/secret.txt: Permission denied "
+            "(make it readable or remove it, then archive again)"
+        )
+        assert lines[1].startswith("archived bob: bob-")
+        assert [p.name.split("-")[0] for p in dest.glob("*.tar.gz")] == ["bob"]
+        no_partials(dest)
+    finally:
+        shutil.rmtree(base)
+
+
+def test_a_full_archive_volume_fails_that_account_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    make_home(homes, "alice")
+    make_home(homes, "bob")
+    (homes / "bob" / "model.bin").write_bytes(os.urandom(2 << 20))  # random: gzip cannot shrink it
+    make_home(homes, "carol")
+    dest.mkdir()
+    lines, ok = archiving.run_archive(homes, dest, ["alice", "bob", "carol"], max_bytes=1 << 20, stamp=STAMP)
+    assert not ok
+    assert lines[1] == f"FAILED bob: disk full while writing bob-{STAMP}.tar.gz: nothing kept"
+    assert lines[0].startswith("archived alice") and lines[2].startswith("archived carol")
+    assert sorted(p.name for p in dest.iterdir()) == [
+        f"alice-{STAMP}.manifest.json",
+        f"alice-{STAMP}.tar.gz",
+        f"carol-{STAMP}.manifest.json",
+        f"carol-{STAMP}.tar.gz",
+        f"report-{STAMP}.txt",
+    ]
+    assert (dest / f"report-{STAMP}.txt").read_text().splitlines() == lines
+
+
+def test_a_sparse_file_is_stored_as_its_data_and_restored_with_its_holes(homes: Path, tmp_path: Path) -> None:
+    sparse = homes / "collab-shared-1" / "sparse.img"
+    with open(sparse, "wb") as f:
+        f.truncate(512 << 20)
+        f.seek(100 << 20)
+        f.write(b"middle" * 1000)
+        f.seek((512 << 20) - 5)
+        f.write(b"tail!")
+    if sparse.stat().st_blocks * 512 > 1 << 20:
+        pytest.skip(f"{tmp_path} cannot hold sparse files, so there is nothing to test here")
+    started = time.monotonic()
+    result = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive", stamp=STAMP)
+    assert time.monotonic() - started < 10  # the old module read 512 MB of zeros through gzip (24 s)
+    assert result.archive.stat().st_size < 1 << 20
+    entry = next(
+        e
+        for e in json.loads(archiving.manifest_path(result.archive).read_text())["entries"]
+        if e["path"] == "sparse.img"
+    )
+    assert entry["size"] == 512 << 20 and entry["stored"] < 1 << 20
+    with tarfile.open(result.archive) as tar:
+        assert tar.getmember("sparse.img").pax_headers["COURSEHUB.sparse.size"] == str(512 << 20)
+    done = archiving.restore_account(result.archive, homes, stamp="r")
+    restored = done.folder / "sparse.img"
+    assert restored.stat().st_size == 512 << 20
+    assert restored.stat().st_blocks * 512 < 1 << 20, "restore wrote the holes as real blocks"
+    with open(restored, "rb") as f:
+        f.seek(100 << 20)
+        assert f.read(6000) == b"middle" * 1000
+        f.seek((512 << 20) - 5)
+        assert f.read() == b"tail!"
+        f.seek(1 << 20)
+        assert f.read(1 << 20) == bytes(1 << 20)
+
+
+def test_restore_checks_the_cap_and_the_free_space_before_writing_anything(homes: Path, tmp_path: Path) -> None:
+    result = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive", stamp=STAMP)
+    with pytest.raises(archiving.ArchiveError, match=r"more than the cap of 1000: nothing restored"):
+        archiving.restore_account(result.archive, homes, max_bytes=1000)
+    manifest = archiving.manifest_path(result.archive)
+    data = json.loads(manifest.read_text())
+    data["entries"][-1]["stored"] = 1 << 60  # claims more than any disk holds: refused before anything is read
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(archiving.ArchiveError, match=r"needs \d+ bytes, .* free: nothing restored"):
+        archiving.restore_account(result.archive, homes)
+    assert not list((homes / "collab-shared-1").glob("restored-*"))
+
+
+def crafted(archive: Path, tmp_path: Path, name: str) -> None:
+    """Rewrite `archive` and its manifest consistently with one more file entry called `name`."""
+    manifest = archiving.manifest_path(archive)
+    data = json.loads(manifest.read_text())
+    payload = b"owned\n"
+    evil = tmp_path / "payload"
+    evil.write_bytes(payload)
+    with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(evil, arcname=name)
+    data["entries"] = [
+        {
+            "path": name,
+            "type": "file",
+            "mode": 0o777,
+            "size": len(payload),
+            "stored": len(payload),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+        }
+    ]
+    data["archive_sha256"] = hashlib.sha256(archive.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("name", ["../victim.txt", "project/../../victim.txt", "/tmp/victim.txt", "a//b"])
+def test_restore_confines_every_manifest_path_to_the_home(homes: Path, tmp_path: Path, name: str) -> None:
+    victim = homes / "victim.txt"
+    victim.write_text("not yours\n")
+    victim.chmod(0o600)
+    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive").archive
+    crafted(archive, tmp_path, name)
+    result = run_module("restore", "--homes", str(homes), "--archive", str(archive))
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == f"error: {archiving.manifest_path(archive)}: entry {name!r} leaves the home folder: not restored\n"
+    )
+    assert victim.read_text() == "not yours\n" and victim.stat().st_mode & 0o777 == 0o600
+    assert not list((homes / "collab-shared-1").glob("restored-*"))
+
+
+def test_restore_never_follows_a_symlink_a_student_planted(homes: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive").archive
+    home = homes / "collab-shared-1"
+    (home / "restored-planted").symlink_to(outside)
+    with pytest.raises(archiving.ArchiveError, match="restored-planted already exists: not overwritten"):
+        archiving.restore_account(archive, homes, stamp="planted")
+    shutil.move(home, tmp_path / "real-home")
+    home.symlink_to(tmp_path / "real-home")  # the home itself swapped for a link
+    with pytest.raises(archiving.ArchiveError, match=r"cannot open home folder .*: nothing restored"):
+        archiving.restore_account(archive, homes, stamp="r")
+    assert list(outside.iterdir()) == [] and not list((tmp_path / "real-home").glob("restored-r*"))
+
+
+def test_a_missing_or_cut_manifest_is_one_line(homes: Path, tmp_path: Path) -> None:
+    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive").archive
+    manifest = archiving.manifest_path(archive)
+    text = manifest.read_text()
+    manifest.write_text(text[: len(text) // 2])
+    result = run_module("restore", "--homes", str(homes), "--archive", str(archive))
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"error: {manifest} cannot be read (JSONDecodeError: cut short?): not restored\n",
+    )
+    manifest.unlink()
+    result = run_module("restore", "--homes", str(homes), "--archive", str(archive))
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"error: {manifest} is missing: cannot restore {archive.name} without it\n",
+    )
+    assert not list((homes / "collab-shared-1").glob("restored-*"))
 
 
 def test_restore_refuses_a_damaged_or_foreign_archive(homes: Path, tmp_path: Path) -> None:
-    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive")
+    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive").archive
     with pytest.raises(archiving.ArchiveError, match="not collab-shared-2's"):
-        archiving.restore_account(archive, tmp_path / "x", account="collab-shared-2")
+        archiving.restore_account(archive, homes, account="collab-shared-2")
     with open(archive, "ab") as f:
         f.write(b"garbage")
     with pytest.raises(archiving.ArchiveError, match="does not match its manifest"):
-        archiving.restore_account(archive, tmp_path / "y")
+        archiving.restore_account(archive, homes)
+    with open(archive, "r+b") as f:
+        f.truncate(archive.stat().st_size // 2)
+    result = run_module("restore", "--homes", str(homes), "--archive", str(archive))
+    assert result.returncode == 1 and result.stderr.startswith(f"error: {archive.name} is damaged or cut short (")
+    assert len(result.stderr.splitlines()) == 1
+    assert not list((homes / "collab-shared-1").glob("restored-*"))
 
 
-def test_restore_refuses_entries_outside_the_manifest(homes: Path, tmp_path: Path) -> None:
-    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive")
-    evil = tmp_path / "evil.txt"
-    evil.write_text("x")
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(evil, arcname="../escape.txt")
-    manifest = archiving.manifest_path(archive)
-    data = json.loads(manifest.read_text())
-    data["archive_sha256"] = archiving._sha256(archive)  # a consistent manifest: the entry check must catch it
-    manifest.write_text(json.dumps(data))
-    with pytest.raises(archiving.ArchiveError, match="unexpected entry"):
-        archiving.restore_account(archive, tmp_path / "z")
-    assert not (tmp_path / "escape.txt").exists()
+def test_one_folder_or_one_file_comes_back_beside_the_home_never_over_it(homes: Path, tmp_path: Path) -> None:
+    home = homes / "collab-shared-1"
+    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive").archive
+    (home / "project" / "analysis.ipynb").write_text("changed since\n")
+    folder = archiving.restore_account(archive, homes, path="project/data/", stamp="a")
+    assert sorted(str(p.relative_to(folder.folder)) for p in folder.folder.rglob("*")) == [
+        "project",
+        "project/data",
+        "project/data/big.bin",
+    ]
+    assert (folder.folder / "project" / "data" / "big.bin").read_bytes() == (home / "project/data/big.bin").read_bytes()
+    # The restored folder's parent comes back with its archived mode (the restore makes folders 0o700 first).
+    assert (folder.folder / "project").stat().st_mode & 0o777 == (home / "project").stat().st_mode & 0o777 == 0o755
+    one = archiving.restore_account(archive, homes, path="project/analysis.ipynb", stamp="b")
+    assert (one.folder / "project" / "analysis.ipynb").read_text() == '{"cells": []}\n'
+    assert (home / "project" / "analysis.ipynb").read_text() == "changed since\n"
+    with pytest.raises(archiving.ArchiveError, match="restored-b already exists: not overwritten"):
+        archiving.restore_account(archive, homes, path="project", stamp="b")
+    with pytest.raises(archiving.ArchiveError, match="holds no file or folder 'thesis'"):
+        archiving.restore_account(archive, homes, path="thesis")
 
 
-def with_settings(folder: Path, **settings: object) -> Course:
-    """stat159 with one more values file on top, as `make archive`'s --set flags would give."""
+def test_a_removed_home_is_restored_into_a_new_one(homes: Path, tmp_path: Path) -> None:
+    before = snapshot(homes / "collab-shared-1")
+    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive").archive
+    shutil.rmtree(homes / "collab-shared-1")
+    done = archiving.restore_account(archive, homes, stamp="r")
+    assert snapshot(done.folder) == before
+
+
+def test_the_whole_course_is_every_home_folder(tmp_path: Path) -> None:
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    for account in ("alice", "bob", "collab-shared-1"):
+        make_home(homes, account)
+    (homes / "lost+found").mkdir()
+    (homes / ".snapshot").mkdir()
+    (homes / "stray-file").write_text("x")
+    dest.mkdir()
+    result = run_module("archive", "--homes", str(homes), "--dest", str(dest), "--all")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
+        "archived alice",
+        "archived bob",
+        "archived collab-shared-1",
+        "3 accounts",
+    ]
+    assert run_module("archive", "--homes", str(homes), "--dest", str(dest), "--all", "alice").returncode == 2
+
+
+def test_running_servers_are_archived_with_a_warning_or_skipped(tmp_path: Path) -> None:
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    make_home(homes, "alice")
+    make_home(homes, "bob")
+    dest.mkdir()
+    running = tmp_path / "running.txt"
+    running.write_text("bob\n")
+    common = ("archive", "--homes", str(homes), "alice", "bob")
+    warned = run_module(*common, "--dest", str(dest / "1"), "--running-file", str(running))
+    assert warned.returncode == 0
+    assert "warning bob: its server was running: files being written may be caught half-way" in warned.stdout
+    skipped = run_module(*common, "--dest", str(dest / "2"), "--running", "bob", "--running-servers", "skip")
+    assert skipped.returncode == 0
+    assert "skipped bob: its server is running (archive.runningServers: skip)" in skipped.stdout.splitlines()
+    assert [p.name.split("-")[0] for p in (dest / "2").glob("*.tar.gz")] == ["alice"]
+
+
+def test_retention_prunes_old_archives_but_keeps_each_accounts_newest(tmp_path: Path) -> None:
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    make_home(homes, "alice")
+    make_home(homes, "bob")
+    dest.mkdir()
+    for stamp in ("20260101T000000Z", "20260601T000000Z", "20261120T000000Z"):
+        archiving.archive_account(homes, "alice", dest, stamp=stamp)
+    archiving.archive_account(homes, "bob", dest, stamp="20260101T000000Z")
+    stale = dest / "carol-20260101T000000Z.tar.gz.partial"
+    stale.write_bytes(b"killed half-way")
+    now = 1795996800.0  # 2026-11-30T00:00:00Z
+    os.utime(stale, (now - 3 * 86400, now - 3 * 86400))
+    lines = archiving.prune(dest, 30, now=now)
+    assert lines == [
+        "pruned alice: alice-20260101T000000Z.tar.gz (older than 30 days)",
+        "pruned alice: alice-20260601T000000Z.tar.gz (older than 30 days)",
+        "pruned carol-20260101T000000Z.tar.gz.partial: left by an interrupted run",
+    ]
+    assert sorted(p.name for p in dest.iterdir() if not p.name.startswith("report-")) == [
+        "alice-20261120T000000Z.manifest.json",
+        "alice-20261120T000000Z.tar.gz",
+        "bob-20260101T000000Z.manifest.json",  # bob's only archive stays, however old
+        "bob-20260101T000000Z.tar.gz",
+    ]
+    lines, ok = archiving.run_archive(homes, dest, ["alice"], retention_days=1, stamp="20261201T000000Z")
+    assert ok and "pruned alice: alice-20261120T000000Z.tar.gz (older than 1 days)" in lines
+    result = run_module("prune", "--dest", str(dest), "--retention-days", "1")
+    assert (result.returncode, result.stdout) == (0, "prune: nothing to remove\n")  # the newest of each stays
+
+
+# The Jobs, rendered by real Helm with the real z2jh chart.
+
+
+def render(helm: Helm, chart: Path, *sets: str) -> list[dict[str, Any]]:
     course = load_course("stat159")
-    path = folder / "settings.yaml"
-    path.write_text(yaml.safe_dump({"archive": settings}))
-    return Course(
-        course.name, course.course_file, (*course.layers, Layer(path, {"archive": settings})), course.chart_defaults
+    extra = [a for s in sets for a in ("--set-string" if s.startswith("=") else "--set", s.lstrip("="))]
+    with staged_chart(chart) as staged:
+        return objects(helm.template(staged, course, Release.for_course(course), extra=extra))
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    job = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
+    return job["template"]["spec"]
+
+
+@pytest.fixture(scope="module")
+def jobs(helm: Helm, upstream_chart: Path) -> Iterator[list[dict[str, Any]]]:
+    """The archive Job, the CronJob and the restore Job as each pinned Helm renders them."""
+    objs = render(
+        helm,
+        upstream_chart,
+        "archive.run=true",
+        "archive.schedule=0 3 * * 0",
+        "=archive.restore.account=alice",
+        "=archive.restore.archive=alice-20261125T000000Z.tar.gz",
+        "=archive.restore.path=project/data",
     )
+    yield [o for o in objs if o["kind"] in ("Job", "CronJob") and is_coursehubs(o)]
+
+
+def is_coursehubs(obj: dict[str, Any]) -> bool:
+    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "coursehub"
 
 
 def test_normal_renders_hold_the_archive_code_but_no_job(helm: Helm, upstream_chart: Path) -> None:
-    kinds = {(o["kind"], o["metadata"].get("name")) for o in render_chart(helm, upstream_chart, "stat159")}
+    objs = render(helm, upstream_chart)
+    kinds = {(o["kind"], o["metadata"].get("name")) for o in objs}
     assert ("ConfigMap", "coursehub-archive") in kinds
-    assert not {k for k, _ in kinds} & {"Job", "CronJob"}
+    assert not [o for o in objs if o["kind"] in ("Job", "CronJob") and is_coursehubs(o)]
+
+
+def test_every_archive_and_restore_pod_runs_with_least_privilege(jobs: list[dict[str, Any]]) -> None:
+    assert sorted(o["kind"] for o in jobs) == ["CronJob", "Job", "Job"]
+    for obj in jobs:
+        job = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
+        assert job["backoffLimit"] == 0
+        assert job["activeDeadlineSeconds"] == 21600 and job["ttlSecondsAfterFinished"] == 604800
+        pod = pod_spec(obj)
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"] == {
+            "runAsUser": 1000,
+            "runAsGroup": 100,
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        (container,) = pod["containers"]
+        assert container["image"] == "python:3.12.8-slim-bookworm" and container["imagePullPolicy"] == "Always"
+        assert container["securityContext"] == {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        assert container["resources"] == {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "1", "memory": "512Mi"},
+        }
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes[mounts["/tmp"]["name"]]["emptyDir"] == {"sizeLimit": "64Mi"}
+        restoring = container["args"][0] == "restore"
+        assert mounts["/homes"]["readOnly"] is not restoring
+        assert volumes["homes"]["persistentVolumeClaim"].get("readOnly") is not restoring
+        assert mounts["/archive"]["readOnly"] is restoring
+        assert mounts["/opt/coursehub"]["readOnly"] is True
+
+
+def test_the_archive_pods_get_no_network(helm: Helm, upstream_chart: Path, jobs: list[dict[str, Any]]) -> None:
+    (policy,) = [o for o in render(helm, upstream_chart) if o["kind"] == "NetworkPolicy" and is_coursehubs(o)]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in policy["spec"] and "egress" not in policy["spec"]  # no rule: nothing allowed
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    for obj in jobs:
+        job = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
+        assert selector.items() <= job["template"]["metadata"]["labels"].items()
+    for version in kube.SUPPORTED:
+        assert kube.problems(policy, version) == []
 
 
 @pytest.mark.parametrize("version", kube.SUPPORTED)
-def test_archive_and_restore_jobs_render_and_pass_kubernetes_schemas(
-    helm: Helm, upstream_chart: Path, version: str, tmp_path: Path
+def test_the_jobs_pass_strict_kubernetes_schemas(jobs: list[dict[str, Any]], version: str) -> None:
+    for obj in jobs:
+        assert kube.problems(obj, version) == [], obj["kind"]
+
+
+def test_the_jobs_run_the_commands_their_values_give(
+    helm: Helm, jobs: list[dict[str, Any]], upstream_chart: Path
 ) -> None:
-    course = with_settings(
-        tmp_path,
-        run=True,
-        schedule="0 3 * * 0",
-        restore={"account": "collab-shared-2", "archive": "collab-shared-2-x.tar.gz"},
-    )
-    objs = [o for o in render_chart(helm, upstream_chart, course) if o["kind"] in ("Job", "CronJob")]
-    assert sorted(o["kind"] for o in objs) == ["CronJob", "Job", "Job"]
-    for obj in objs:
-        assert kube.problems(obj, version) == []
-    archive_job = next(o for o in objs if o["kind"] == "Job" and "archive" in o["metadata"]["generateName"])
-    args = archive_job["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[:5] == ["archive", "--homes", "/homes", "--dest", "/archive"]
-    assert args[5:] == [f"collab-shared-{i}" for i in range(1, 5)]
-    restore = next(o for o in objs if o["kind"] == "Job" and "restore" in o["metadata"]["generateName"])
-    assert restore["spec"]["template"]["spec"]["containers"][0]["args"] == [
+    by_command = {pod_spec(o)["containers"][0]["args"][0]: o for o in jobs if o["kind"] == "Job"}
+    assert by_command["archive"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "archive",
+        "--homes",
+        "/homes",
+        "--dest",
+        "/archive",
+        "--running-servers",
+        "warn",
+        *[f"collab-shared-{i}" for i in range(1, 5)],
+    ]
+    assert pod_spec(by_command["restore"])["containers"][0]["args"] == [
         "restore",
         "--homes",
         "/homes",
         "--archive",
-        "/archive/collab-shared-2-x.tar.gz",
+        "/archive/alice-20261125T000000Z.tar.gz",
         "--account",
-        "collab-shared-2",
+        "alice",
+        "--path",
+        "project/data",
     ]
+    (whole,) = [
+        o
+        for o in render(
+            helm,
+            upstream_chart,
+            "archive.run=true",
+            "archive.all=true",
+            "archive.runningServers=skip",
+            "=archive.running={alice,bob}",
+            "archive.retentionDays=180",
+            "archive.maxBytes=5000000000",
+            "=archive.image.digest=sha256:" + "ab" * 32,
+        )
+        if o["kind"] == "Job" and is_coursehubs(o)
+    ]
+    container = pod_spec(whole)["containers"][0]
+    assert container["args"][5:] == [
+        "--running-servers",
+        "skip",
+        "--running",
+        "alice,bob",
+        "--max-bytes",
+        "5000000000",
+        "--retention-days",
+        "180",
+        "--all",
+    ]
+    assert container["image"] == "python:3.12.8-slim-bookworm@sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("setting", "key"),
+    [
+        ("=archive.image.tag=3.12-slim", "archive.image.tag"),
+        ("archive.uid=0", "archive.uid"),
+        ("=archive.runningServers=ignore", "archive.runningServers"),
+        ("=archive.restore.path=../other-home", "archive.restore.path"),
+        ("archive.retentionDays=-1", "archive.retentionDays"),
+    ],
+)
+def test_the_schema_refuses_moving_images_root_and_escaping_paths(
+    helm: Helm, upstream_chart: Path, setting: str, key: str
+) -> None:
+    from coursehub.errors import CoursehubError
+
+    with pytest.raises(CoursehubError, match=key.replace(".", "[./]")):  # Helm 3 says a.b, Helm 4 /a/b
+        render(helm, upstream_chart, setting)
 
 
 def test_make_archive_and_restore_print_the_commands_that_start_them() -> None:
     result = coursehub("archive", "--course", "stat159")
     assert result.returncode == 0, result.stderr
     command = result.stdout.strip().splitlines()[-1]
-    render, _, start = command.partition(" | ")
+    render_part, _, start = command.partition(" | ")
     assert shlex.split(start) == ["kubectl", "--namespace", "stat159", "create", "-f", "-"]
-    assert "--set archive.run=true" in render and "--show-only templates/archive-job.yaml" in render
+    assert "--set archive.run=true" in render_part and "--show-only templates/archive-job.yaml" in render_part
+    result = coursehub("archive", "--course", "stat159", "--all", "--running", "alice,bob")
+    assert result.returncode == 0, result.stderr
+    assert "--set archive.all=true" in result.stdout and "--set-string 'archive.running={alice,bob}'" in result.stdout
+    result = coursehub("archive", "--course", "stat159", "--accounts", "alice,bob")
+    assert "--set-string 'archive.accounts={alice,bob}'" in result.stdout
     result = coursehub(
-        "restore", "--course", "stat159", "--account", "collab-shared-2", "--archive", "a.tar.gz", "--force"
+        "restore", "--course", "stat159", "--account", "alice", "--archive", "alice-x.tar.gz", "--path", "project/"
     )
-    assert result.returncode == 0 and "archive.restore.account=collab-shared-2" in result.stdout
-    assert "--set archive.restore.force=true" in result.stdout
-    result = coursehub("restore", "--course", "stat159", "--account", "collab-nobody", "--archive", "a.tar.gz")
-    assert result.returncode == 1 and "has no account 'collab-nobody'" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "archive.restore.account=alice" in result.stdout and "archive.restore.path=project/" in result.stdout
+    result = coursehub(
+        "restore", "--course", "stat159", "--account", "alice", "--archive", "alice-x.tar.gz", "--path", "a, b/"
+    )
+    assert "--set-string 'archive.restore.path=a\\, b/'" in result.stdout  # Helm reads `\,` as a comma
+    result = coursehub("restore", "--course", "stat159", "--account", "alice", "--archive", "bob-x.tar.gz")
+    assert result.returncode == 1 and "is not alice's archive" in result.stderr
+    result = coursehub("archive", "--course", "stat159", "--all", "--accounts", "alice")
+    assert result.returncode == 1 and "either" in result.stderr

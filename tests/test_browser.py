@@ -27,9 +27,8 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from conftest import edit, live_hub, stat159_values
+from conftest import HubClient, edit, live_hub, stat159_values
 from coursehub.localhub import LocalHub
-from test_live_hub import Hub
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -80,9 +79,9 @@ def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture
-def api(hub: LocalHub) -> Iterator[Hub]:
+def api(hub: LocalHub) -> Iterator[HubClient]:
     """HTTP helpers; the shared account's server is stopped after each test, whatever happened."""
-    helper = Hub(hub)
+    helper = HubClient(hub)
     try:
         yield helper
     finally:
@@ -235,7 +234,7 @@ def browsers(shots: Path, *names: str) -> Iterator[list[Browser]]:
             raise
 
 
-def create_notebook(api: Hub, student: str) -> None:
+def create_notebook(api: HubClient, student: str) -> None:
     """One notebook with one code cell, made through the server's contents API as the student."""
     notebook = {
         "nbformat": 4,
@@ -260,7 +259,9 @@ def create_notebook(api: Hub, student: str) -> None:
     assert r.status_code in {200, 201}, r.text
 
 
-def test_two_members_co_edit_a_notebook_in_their_accounts_jupyterlab(hub: LocalHub, api: Hub, tmp_path: Path) -> None:
+def test_two_members_co_edit_a_notebook_in_their_accounts_jupyterlab(
+    hub: LocalHub, api: HubClient, tmp_path: Path
+) -> None:
     with browsers(tmp_path / "screenshots", "s-ana", "s-bo") as (ana, bo):
         ana.log_in(api.url, "s-ana", api.plan.password)
         bo.log_in(api.url, "s-bo", api.plan.password)
@@ -292,7 +293,9 @@ def test_two_members_co_edit_a_notebook_in_their_accounts_jupyterlab(hub: LocalH
         bo.until("s-ana among the collaborators", lambda: any("s-ana" in n for n in bo.collaborators()))
 
 
-def test_a_student_of_another_group_is_refused_on_the_accounts_server(hub: LocalHub, api: Hub, tmp_path: Path) -> None:
+def test_a_student_of_another_group_is_refused_on_the_accounts_server(
+    hub: LocalHub, api: HubClient, tmp_path: Path
+) -> None:
     assert api.start("s-ana", ACCOUNT) in {201, 202}
     api.wait(ACCOUNT, ready=True)
     with browsers(tmp_path / "screenshots", "s-cy") as (cy,):
@@ -306,7 +309,7 @@ def test_a_student_of_another_group_is_refused_on_the_accounts_server(hub: Local
     assert api.server(ACCOUNT).get("ready") is True  # refused, and the group's server untouched
 
 
-def test_nobody_logs_in_as_the_account_in_a_browser(hub: LocalHub, api: Hub, tmp_path: Path) -> None:
+def test_nobody_logs_in_as_the_account_in_a_browser(hub: LocalHub, api: HubClient, tmp_path: Path) -> None:
     with browsers(tmp_path / "screenshots", "account") as (browser,):
         browser.log_in(api.url, ACCOUNT, api.plan.password)  # the password every student uses
         browser.driver.get(f"{api.url}/hub/home")

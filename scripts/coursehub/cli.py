@@ -74,13 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--hub-url", required=True, help="the hub's public URL; the token comes from $JUPYTERHUB_API_TOKEN")
     y.add_argument("--dry-run", action="store_true", help="print the exact changes, change nothing")
 
-    a = sub.add_parser("archive", help="print the commands that archive every shared account's home")
+    a = sub.add_parser("archive", help="print the commands that archive homes (shared accounts by default)")
     a.add_argument("--course", required=True)
-    r2 = sub.add_parser("restore", help="print the commands that restore one shared account's home")
+    a.add_argument("--all", action="store_true", help="every home folder of the course")
+    a.add_argument("--accounts", help="only these home folders, comma-separated")
+    a.add_argument("--running", help="accounts whose servers are running, comma-separated (archive.runningServers)")
+    r2 = sub.add_parser("restore", help="print the commands that restore an archive into a new folder in its home")
     r2.add_argument("--course", required=True)
     r2.add_argument("--account", required=True)
     r2.add_argument("--archive", required=True, help="the archive's file name in the archive volume")
-    r2.add_argument("--force", action="store_true", help="restore over a home directory that is not empty")
+    r2.add_argument("--path", help="only this folder or file of the archive")
 
     m = sub.add_parser("demo", help="run the course's hub for real on 127.0.0.1 until Ctrl-C")
     m.add_argument("--course", required=True)
@@ -199,29 +202,33 @@ def _archive_commands(args: argparse.Namespace, helm: Helm) -> int:
         )
     release = Release.for_course(course)
     if args.command == "archive":
-        command = job_command(helm.binary, course, release, "archive-job.yaml", {"archive.run": "true"})
-    else:
-        accounts = [a["account"] for a in values["jupyterhub"]["custom"]["coursehub"]["sharedAccounts"]]
-        if args.account not in accounts:
+        if args.all and args.accounts:
             raise CoursehubError(
                 Problem(
-                    display(course.course_file),
-                    "jupyterhub.custom.coursehub.sharedAccounts",
-                    f"has no account {args.account!r}",
-                    "name one of " + ", ".join(accounts),
+                    "make archive", "ALL, ACCOUNTS", "are both given", "give either ALL=1 or ACCOUNTS=a,b, not both"
                 )
             )
-        command = job_command(
-            helm.binary,
-            course,
-            release,
-            "restore-job.yaml",
-            {
-                "archive.restore.account": args.account,
-                "archive.restore.archive": args.archive,
-                **({"archive.restore.force": "true"} if args.force else {}),
-            },
-        )
+        settings = {"archive.run": "true"}
+        if args.all:
+            settings["archive.all"] = "true"
+        for key, names in (("archive.accounts", args.accounts), ("archive.running", args.running)):
+            if names:  # a Helm list: --set-string key={a,b}
+                settings[key] = "{" + ",".join(n.strip() for n in names.split(",") if n.strip()) + "}"
+        command = job_command(helm.binary, course, release, "archive-job.yaml", settings)
+    else:
+        if not args.archive.startswith(args.account + "-"):
+            raise CoursehubError(
+                Problem(
+                    "make restore",
+                    "ARCHIVE",
+                    f"{args.archive} is not {args.account}'s archive",
+                    f"name one of {args.account}-<time>.tar.gz in the archive volume",
+                )
+            )
+        settings = {"archive.restore.account": args.account, "archive.restore.archive": args.archive}
+        if args.path:
+            settings["archive.restore.path"] = args.path.replace(",", "\\,")  # helm --set splits at commas
+        command = job_command(helm.binary, course, release, "restore-job.yaml", settings)
     print(f"# needs the upstream chart in chart/charts/ (make deps); then:\n{command}")
     return 0
 

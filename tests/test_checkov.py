@@ -1,0 +1,130 @@
+"""checkov (pinned, in its own environment: `make checkov`) on the real render, offline.
+
+coursehub's own objects (the archive ConfigMaps, NetworkPolicy, Jobs and CronJob)
+must pass every Kubernetes check but the ones their templates justify with a
+`checkov.io/skip` annotation. The whole stat159 render and plain z2jh 4.4.0 are
+counted and printed, for the course-hardening goal of issue 10.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from coursehub import tools
+from coursehub.courses import load_course
+from coursehub.helm import Helm, Release, staged_chart
+from coursehub.paths import ROOT
+from coursehub.rendered import objects
+
+# Keep in step with CHECKOV_VERSION in the Makefile.
+CHECKOV_VERSION = "3.3.30"
+CHECKOV = ROOT / ".tools" / f"checkov-{CHECKOV_VERSION}" / "bin" / "checkov"
+# Every object of a Helm render lands in the namespace `helm install` names: the
+# "default namespace" check says nothing about a chart.
+NOISE = "CKV_K8S_21"
+JOBS = (
+    "--set",
+    "archive.run=true",
+    "--set",
+    "archive.schedule=0 3 * * 0",
+    "--set-string",
+    "archive.restore.account=alice",
+    "--set-string",
+    "archive.restore.archive=alice-20261125T000000Z.tar.gz",
+)
+
+
+@pytest.fixture(scope="module")
+def checkov() -> Path:
+    if not CHECKOV.exists():
+        pytest.skip(f"needs checkov {CHECKOV_VERSION} in {CHECKOV.parent.parent}: run `make checkov`")
+    return CHECKOV
+
+
+def run_checkov(checkov: Path, objs: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
+    """checkov's Kubernetes checks on `objs`, one file each; returns its JSON summary and failed checks."""
+    folder.mkdir()
+    for i, obj in enumerate(objs):
+        (folder / f"{i:03d}-{obj['kind']}.yaml").write_text(yaml.safe_dump(obj))
+    result = subprocess.run(
+        [str(checkov), "-d", str(folder), "--framework", "kubernetes", "--skip-download", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(folder), "LOG_LEVEL": "ERROR"},
+    )
+    assert result.returncode in (0, 1), result.stderr  # 1: some check failed
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    return report
+
+
+def failed(report: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted(
+        (c["check_id"], c["resource"])
+        for c in report.get("results", {}).get("failed_checks", [])
+        if c["check_id"] != NOISE
+    )
+
+
+def render(upstream_chart: Path, *extra: str) -> list[dict[str, Any]]:
+    course = load_course("stat159")
+    helm = Helm(tools.helm_path(max(tools.HELM_PINS)))
+    with staged_chart(upstream_chart) as staged:
+        return objects(helm.template(staged, course, Release.for_course(course), extra=list(extra)))
+
+
+def is_coursehubs(obj: dict[str, Any]) -> bool:
+    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "coursehub"
+
+
+def test_coursehubs_own_objects_fail_no_checkov_check(checkov: Path, upstream_chart: Path, tmp_path: Path) -> None:
+    rendered = render(upstream_chart, *JOBS)
+    own = [o for o in rendered if is_coursehubs(o)]
+    assert sorted(o["kind"] for o in own) == ["ConfigMap", "ConfigMap", "CronJob", "Job", "Job", "NetworkPolicy"]
+    report = run_checkov(checkov, own, tmp_path / "own")
+    skipped = sorted({c["check_id"] for c in report["results"]["skipped_checks"]})
+    whole = failed(run_checkov(checkov, rendered, tmp_path / "whole"))
+    upstream = failed(
+        run_checkov(
+            checkov,
+            objects(
+                Helm(tools.helm_path(max(tools.HELM_PINS))).run(
+                    ["template", "stat159", str(upstream_chart), "--namespace", "stat159"], str(upstream_chart)
+                )
+            ),
+            tmp_path / "z2jh",
+        )
+    )
+    print(
+        f"checkov failed (without {NOISE}): coursehub {len(whole)}, z2jh {len(upstream)}; "
+        f"coursehub's own objects {len(failed(report))} (skipped with a reason in the template: {', '.join(skipped)})"
+    )
+    assert failed(report) == []
+    assert report["summary"]["passed"] > 100  # checkov really looked at the Jobs
+    # Every skip is one the templates justify, and the digest skip goes once a digest is set.
+    assert skipped == ["CKV_K8S_40", "CKV_K8S_43"]
+    pinned = [
+        o
+        for o in render(upstream_chart, *JOBS, "--set-string", "archive.image.digest=sha256:" + "ab" * 32)
+        if is_coursehubs(o)
+    ]
+    report = run_checkov(checkov, pinned, tmp_path / "pinned")
+    assert failed(report) == []
+    assert sorted({c["check_id"] for c in report["results"]["skipped_checks"]}) == ["CKV_K8S_40"]
+
+
+def test_checkov_fails_the_jobs_without_their_hardening(checkov: Path, upstream_chart: Path, tmp_path: Path) -> None:
+    """The check above can fail: the same Job with its security context taken away fails checkov."""
+    job = next(o for o in render(upstream_chart, *JOBS) if o["kind"] == "Job" and is_coursehubs(o))
+    pod = job["spec"]["template"]["spec"]
+    del pod["containers"][0]["securityContext"], pod["automountServiceAccountToken"]
+    ids = {check for check, _ in failed(run_checkov(checkov, [job], tmp_path / "weak"))}
+    assert {"CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_28", "CKV_K8S_37", "CKV_K8S_38"} <= ids
