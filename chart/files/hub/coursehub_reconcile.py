@@ -168,11 +168,19 @@ class Ledger:
     groups: dict[str, str] = field(default_factory=dict)  # group -> account
     accounts: set[str] = field(default_factory=set)  # every account coursehub made, kept after its group goes
     shared: dict[str, str] = field(default_factory=dict)  # account -> digest of the members its server is shared with
+    # False from the moment a run records new names until it has made them all: the next run then makes sure
+    # every account exists, instead of trusting that what the ledger names was created.
+    complete: bool = True
 
     @classmethod
     def read(cls, properties: Mapping[str, Any] | None) -> Ledger:
         p = properties or {}
-        return cls(dict(p.get("groups") or {}), set(p.get("accounts") or ()), dict(p.get("shared") or {}))
+        return cls(
+            dict(p.get("groups") or {}),
+            set(p.get("accounts") or ()),
+            dict(p.get("shared") or {}),
+            bool(p.get("complete", True)),
+        )
 
     def properties(self, course: str) -> dict[str, Any]:
         return {
@@ -180,6 +188,7 @@ class Ledger:
             "groups": dict(sorted(self.groups.items())),
             "accounts": sorted(self.accounts),
             "shared": dict(sorted(self.shared.items())),
+            "complete": self.complete,
         }
 
 
@@ -202,6 +211,7 @@ class Plan:
             {**self.before.groups, **self.after.groups},
             self.before.accounts | self.after.accounts,
             {k: v for k, v in self.before.shared.items() if self.after.shared.get(k) == v},
+            complete=False,
         )
 
     @property
@@ -273,9 +283,9 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
         after.groups.pop(g)
 
     # 1. users. New accounts (the hub's users were listed, so they are known to be missing) and students known
-    # to be missing are changes. Students in no group yet, and the ledger's accounts, are made sure of on every
-    # run without a listing, so that one a failed run or an admin left missing is created again: one blind
-    # request per BATCH names, answered 409 when they all exist; only what it creates is reported.
+    # to be missing are changes. Students in no group yet, and after a run that stopped half-way the ledger's
+    # accounts, are made sure of without a listing: one blind request per BATCH names, answered 409 when they
+    # all exist; only what it creates is reported.
     known = {u for g in groups.values() for u in g.get("users") or ()} | set(users or ())
     students = sorted({m for a in usable for m in a.members} - known)
     new = sorted({a.account for a in usable} - owned_accounts)
@@ -284,7 +294,8 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
     if users is not None:
         changes += [Change("create-users", f"({len(batch)} students)", batch) for batch in _batches(students)]
         students = []
-    result.ensure = sorted({a.account for a in usable} & owned_accounts - known) + students
+    accounts_to_check = {a.account for a in usable} & owned_accounts - known if not before.complete else set()
+    result.ensure = sorted(accounts_to_check) + students
 
     # 2. groups and their members
     for a in usable:
@@ -353,9 +364,12 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
     if fresh:
         api.call("POST", f"/groups/{_q(ledger_group)}", {}, ok=(409,))
         result.ledger_exists = True
-    if fresh or result.intent != written:
-        api.call("PUT", f"/groups/{_q(ledger_group)}/properties", result.intent.properties(result.course))
-        written = result.intent
+    intent = result.intent
+    if fresh or Ledger(intent.groups, intent.accounts, intent.shared) != Ledger(
+        written.groups, written.accounts, written.shared
+    ):  # new names or changing shares: record them first (membership changes alone need no record)
+        api.call("PUT", f"/groups/{_q(ledger_group)}/properties", intent.properties(result.course))
+        written = intent
     for batch in _batches(result.ensure):
         created = api.call("POST", "/users", {"usernames": list(batch)}, ok=(409,))
         if created:
