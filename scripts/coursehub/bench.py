@@ -56,8 +56,7 @@ def hub_startup(course: Course, repetitions: int) -> str:
 
         def fresh_hubs(rep: int) -> tuple[LocalHub, LocalHub]:  # first starts: new databases every time
             plan = make_plan(course, upstream, Path(tmp) / f"plain-{rep}", env, report)
-            (Path(tmp) / f"plain-{rep}").mkdir()
-            config = plain_hub_config(Path(tmp) / f"plain-{rep}", plan.port, plan.hub_port, plan.proxy_api_port)
+            config = plain_hub_config(plan)
             return LocalHub(plan, config=config), LocalHub(
                 make_plan(course, upstream, Path(tmp) / f"c-{rep}", env, report)
             )
@@ -80,17 +79,33 @@ def _alternate(hubs: Callable[[int], tuple[Any, Any]], repetitions: int) -> tupl
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def _scaled_course(course: Course, folder: Path, groups: int, students: int) -> Course:
-    """`course` with access "shares" and a generated roster of `groups` groups sharing `students` students."""
-    from coursehub.courses import Layer
-
+def _scaled_course(course: Course, folder: Path, groups: int, students: int, access: str) -> Course:
+    """`course` with `access` and a generated roster of `groups` groups sharing `students` students."""
     per_group = max(1, students // groups)
     accounts = [{"group": f"g-{i:04d}", "account": f"collab-g-{i:04d}"} for i in range(groups)]
     members = {a["group"]: [f"s-{i * per_group + j:05d}" for j in range(per_group)] for i, a in enumerate(accounts)}
-    declaration = {"access": "shares", "sharedAccounts": accounts, "members": members}
-    layer = Layer(folder / f"{course.name}.secret.yaml", {"jupyterhub": {"custom": {"coursehub": declaration}}})
+    return _with_declaration(course, folder, {"access": access, "sharedAccounts": accounts, "members": members})
+
+
+def _with_declaration(
+    course: Course, folder: Path, declaration: dict[str, Any], singleuser: dict[str, Any] | None = None
+) -> Course:
+    """`course` with its private layer replaced by this declaration (and these singleuser values)."""
+    from coursehub.courses import Layer
+
+    data: dict[str, Any] = {"jupyterhub": {"custom": {"coursehub": declaration}}}
+    if singleuser:
+        data["jupyterhub"]["singleuser"] = singleuser
+    layer = Layer(folder / f"{course.name}.secret.yaml", data)
     committed = tuple(x for x in course.layers if not x.private)
     return Course(course.name, course.course_file, (*committed, layer), course.chart_defaults)
+
+
+def _moved(course: Course, student: str, to: str) -> Course:
+    declaration = dict(course.layers[-1].data["jupyterhub"]["custom"]["coursehub"])
+    members = {g: [m for m in ms if m != student] for g, ms in declaration["members"].items()}
+    members[to] = [*members[to], student]
+    return _with_declaration(course, course.layers[-1].path.parent, {**declaration, "members": members})
 
 
 def _login(url: str, user: str, password: str) -> tuple[Any, dict[str, str]]:
@@ -106,9 +121,28 @@ def _login(url: str, user: str, password: str) -> tuple[Any, dict[str, str]]:
     return session, {"X-XSRFToken": session.cookies.get("_xsrf") or ""}
 
 
-def scale_restart(course: Course, groups: int, students: int, repetitions: int) -> str:
-    """Hub restart with a course-sized roster kept the coursehub way (access "shares"), against an empty hub."""
+def _sync(course: Course, api: Any) -> tuple[int, float]:
+    """One reconciliation from outside (make sync-groups' code): (HTTP requests made, seconds)."""
+    from coursehub import hubpython
+    from coursehub.courses import get
+
+    reconciler = hubpython.reconciler()
+    declaration = get(course.values(), ("jupyterhub", "custom", "coursehub"))
+    api.requests = 0
+    began = time.perf_counter()
+    result = reconciler.plan(declaration, api)
+    assert not result.conflicts, result.conflicts
+    reconciler.apply(result, api)
+    return api.requests, time.perf_counter() - began
+
+
+def scale(course: Course, groups: int, students: int, repetitions: int) -> str:
+    """A course of `groups` groups over a semester, each access mode: the reconciler's requests (first sync,
+    a sync with nothing to do, one student moved), roster change to enforcement beside a plain API round trip,
+    and hub restarts with a shared server running against an empty hub's start, alternating in one run."""
     import secrets
+
+    import requests
 
     from coursehub import sync
     from coursehub.images import deployed, ensure_env
@@ -117,57 +151,132 @@ def scale_restart(course: Course, groups: int, students: int, repetitions: int) 
 
     upstream = load_data()
     env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        scaled = _scaled_course(course, root, groups, students)
-        report = classify(scaled)
-        plain_plan = make_plan(course, upstream, root / "plain", env, report)
-        (root / "plain").mkdir()
-        plain_config = plain_hub_config(root / "plain", plain_plan.port, plain_plan.hub_port, plain_plan.proxy_api_port)
-        plan = make_plan(scaled, upstream, root / "course", env, report, admin_token=secrets.token_hex(16))
-        hub = LocalHub(plan)
-        hub.start()
-        populate = time.perf_counter()
-        api = sync.Hub(plan.url, str(plan.admin_token))
-        for change in sync.plan(scaled, api).changes:
-            api.apply(change, course.name)
-        populated = time.perf_counter() - populate
-        hub.stop()
-        first = LocalHub(plain_plan, config=plain_config)  # the first start creates its database
-        first.start()
-        first.stop()
-        p, c = _alternate(lambda rep: (LocalHub(plain_plan, config=plain_config), LocalHub(plan)), repetitions)
-        # a roster change: one student moves from the first group to the second
-        h = LocalHub(plan)
-        h.start()
-        try:
-            moved = scaled.values()["jupyterhub"]["custom"]["coursehub"]["members"]["g-0000"][0]
-            changed = _move(scaled, moved)
-            session, xsrf = _login(plan.url, moved, plan.password)
-            began = time.perf_counter()
-            for change in sync.plan(changed, api).changes:
-                api.apply(change, course.name)
-            refused = session.post(f"{plan.url}/hub/api/users/collab-g-0000/server", headers=xsrf).status_code
-            enforced = time.perf_counter() - began
-        finally:
-            h.stop()
-    return (
-        f"scale: {groups} groups, {students} students, access shares: populated by sync in {populated:.1f} s; "
-        f"restart median {c:.2f} s against an empty hub's {p:.2f} s ({repetitions} repetitions each)\n"
-        f"hub restart ratio at {groups} groups (coursehub/empty): {c / p:.2f}\n"
-        f"roster change to enforcement (sync of one move, then the student's next start request: "
-        f"HTTP {refused}): {enforced:.2f} s"
-    )
+    lines = []
+    for access in ("roles", "shares"):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            small = _with_declaration(course, root, {"access": access})  # deployed before the roster arrives
+            scaled = _scaled_course(course, root, groups, students, access)
+            report = classify(scaled)
+            plain_plan = make_plan(course, upstream, root / "plain", env, report)
+            plain_config = plain_hub_config(plain_plan)
+            plan = make_plan(small, upstream, root / "course", env, report, admin_token=secrets.token_hex(16))
+            hub = LocalHub(plan)
+            hub.start()
+            try:
+                api = sync.hub_api(plan.url, str(plan.admin_token))
+                initial, populated = _sync(scaled, api)
+                steady, _ = _sync(scaled, api)
+                plan.values = make_plan(scaled, upstream, root / "course", env, report).values  # a deploy
+                hub.restart(timeout=600)
+                # one student moves between groups: from the sync starting to the student being refused
+                moved = scaled.values()["jupyterhub"]["custom"]["coursehub"]["members"]["g-0000"][0]
+                session, xsrf = _login(plan.url, moved, plan.password)
+                root_url = f"{plan.url}/hub/api/"
+                round_trip = _median_seconds(lambda: requests.get(root_url), 20)  # noqa: B023
+                began = time.perf_counter()
+                one_move, _ = _sync(_moved(scaled, moved, "g-0001"), api)
+                while session.post(f"{plan.url}/hub/api/users/collab-g-0000/server", headers=xsrf).status_code < 400:
+                    time.sleep(0.01)
+                enforced = time.perf_counter() - began
+                # restarts with a shared server running, against an empty hub's start
+                admin = {"Authorization": f"token {plan.admin_token}"}
+                requests.post(f"{plan.url}/hub/api/users/collab-g-0002/server", headers=admin).raise_for_status()
+                for _ in range(600):
+                    server = requests.get(f"{plan.url}/hub/api/users/collab-g-0002", headers=admin).json()
+                    if server["servers"].get("", {}).get("ready"):
+                        break
+                    time.sleep(0.2)
+                pid = server["servers"][""]["state"]["pid"]
+                plain, restarts = [], []
+                for _ in range(repetitions):
+                    baseline = LocalHub(plain_plan, config=plain_config)
+                    plain.append(baseline.start())
+                    baseline.stop()
+                    restarts.append(hub.restart(timeout=600))
+                kept = _alive(pid) and requests.get(f"{plan.url}/user/collab-g-0002/api/status").status_code != 503
+            finally:
+                hub.stop()
+        p, c = statistics.median(plain), statistics.median(restarts)
+        lines += [
+            f"scale ({access}): {groups} groups, {students} students: first sync {populated:.1f} s; restart median "
+            f"{c:.2f} s against an empty hub's start {p:.2f} s ({repetitions} each); "
+            f"a running shared server kept through every restart: {'yes' if kept else 'NO'}",
+            f"sync requests at {groups} groups ({access}): initial {initial}, steady {steady}, one move {one_move}",
+            f"roster change to enforcement ({access}): {enforced:.2f} s (sync of one move, then the student's start "
+            f"request refused); plain API round trip {round_trip * 1000:.1f} ms",
+            f"hub restart ratio at {groups} groups ({access}, coursehub/empty): {c / p:.2f}",
+        ]
+    return "\n".join(lines)
 
 
-def _move(course: Course, student: str) -> Course:
-    from coursehub.courses import Layer
+def _alive(pid: int) -> bool:
+    import os
 
-    private = course.layers[-1]
-    declaration = private.data["jupyterhub"]["custom"]["coursehub"]
-    members = {g: [m for m in ms if m != student] for g, ms in declaration["members"].items()}
-    members["g-0001"] = [*members["g-0001"], student]
-    data = {"jupyterhub": {"custom": {"coursehub": {**declaration, "members": members}}}}
-    return Course(
-        course.name, course.course_file, (*course.layers[:-1], Layer(private.path, data)), course.chart_defaults
-    )
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def visitor_cache(course: Course, seconds: float = 15, cap: float = 20) -> str:
+    """What the servers' cache of the hub's answer about a visitor costs and buys: the hub's auth requests per
+    active user per minute (a JupyterLab polling its server twice a second), and the seconds from a student's
+    removal from the group to the group's server refusing them, at cache_max_age 1 s and at the default 300 s."""
+    import secrets
+
+    import requests
+
+    from coursehub.images import deployed, ensure_env
+    from coursehub.localhub import LocalHub, classify, make_plan
+    from coursehub.upstream import load_data
+
+    upstream = load_data()
+    cmd = course.values()["jupyterhub"]["singleuser"]["cmd"]
+    env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+    found = []
+    for cache in (1, 300):
+        with tempfile.TemporaryDirectory() as tmp:
+            command = [a for a in cmd if not a.startswith("--HubAuth.cache_max_age=")]
+            declaration = {"sharedAccounts": [{"group": "g", "account": "collab-g"}], "members": {"g": ["s-a"]}}
+            one = _with_declaration(
+                course, Path(tmp), declaration, {"cmd": [*command, f"--HubAuth.cache_max_age={cache}"]}
+            )
+            plan = make_plan(one, upstream, Path(tmp) / "hub", env, classify(one), admin_token=secrets.token_hex(16))
+            admin = {"Authorization": f"token {plan.admin_token}"}
+            with LocalHub(plan) as hub:
+                session, xsrf = _login(plan.url, "s-a", plan.password)
+                token = session.post(f"{plan.url}/hub/api/users/s-a/tokens", headers=xsrf, json={}).json()["token"]
+                student = {"Authorization": f"token {token}"}
+                requests.post(f"{plan.url}/hub/api/users/collab-g/server", headers=admin).raise_for_status()
+                for _ in range(600):
+                    if (
+                        requests.get(f"{plan.url}/hub/api/users/collab-g", headers=admin)
+                        .json()["servers"]
+                        .get("", {})
+                        .get("ready")
+                    ):
+                        break
+                    time.sleep(0.2)
+                contents = f"{plan.url}/user/collab-g/api/contents"
+                requests.get(contents, headers=student).raise_for_status()
+                offset = hub.log.stat().st_size
+                began = time.perf_counter()
+                while time.perf_counter() - began < seconds:
+                    requests.get(contents, headers=student)
+                    time.sleep(0.5)
+                asked = hub.log.read_text()[offset:].count("GET /hub/api/user (s-a@")
+                per_minute = asked * 60 / (time.perf_counter() - began)
+                requests.delete(f"{plan.url}/hub/api/groups/g/users", headers=admin, json={"users": ["s-a"]})
+                removed = time.perf_counter()
+                while time.perf_counter() - removed < cap:
+                    if requests.get(contents, headers=student).status_code in (403, 404):
+                        break
+                    time.sleep(0.1)
+                refused = time.perf_counter() - removed
+            found.append(
+                f"cache {cache} s: {per_minute:.0f} (removal to refusal "
+                + (f"{refused:.1f} s)" if refused < cap else f"over {cap:.0f} s, up to {cache} s)")
+            )
+    return "hub auth requests per active user per minute: " + "; ".join(found)

@@ -169,7 +169,8 @@ def _run(args: argparse.Namespace) -> int:
         course = load_course(args.course)
         print(bench.validate_vs_render(course, helm, args.repetitions), flush=True)
         print(bench.hub_startup(course, args.hub_repetitions), flush=True)
-        print(bench.scale_restart(course, args.groups, args.students, args.hub_repetitions), flush=True)
+        print(bench.visitor_cache(course), flush=True)
+        print(bench.scale(course, args.groups, args.students, args.hub_repetitions), flush=True)
         return 0
     raise AssertionError(args.command)
 

@@ -254,8 +254,11 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
             or rules.ROLE_PREFIX + group in (g.get("roles") or ())  # holds the role coursehub's config gave it
         )
 
-    owned_accounts = before.accounts | set(before.groups.values())
-    owned_accounts |= {a.account for a in accounts if a.group in groups and ours(a.group)}
+    recorded = before.accounts | set(before.groups.values())
+    # the account of a group that is coursehub's but not in the ledger yet (made by the roles at start-up, or
+    # by coursehub before the ledger): coursehub's too, though it may not exist yet
+    adopted = {a.account for a in accounts if a.group in groups and ours(a.group)} - recorded
+    owned_accounts = recorded | adopted
     new_accounts = [a.account for a in accounts if a.account not in owned_accounts]
     users: dict[str, dict[str, Any]] | None = None
     if new_accounts:  # is any new account's name already a hub user's?
@@ -294,8 +297,8 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
     if users is not None:
         changes += [Change("create-users", f"({len(batch)} students)", batch) for batch in _batches(students)]
         students = []
-    accounts_to_check = {a.account for a in usable} & owned_accounts - known if not before.complete else set()
-    result.ensure = sorted(accounts_to_check) + students
+    unsure = adopted | (recorded if not before.complete or not result.ledger_exists else set())
+    result.ensure = sorted({a.account for a in usable} & unsure - known) + students
 
     # 2. groups and their members
     for a in usable:
