@@ -14,13 +14,16 @@ import pytest
 import yaml
 
 from conftest import edit, find, render_chart
-from coursehub import kube, rendered
+from coursehub import hubpython, kube, rendered
 from coursehub.checks import effective
 from coursehub.courses import course_names, load_course
 from coursehub.errors import CoursehubError
 from coursehub.helm import Helm, Release, staged_chart, value_args
+from coursehub.hubpython import RECONCILER
 from coursehub.paths import CHART, HUB_PYTHON
 from coursehub.upstream import load_data
+
+hub_python = hubpython.load()
 
 
 def hub_values(objs: list[dict]) -> dict:
@@ -60,13 +63,20 @@ def test_every_course_gets_rtc_with_stores_off_home(helm: Helm, upstream_chart: 
     assert history["data"]["HistoryManager"]["hist_file"] == ":memory:"
 
 
-def test_the_hub_python_ships_in_a_configmap_mounted_into_config_d(helm: Helm, upstream_chart: Path) -> None:
+def test_the_hub_python_ships_in_a_configmap_mounted_into_config_d_and_beside_the_reconciler(
+    helm: Helm, upstream_chart: Path
+) -> None:
     objs = render_chart(helm, upstream_chart)
     configmap = find(objs, "ConfigMap", "coursehub-hub-python")
-    assert configmap["data"] == {HUB_PYTHON.name: HUB_PYTHON.read_text()}
+    assert configmap["data"] == {HUB_PYTHON.name: HUB_PYTHON.read_text(), RECONCILER.name: RECONCILER.read_text()}
     hub = hub_values(objs)["hub"]
-    (mount,) = [m for m in hub["extraVolumeMounts"] if m["name"] == "coursehub-hub-python"]
-    assert mount["mountPath"] == f"/usr/local/etc/jupyterhub/jupyterhub_config.d/{HUB_PYTHON.name}"
+    mounts = {m["mountPath"]: m for m in hub["extraVolumeMounts"] if m["name"] == "coursehub-hub-python"}
+    config_d = f"/usr/local/etc/jupyterhub/jupyterhub_config.d/{HUB_PYTHON.name}"
+    assert mounts[config_d]["subPath"] == HUB_PYTHON.name  # the one file z2jh executes as config
+    # the whole ConfigMap where the hub-side config starts the reconciler service from
+    service = hub_python.reconciler_service("stat159")["command"][1]
+    assert service.startswith("/usr/local/etc/coursehub/") and "subPath" not in mounts["/usr/local/etc/coursehub/"]
+    assert set(mounts) == {config_d, "/usr/local/etc/coursehub/"}
     (volume,) = [v for v in hub["extraVolumes"] if v["name"] == "coursehub-hub-python"]
     assert volume["configMap"]["name"] == "coursehub-hub-python"
     assert hub["annotations"]["coursehub.jupyter.org/hub-python-sha256"]  # restarts the hub when the code changes

@@ -20,6 +20,10 @@ def test_validate_runs_every_check_on_every_course_with_the_example_secrets(upst
         assert f"{course}: ok" in result.stdout
         assert f"{course}: note: using values/{course}.secret.example.yaml" in result.stdout
     assert "skipped helm lint" not in result.stdout
+    # which groups the reconciler keeps to the values, and which it leaves to the admin page
+    assert "stat159: note: groups whose members the values set: 4; groups whose members the admin page sets: none" in (
+        result.stdout
+    )
 
 
 def test_render_writes_one_file_per_object_of_coursehub_and_z2jh(upstream_chart: Path, tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coursehub import rendered
-from coursehub.checks import CMD, check_values, effective
+from coursehub import hubpython, rendered
+from coursehub.checks import CMD, DECLARATION, check_values, effective
 from coursehub.courses import Course, dotted, get
 from coursehub.errors import Problem
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
@@ -35,6 +35,7 @@ def validate(
     report.problems += check_values(course, upstream)
     if report.problems:
         return report
+    report.notes.append(_group_modes(course))
     report.problems += _image(course, report)
     values = effective(course, upstream)
     release = Release.for_course(course)
@@ -62,3 +63,14 @@ def _image(course: Course, report: Report) -> list[Problem]:
         Problem(course.origin(CMD), dotted(CMD), str(v), "correct the flag, or the image's pins")
         for v in check_command(variant, get(values, CMD))
     ]
+
+
+def _group_modes(course: Course) -> str:
+    """Which groups the reconciler keeps to the values and which it leaves to the admin page (names only)."""
+    accounts = hubpython.load().parse(get(course.values(), DECLARATION) or {})
+    kept = [a.group for a in accounts if a.managed]
+    left = [a.group for a in accounts if not a.managed]
+    return (
+        f"groups whose members the values set: {len(kept)}; "
+        f"groups whose members the admin page sets: {', '.join(left) if left else 'none'}"
+    )
