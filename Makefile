@@ -3,6 +3,7 @@
 # python3 (3.11+), npm and make.
 #
 #   make test                         the whole test suite (CI runs this)
+#   make test-fast                    the suite without live hubs and the course-scale run
 #   make validate [COURSE=stat159]    every check on one course or all of them
 #   make render COURSE=stat159 [OUT=dir] [KUBE_VERSION=1.33]
 #   make deploy COURSE=stat159 [DRY_RUN=1] [RELEASE=..] [NAMESPACE=..]
@@ -41,7 +42,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov-$(CHECKOV_VERSION)/bin/checkov
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools chart checkov test lint validate render deploy demo check-image diff groups sync-groups archive restore deps bench lock clean
+.PHONY: help venv tools chart checkov test test-fast lint validate render deploy demo check-image diff groups sync-groups archive restore deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -69,6 +70,10 @@ chart: tools
 
 test: chart $(CHECKOV)
 	$(PY) -m pytest
+
+# A developer's loop: everything but the live hubs and the course-scale run (CI runs `make test`).
+test-fast: chart
+	$(PY) -m pytest -m "not live and not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check scripts tests chart/files

@@ -45,6 +45,8 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
+pytestmark = pytest.mark.live
+
 GROUPS = {"shared-1": ("collab-shared-1", ["s-ana", "s-bo"]), "shared-2": ("collab-shared-2", ["s-cy"])}
 ACCOUNT = "collab-shared-1"
 NOTEBOOK = "together.ipynb"

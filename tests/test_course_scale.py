@@ -20,6 +20,8 @@ from coursehub.courses import load_course
 from coursehub.localhub import LocalHub
 from coursehub.paths import VALUES
 
+pytestmark = [pytest.mark.live, pytest.mark.slow]
+
 GROUPS, PER_GROUP = 1000, 4
 
 

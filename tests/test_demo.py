@@ -22,6 +22,8 @@ from conftest import edit
 from coursehub import images
 from coursehub.paths import ROOT
 
+pytestmark = pytest.mark.live
+
 ALTERNATIVE_TAG = "2026.11.1"  # stat159's values deploy 2023.03.1
 
 

@@ -23,6 +23,8 @@ import requests
 from conftest import DENIED, HubClient, live_hub, stat159_values
 from coursehub.localhub import LocalHub, leftovers, server_dirs
 
+pytestmark = pytest.mark.live
+
 GROUPS = {  # group -> (account, members)
     "shared-1": ("collab-shared-1", ["s-ana", "s-bo"]),
     "shared-2": ("collab-shared-2", ["s-bo", "s-cy"]),  # s-bo is in two groups
@@ -189,11 +191,17 @@ def test_two_members_edit_one_document_and_the_y_store_is_off_home(api: HubClien
         api.wait(account, ready=False)
 
 
-def test_stopping_the_hub_leaves_nothing_running(hub: LocalHub, api: HubClient) -> None:
-    assert api.start("s-dee", "collab-lab.team_b-2") in {201, 202}
-    api.wait("collab-lab.team_b-2", ready=True)
-    assert leftovers(Path(hub.plan.workdir))  # the server and the proxy are running...
-    hub.stop()
-    assert leftovers(Path(hub.plan.workdir)) == []  # ...and are gone
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"{api.url}/hub/api/", timeout=2)
+def test_stopping_the_hub_leaves_nothing_running(values_dir_module: Path, tmp_path: Path) -> None:
+    """On a hub of its own: stopping it is the end of it."""
+    with live_hub(values_dir_module, tmp_path / "hub") as hub:
+        api = HubClient(hub)
+        assert api.start("s-dee", "collab-lab.team_b-2") in {201, 202}
+        api.wait("collab-lab.team_b-2", ready=True)
+        assert leftovers(Path(hub.plan.workdir))  # the server and the reconciler service are running...
+        proxy = hub.proxy
+        assert proxy is not None and proxy.poll() is None  # ...and the proxy
+        hub.stop()
+        assert leftovers(Path(hub.plan.workdir)) == []  # ...and are gone
+        assert proxy.poll() is not None
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{api.url}/hub/api/", timeout=2)

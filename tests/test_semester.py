@@ -14,9 +14,12 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from conftest import DENIED, HubClient, edit, hub_groups, live_hub, redeploy, stat159_values, write_roster
+
+pytestmark = pytest.mark.live
 
 ACCOUNT = "collab-shared-1"
 START = {"shared-1": ["s-ana", "s-bo"], "shared-2": ["s-cy"]}

@@ -24,6 +24,8 @@ from coursehub.errors import CoursehubError
 from coursehub.localhub import LocalHub
 from coursehub.paths import ROOT
 
+pytestmark = pytest.mark.live
+
 START = {"shared-1": ["s-ana", "s-bo"], "shared-2": ["s-cy"]}
 LEDGER = "coursehub:stat159"
 

@@ -16,6 +16,8 @@ import requests
 from conftest import DENIED, Browser, HubClient, hub_groups, live_hub, stat159_values, sync_groups, write_roster
 from coursehub.localhub import LocalHub
 
+pytestmark = pytest.mark.live
+
 START = {"team-a": ["s-ana", "s-bo"], "team-b": ["s-cy"]}
 
 

@@ -32,8 +32,8 @@ def test_z2jh_runs_the_hub_with_coursehubs_python_and_the_courses_values(helm: H
     objs = render_chart(helm, upstream_chart, course)
     hub = find(objs, "Deployment", "hub")
     pod = hub["spec"]["template"]["spec"]
-    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "coursehub-hub-python"]
-    assert mount["mountPath"].startswith("/usr/local/etc/jupyterhub/jupyterhub_config.d/")
+    mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"] if m["name"] == "coursehub-hub-python"}
+    assert mounts == {f"/usr/local/etc/jupyterhub/jupyterhub_config.d/{HUB_PYTHON.name}", "/usr/local/etc/coursehub/"}
     (volume,) = [v for v in pod["volumes"] if v["name"] == "coursehub-hub-python"]
     assert find(objs, "ConfigMap", volume["configMap"]["name"])["data"][HUB_PYTHON.name] == HUB_PYTHON.read_text()
     # z2jh's Secret/hub carries the values the hub reads with get_config(): the declaration included
