@@ -31,7 +31,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-COURSEHUB := PYTHONPATH=scripts $(PY) -m coursehub
+COURSEHUB := $(VENV)/bin/coursehub
 HELM_MAJOR ?= 3
 export HELM_MAJOR UPSTREAM_CHART
 
@@ -47,10 +47,11 @@ opt = $(if $($(1)),--$(2) $($(1)))
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet --require-hashes -r requirements.txt
+	$(VENV)/bin/pip install --quiet --no-deps --editable .
 	touch $@
 
 venv: $(VENV)/.installed

@@ -100,16 +100,20 @@ def find(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return matches[0]
 
 
+# The `coursehub` command, as `make venv` (pip install --editable .) installs it beside this Python.
+COMMAND = str(Path(sys.executable).with_name("coursehub"))
+
+
 def coursehub(
     *args: str, values: Path | None = None, upstream: Path | None = None, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
     """Run the real entry point as the Makefile does (with the upstream chart the tests use, or `upstream`)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
+    env = dict(os.environ)
     if values is not None:
         env["COURSEHUB_VALUES"] = str(values)
     if upstream is not None:
         env["UPSTREAM_CHART"] = str(upstream)
-    return subprocess.run([sys.executable, "-m", "coursehub", *args], capture_output=True, text=True, env=env, cwd=cwd)
+    return subprocess.run([COMMAND, *args], capture_output=True, text=True, env=env, cwd=cwd)
 
 
 @contextmanager

@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import edit
+from conftest import COMMAND, edit
 from coursehub import images
 from coursehub.paths import ROOT
 
@@ -29,9 +28,9 @@ ALTERNATIVE_TAG = "2026.11.1"  # stat159's values deploy 2023.03.1
 
 def run_demo_until_ready(tmp_path: Path, *args: str, timeout: float = 1200) -> tuple[str, str]:
     """Start the demo, return (output up to "Ctrl-C stops", output after a Ctrl-C); never leaves it running."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts"), "TMPDIR": str(tmp_path)}  # its workdir and kept log
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # its workdir and kept log
     demo = subprocess.Popen(
-        [sys.executable, "-m", "coursehub", "demo", *args],
+        [COMMAND, "demo", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -90,9 +89,9 @@ def test_the_demo_runs_another_image_variant_says_where_to_go_and_keeps_its_log(
 
 
 def test_an_unknown_tag_is_one_line_naming_the_image_folder(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts"), "TMPDIR": str(tmp_path)}
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-m", "coursehub", "demo", "--course", "stat159", "--tag", "1999.01.1"],
+        [COMMAND, "demo", "--course", "stat159", "--tag", "1999.01.1"],
         capture_output=True,
         text=True,
         env=env,
@@ -136,12 +135,11 @@ def test_a_hub_that_fails_to_start_is_named_by_the_log_that_outlives_the_demo(tm
     scratch.mkdir()
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT / "scripts"),
         "TMPDIR": str(scratch),
         "COURSEHUB_VALUES": str(values_dir),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "coursehub", "demo", "--course", "stat159"],
+        [COMMAND, "demo", "--course", "stat159"],
         capture_output=True,
         text=True,
         env=env,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.server
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +17,10 @@ from typing import ClassVar
 import pytest
 import requests
 
-from conftest import hub_groups, live_hub, stat159_values, sync_groups, write_roster
+from conftest import COMMAND, hub_groups, live_hub, stat159_values, sync_groups, write_roster
 from coursehub import hubpython
 from coursehub.errors import CoursehubError
 from coursehub.localhub import LocalHub
-from coursehub.paths import ROOT
 
 pytestmark = pytest.mark.live
 
@@ -207,9 +205,9 @@ def test_the_token_never_comes_from_the_command_line(tmp_path: Path) -> None:
     """The entry point the Makefile calls, as a subprocess."""
     env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_API_TOKEN"}
     result = subprocess.run(
-        [sys.executable, "-m", "coursehub", "sync-groups", "--course", "stat159", "--hub-url", "http://127.0.0.1:9"],
+        [COMMAND, "sync-groups", "--course", "stat159", "--hub-url", "http://127.0.0.1:9"],
         capture_output=True,
         text=True,
-        env={**env, "PYTHONPATH": str(ROOT / "scripts")},
+        env=env,
     )
     assert result.returncode == 1 and "JUPYTERHUB_API_TOKEN: is not set" in result.stderr

@@ -5,7 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _root() -> Path:
+    """The coursehub checkout the command works on: the one this package lives in (an editable install, or
+    `python -m coursehub` from scripts/), else $COURSEHUB_ROOT, else the current folder."""
+    here = Path(__file__).resolve().parents[2]
+    if (here / "chart" / "Chart.yaml").is_file():
+        return here
+    return Path(os.environ.get("COURSEHUB_ROOT") or Path.cwd()).resolve()
+
+
+ROOT = _root()
 CHART = ROOT / "chart"
 # COURSEHUB_VALUES points the tools at another values folder (the tests use it for bad input).
 VALUES = Path(os.environ.get("COURSEHUB_VALUES") or ROOT / "values").resolve()

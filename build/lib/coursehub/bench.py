@@ -1,0 +1,283 @@
+"""`make bench`: what a check costs against the work it checks, as ratios measured in one run."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from coursehub import kube
+from coursehub.courses import Course
+from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
+from coursehub.rendered import objects
+from coursehub.upstream import require_chart
+
+
+def _median_seconds(action: Callable[[], object], repetitions: int) -> float:
+    times = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def validate_vs_render(course: Course, helm: Helm, repetitions: int) -> str:
+    """Strict Kubernetes validation of one rendered course at one version, against the `helm template` that rendered it."""
+    chart = require_chart()
+    release = Release.for_course(course)
+    with staged_chart(chart) as staged:
+        render = lambda: helm.template(staged, course, release, DEFAULT_KUBE_VERSION)  # noqa: E731
+        objs = objects(render())
+        validate = lambda: [kube.problems(o, DEFAULT_KUBE_VERSION) for o in objs]  # noqa: E731
+        validate()  # schemas and validators are built once per process: build them before timing
+        render_s = _median_seconds(render, repetitions)
+        validate_s = _median_seconds(validate, repetitions)
+    return (
+        f"render: helm template {course.name} median {render_s * 1000:.1f} ms; validate {len(objs)} objects "
+        f"(Kubernetes {DEFAULT_KUBE_VERSION}, strict) median {validate_s * 1000:.2f} ms; "
+        f"{repetitions} repetitions; z2jh chart {chart.name}\n"
+        f"validate/render ratio: {validate_s / render_s:.2f}"
+    )
+
+
+def hub_startup(course: Course, repetitions: int) -> str:
+    """Live hub start-up with the course's config and roster, against a plain JupyterHub, alternating in one run."""
+    from coursehub.images import deployed, ensure_env
+    from coursehub.localhub import LocalHub, classify, make_plan, plain_hub_config
+    from coursehub.upstream import load_data
+
+    upstream, report = load_data(), classify(course)
+    env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def fresh_hubs(rep: int) -> tuple[LocalHub, LocalHub]:  # first starts: new databases every time
+            plan = make_plan(course, upstream, Path(tmp) / f"plain-{rep}", env, report)
+            config = plain_hub_config(plan)
+            return LocalHub(plan, config=config), LocalHub(
+                make_plan(course, upstream, Path(tmp) / f"c-{rep}", env, report)
+            )
+
+        p, c = _alternate(fresh_hubs, repetitions)
+    return (
+        f"hub start-up: plain JupyterHub median {p:.2f} s; {course.name} config and example roster median "
+        f"{c:.2f} s; {repetitions} repetitions each, alternating\n"
+        f"hub start-up ratio ({course.name}/plain): {c / p:.2f}"
+    )
+
+
+def _alternate(hubs: Callable[[int], tuple[Any, Any]], repetitions: int) -> tuple[float, float]:
+    """Median start-up seconds of a baseline hub and a course hub, started alternately in one run."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for rep in range(repetitions):
+        for seconds, hub in zip(times, hubs(rep), strict=True):
+            seconds.append(hub.start())
+            hub.stop()
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def _scaled_course(course: Course, folder: Path, groups: int, students: int, access: str) -> Course:
+    """`course` with `access` and a generated roster of `groups` groups sharing `students` students."""
+    per_group = max(1, students // groups)
+    accounts = [{"group": f"g-{i:04d}", "account": f"collab-g-{i:04d}"} for i in range(groups)]
+    members = {a["group"]: [f"s-{i * per_group + j:05d}" for j in range(per_group)] for i, a in enumerate(accounts)}
+    return _with_declaration(course, folder, {"access": access, "sharedAccounts": accounts, "members": members})
+
+
+def _with_declaration(
+    course: Course, folder: Path, declaration: dict[str, Any], singleuser: dict[str, Any] | None = None
+) -> Course:
+    """`course` with its private layer replaced by this declaration (and these singleuser values)."""
+    from coursehub.courses import Layer
+
+    data: dict[str, Any] = {"jupyterhub": {"custom": {"coursehub": declaration}}}
+    if singleuser:
+        data["jupyterhub"]["singleuser"] = singleuser
+    layer = Layer(folder / f"{course.name}.secret.yaml", data)
+    committed = tuple(x for x in course.layers if not x.private)
+    return Course(course.name, course.course_file, (*committed, layer), course.chart_defaults)
+
+
+def _moved(course: Course, student: str, to: str) -> Course:
+    declaration = dict(course.layers[-1].data["jupyterhub"]["custom"]["coursehub"])
+    members = {g: [m for m in ms if m != student] for g, ms in declaration["members"].items()}
+    members[to] = [*members[to], student]
+    return _with_declaration(course, course.layers[-1].path.parent, {**declaration, "members": members})
+
+
+def _login(url: str, user: str, password: str) -> tuple[Any, dict[str, str]]:
+    import requests
+
+    session = requests.Session()
+    session.get(f"{url}/hub/login")
+    session.post(
+        f"{url}/hub/login",
+        data={"username": user, "password": password, "_xsrf": session.cookies.get("_xsrf")},
+        allow_redirects=False,
+    )
+    return session, {"X-XSRFToken": session.cookies.get("_xsrf") or ""}
+
+
+def _sync(course: Course, api: Any) -> tuple[int, float]:
+    """One reconciliation from outside (make sync-groups' code): (HTTP requests made, seconds)."""
+    from coursehub import hubpython
+    from coursehub.courses import get
+
+    reconciler = hubpython.reconciler()
+    declaration = get(course.values(), ("jupyterhub", "custom", "coursehub"))
+    api.requests = 0
+    began = time.perf_counter()
+    result = reconciler.plan(declaration, api)
+    assert not result.conflicts, result.conflicts
+    reconciler.apply(result, api)
+    return api.requests, time.perf_counter() - began
+
+
+def scale(course: Course, groups: int, students: int, repetitions: int) -> str:
+    """A course of `groups` groups over a semester, each access mode: the reconciler's requests (first sync,
+    a sync with nothing to do, one student moved), roster change to enforcement beside a plain API round trip,
+    and hub restarts with a shared server running against an empty hub's start, alternating in one run."""
+    import secrets
+
+    import requests
+
+    from coursehub import sync
+    from coursehub.images import deployed, ensure_env
+    from coursehub.localhub import LocalHub, classify, make_plan, plain_hub_config
+    from coursehub.upstream import load_data
+
+    upstream = load_data()
+    env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+    lines = []
+    for access in ("roles", "shares"):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            small = _with_declaration(course, root, {"access": access})  # deployed before the roster arrives
+            scaled = _scaled_course(course, root, groups, students, access)
+            report = classify(scaled)
+            plain_plan = make_plan(course, upstream, root / "plain", env, report)
+            plain_config = plain_hub_config(plain_plan)
+            plan = make_plan(small, upstream, root / "course", env, report, admin_token=secrets.token_hex(16))
+            hub = LocalHub(plan)
+            hub.start()
+            try:
+                api = sync.hub_api(plan.url, str(plan.admin_token))
+                initial, populated = _sync(scaled, api)
+                steady, _ = _sync(scaled, api)
+                plan.values = make_plan(scaled, upstream, root / "course", env, report).values  # a deploy
+                hub.restart(timeout=600)
+                # one student moves between groups: from the sync starting to the student being refused
+                moved = scaled.values()["jupyterhub"]["custom"]["coursehub"]["members"]["g-0000"][0]
+                session, xsrf = _login(plan.url, moved, plan.password)
+                root_url = f"{plan.url}/hub/api/"
+                round_trip = _median_seconds(lambda: requests.get(root_url), 20)  # noqa: B023
+                began = time.perf_counter()
+                one_move, _ = _sync(_moved(scaled, moved, "g-0001"), api)
+                while session.post(f"{plan.url}/hub/api/users/collab-g-0000/server", headers=xsrf).status_code < 400:
+                    time.sleep(0.01)
+                enforced = time.perf_counter() - began
+                # restarts with a shared server running, against an empty hub's start
+                admin = {"Authorization": f"token {plan.admin_token}"}
+                requests.post(f"{plan.url}/hub/api/users/collab-g-0002/server", headers=admin).raise_for_status()
+                for _ in range(600):
+                    server = requests.get(f"{plan.url}/hub/api/users/collab-g-0002", headers=admin).json()
+                    if server["servers"].get("", {}).get("ready"):
+                        break
+                    time.sleep(0.2)
+                pid = server["servers"][""]["state"]["pid"]
+                plain, restarts = [], []
+                for _ in range(repetitions):
+                    baseline = LocalHub(plain_plan, config=plain_config)
+                    plain.append(baseline.start())
+                    baseline.stop()
+                    restarts.append(hub.restart(timeout=600))
+                kept = _alive(pid) and requests.get(f"{plan.url}/user/collab-g-0002/api/status").status_code != 503
+            finally:
+                hub.stop()
+        p, c = statistics.median(plain), statistics.median(restarts)
+        lines += [
+            f"scale ({access}): {groups} groups, {students} students: first sync {populated:.1f} s; restart median "
+            f"{c:.2f} s against an empty hub's start {p:.2f} s ({repetitions} each); "
+            f"a running shared server kept through every restart: {'yes' if kept else 'NO'}",
+            f"sync requests at {groups} groups ({access}): initial {initial}, steady {steady}, one move {one_move}",
+            f"roster change to enforcement ({access}): {enforced:.2f} s (sync of one move, then the student's start "
+            f"request refused); plain API round trip {round_trip * 1000:.1f} ms",
+            f"hub restart ratio at {groups} groups ({access}, coursehub/empty): {c / p:.2f}",
+        ]
+    return "\n".join(lines)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def visitor_cache(course: Course, caches: tuple[int, ...] = (1, 10, 300), seconds: float = 30, cap: float = 20) -> str:
+    """What the servers' cache of the hub's answer about a visitor costs and buys: the hub's auth requests per
+    active user per minute (a JupyterLab polling its server twice a second), and the seconds from a student's
+    removal from the group to the group's server refusing them, at each HubAuth.cache_max_age (JupyterHub's
+    default is 300 s; coursehub's singleuser command sets 10 s)."""
+    import secrets
+
+    import requests
+
+    from coursehub.images import deployed, ensure_env
+    from coursehub.localhub import LocalHub, classify, make_plan
+    from coursehub.upstream import load_data
+
+    upstream = load_data()
+    cmd = course.values()["jupyterhub"]["singleuser"]["cmd"]
+    env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+    found = []
+    for cache in caches:
+        with tempfile.TemporaryDirectory() as tmp:
+            command = [a for a in cmd if not a.startswith("--HubAuth.cache_max_age=")]
+            declaration = {"sharedAccounts": [{"group": "g", "account": "collab-g"}], "members": {"g": ["s-a"]}}
+            one = _with_declaration(
+                course, Path(tmp), declaration, {"cmd": [*command, f"--HubAuth.cache_max_age={cache}"]}
+            )
+            plan = make_plan(one, upstream, Path(tmp) / "hub", env, classify(one), admin_token=secrets.token_hex(16))
+            admin = {"Authorization": f"token {plan.admin_token}"}
+            with LocalHub(plan) as hub:
+                session, xsrf = _login(plan.url, "s-a", plan.password)
+                token = session.post(f"{plan.url}/hub/api/users/s-a/tokens", headers=xsrf, json={}).json()["token"]
+                student = {"Authorization": f"token {token}"}
+                requests.post(f"{plan.url}/hub/api/users/collab-g/server", headers=admin).raise_for_status()
+                for _ in range(600):
+                    if (
+                        requests.get(f"{plan.url}/hub/api/users/collab-g", headers=admin)
+                        .json()["servers"]
+                        .get("", {})
+                        .get("ready")
+                    ):
+                        break
+                    time.sleep(0.2)
+                contents = f"{plan.url}/user/collab-g/api/contents"
+                requests.get(contents, headers=student).raise_for_status()
+                offset = hub.log.stat().st_size
+                began = time.perf_counter()
+                while time.perf_counter() - began < seconds:
+                    requests.get(contents, headers=student)
+                    time.sleep(0.5)
+                asked = hub.log.read_text()[offset:].count("GET /hub/api/user (s-a@")
+                per_minute = asked * 60 / (time.perf_counter() - began)
+                requests.delete(f"{plan.url}/hub/api/groups/g/users", headers=admin, json={"users": ["s-a"]})
+                removed = time.perf_counter()
+                while time.perf_counter() - removed < cap:
+                    if requests.get(contents, headers=student).status_code in (403, 404):
+                        break
+                    time.sleep(0.1)
+                refused = time.perf_counter() - removed
+            found.append(
+                f"cache {cache} s: {per_minute:.1f} (removal to refusal "
+                + (f"{refused:.1f} s, at most {cache} s)" if refused < cap else f"over {cap:.0f} s, at most {cache} s)")
+            )
+    return "hub auth requests per active user per minute: " + "; ".join(found)

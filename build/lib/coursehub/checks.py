@@ -1,0 +1,231 @@
+"""Checks on a course's values, before anything is rendered.
+
+Each check returns Problems that name the file to edit (the layer that set the
+key, or the course file when nothing did), the key, and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import PurePosixPath
+from typing import Any
+
+import jsonschema
+from traitlets.config import Config
+
+from coursehub import hubpython, hubtraits, images
+from coursehub.courses import Course, Key, coalesce, dotted, get
+from coursehub.errors import CoursehubError, Problem
+from coursehub.paths import CHART
+from coursehub.upstream import UpstreamData
+
+JH: Key = ("jupyterhub",)
+DECLARATION: Key = (*JH, "custom", "coursehub")
+HUB_CONFIG: Key = (*JH, "hub", "config")
+CMD: Key = (*JH, "singleuser", "cmd")
+HOME_DEFAULT = "/home/jovyan"
+HUB_PYTHON_VOLUME = "coursehub-hub-python"
+
+Check = Callable[[Course, dict[str, Any], UpstreamData], Iterator[Problem]]
+
+
+def effective(course: Course, upstream: UpstreamData) -> dict[str, Any]:
+    """All values as Helm hands them to the templates: course layers, coursehub defaults, z2jh defaults."""
+    values = course.values()
+    values["jupyterhub"] = coalesce(values.get("jupyterhub") or {}, upstream.defaults)
+    return values
+
+
+def problem(course: Course, key: Key, message: str, fix: str) -> Problem:
+    return Problem(course.origin(key), dotted(key), message, fix)
+
+
+def coursehub_schema(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """chart/values.schema.json, which Helm also applies on `helm template` and `helm upgrade`."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    yield from _schema_problems(course, schema, values, ())
+
+
+def z2jh_schema(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """z2jh's own values schema on the `jupyterhub:` block, as Helm applies it to the dependency."""
+    yield from _schema_problems(course, upstream.schema, values.get("jupyterhub") or {}, JH)
+
+
+def _schema_problems(course: Course, schema: dict[str, Any], data: Any, prefix: Key) -> Iterator[Problem]:
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+        path = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            for name in extra:
+                key = (*prefix, *map(str, path), name)
+                yield problem(course, key, "is not a known key", "remove it, or correct its spelling")
+            continue
+        key = (*prefix, *map(str, path))
+        description = error.schema.get("description", "") if isinstance(error.schema, Mapping) else ""
+        fix = description.strip().split("\n")[0] if description else "give it a value of the right type"
+        yield Problem(course.origin(key), dotted((*prefix, *path)), error.message, fix)
+
+
+def hub_config_names(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """Every hub.config section must be a real configurable class and every key a real trait of it."""
+    config = get(values, HUB_CONFIG) or {}
+    for section, traits in config.items():
+        wrong = hubtraits.check(section)
+        if wrong:
+            yield problem(course, (*HUB_CONFIG, section), wrong, "use the class name the hub's documentation gives")
+            continue
+        for trait in traits or {}:
+            wrong = hubtraits.check(section, trait)
+            if wrong:
+                close = re.search(r"did you mean (\S+?)\?", wrong)
+                fix = f"rename it to {close.group(1)}" if close else "remove it"
+                yield problem(course, (*HUB_CONFIG, section, trait), wrong, fix)
+
+
+def shared_accounts(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """The declaration goes through the same hub-side Python the hub runs, with the course's hub.config."""
+    module = hubpython.load()
+    declaration = get(values, DECLARATION) or {}
+    c = Config()
+    for section, traits in (get(values, HUB_CONFIG) or {}).items():
+        c[section].update(traits or {})
+    try:
+        accounts = module.apply(c, declaration)
+    except module.DeclarationError as e:
+        key = (*DECLARATION, *e.key.replace("[", ".").replace("]", "").split("."))
+        yield Problem(course.origin(key), f"{dotted(DECLARATION)}.{e.key}", e.problem, e.fix)
+        return
+    manage = get(values, (*HUB_CONFIG, "Authenticator", "manage_groups"))
+    if accounts and manage:
+        yield problem(
+            course,
+            (*HUB_CONFIG, "Authenticator", "manage_groups"),
+            "is true, so the hub refuses to load coursehub's groups and does not start",
+            "set it to false: groups come from coursehub and the admin page",
+        )
+    for layer in course.layers:
+        if not layer.private and get(layer.data, (*DECLARATION, "members")):
+            yield Problem(
+                layer.name,
+                dotted((*DECLARATION, "members")),
+                "group membership is private",
+                f"move it to values/{course.name}.secret.yaml, which git ignores",
+            )
+
+
+def hub_python_mounted(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """A course's own hub.extraVolumes/extraVolumeMounts replace the lists that ship coursehub's hub Python."""
+    for name, ref in (("extraVolumes", "configMap"), ("extraVolumeMounts", "subPath")):
+        key = (*JH, "hub", name)
+        entries = get(values, key) or []
+        if not any(isinstance(e, Mapping) and e.get("name") == HUB_PYTHON_VOLUME and ref in e for e in entries):
+            yield problem(
+                course,
+                key,
+                f"has lost the {HUB_PYTHON_VOLUME} entry from chart/values.yaml, so the hub "
+                "would run without shared accounts",
+                f"copy the {HUB_PYTHON_VOLUME} entry into this list",
+            )
+
+
+def rtc_stores(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """The singleuser command must keep RTC's SQLite files off the (NFS) home directory."""
+    cmd = get(values, CMD)
+    home = PurePosixPath(get(values, (*JH, "singleuser", "storage", "homeMountPath")) or HOME_DEFAULT)
+    if not isinstance(cmd, list) or not cmd:
+        yield problem(
+            course,
+            CMD,
+            "is empty, so the image's own command runs with RTC's stores in the home directory",
+            "start from the singleuser.cmd in chart/values.yaml",
+        )
+        return
+    for i, arg in enumerate(cmd):
+        if not isinstance(arg, str):
+            yield problem(
+                course,
+                CMD,
+                f"item {i} is {arg!r}, not a string (YAML reads `--x=:y:` as a mapping)",
+                "put the item in double quotes",
+            )
+    flags = dict(_flags(cmd))
+    for flag, what in (("SQLiteYStore.db_path", "the Y store"), ("BaseFileIdManager.db_path", "the file-ID database")):
+        if flag not in flags:
+            yield problem(
+                course,
+                CMD,
+                f"does not set --{flag}, so {what} is written to the home directory",
+                f"add --{flag}=/tmp/<file>.db",
+            )
+            continue
+        path = PurePosixPath(flags[flag])
+        if flags[flag] != ":memory:" and (not path.is_absolute() or path == home or home in path.parents):
+            yield problem(
+                course,
+                CMD,
+                f"--{flag}={flags[flag]} is in the home directory ({home}), which is on NFS",
+                f"use a path under /tmp, e.g. --{flag}=/tmp/{path.name or 'store.db'}",
+            )
+    store_class = flags.get("YDocExtension.ystore_class", "")
+    if store_class.startswith("tmpystore"):
+        yield problem(
+            course,
+            CMD,
+            f"--YDocExtension.ystore_class={store_class} needs the tmpystore package, which "
+            "cannot be installed and fails on jupyter-collaboration >= 2",
+            "drop it and set --SQLiteYStore.db_path=/tmp/jupyter_ystore.db (works from jupyter_server_ydoc 0.6.1 on)",
+        )
+
+
+def _flags(cmd: list[Any]) -> Iterator[tuple[str, str]]:
+    for arg in cmd:
+        text = str(arg)
+        if text.startswith("--") and "=" in text:
+            name, _, value = text[2:].partition("=")
+            yield name, value
+        elif text.startswith("-") and " " in text:  # a flag and its value pasted into one list item
+            yield from _flags(shlex.split(text))
+
+
+def course_image(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """The course deploys one of its own image variants (image/<course>/<tag>/), by that image's name."""
+    key = (*JH, "singleuser", "image")
+    image = get(values, key) or {}
+    if not isinstance(image.get("tag"), str) or not image["tag"]:
+        return  # the schemas already report a missing or mistyped tag
+    try:
+        variant = images.deployed(course.name, image["tag"])
+    except CoursehubError as e:
+        for p in e.problems:
+            yield Problem(course.origin((*key, "tag")), dotted((*key, "tag")), p.message, p.fix)
+        return
+    if image.get("name") != variant.name:
+        yield problem(
+            course,
+            (*key, "name"),
+            f"is {image.get('name')!r}, but image/{course.name}/image.yaml builds {variant.name!r}",
+            "use the course's own image (courses never share one)",
+        )
+
+
+CHECKS: tuple[Check, ...] = (
+    coursehub_schema,
+    z2jh_schema,
+    hub_config_names,
+    shared_accounts,
+    hub_python_mounted,
+    rtc_stores,
+    course_image,
+)
+
+
+def check_values(course: Course, upstream: UpstreamData) -> list[Problem]:
+    values = effective(course, upstream)
+    found: list[Problem] = []
+    for check in CHECKS:
+        found.extend(check(course, values, upstream))
+    return list(dict.fromkeys(found))  # one report per problem, even when two checks see it

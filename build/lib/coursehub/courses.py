@@ -1,0 +1,209 @@
+"""Courses and their value layers, merged the way Helm merges them.
+
+A course's values are, in order (later wins):
+  chart/values.yaml                      coursehub's defaults for every course
+  values/common.yaml                     what this campus's courses share
+  values/<course>.yaml                   the course itself (committed)
+  values/<course>.secret.yaml            private: membership, credentials (git-ignored)
+    or values/<course>.secret.example.yaml when the private file is absent
+Render, validate and deploy all take the layers from `Course.files`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from coursehub.errors import CoursehubError, Problem
+from coursehub.paths import CHART, VALUES, display
+
+COMMON = "common.yaml"
+SECRET_SUFFIX = ".secret.yaml"
+EXAMPLE_SUFFIX = ".secret.example.yaml"
+
+Key = tuple[str, ...]
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A values file as a mapping, or a problem naming the file and line."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "somewhere"
+        raise CoursehubError(
+            Problem(
+                display(path),
+                "",
+                f"is not valid YAML ({where}: {getattr(e, 'problem', e)})",
+                "correct the YAML syntax there",
+            )
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CoursehubError(
+            Problem(
+                display(path),
+                "",
+                f"must be a mapping of keys, not a {type(data).__name__}",
+                "start the file with `jupyterhub:`",
+            )
+        )
+    return data
+
+
+def course_names(values_dir: Path = VALUES) -> list[str]:
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in values_dir.glob("*.yaml")
+        if p.name != COMMON and not p.name.endswith((SECRET_SUFFIX, EXAMPLE_SUFFIX))
+    )
+
+
+@dataclass(frozen=True)
+class Layer:
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return display(self.path)
+
+    @property
+    def private(self) -> bool:
+        return self.path.name.endswith((SECRET_SUFFIX, EXAMPLE_SUFFIX))
+
+
+@dataclass(frozen=True)
+class Course:
+    name: str
+    course_file: Path
+    layers: tuple[Layer, ...]  # the files given to Helm, in order (chart defaults not included)
+    chart_defaults: dict[str, Any]
+
+    @property
+    def files(self) -> list[Path]:
+        return [layer.path for layer in self.layers]
+
+    @property
+    def uses_example_secrets(self) -> bool:
+        return any(layer.path.name.endswith(EXAMPLE_SUFFIX) for layer in self.layers)
+
+    def user_values(self) -> dict[str, Any]:
+        """The -f files merged as Helm merges them (nulls kept: they delete defaults later)."""
+        merged: dict[str, Any] = {}
+        for layer in self.layers:
+            merged = merge(merged, layer.data)
+        return merged
+
+    def values(self) -> dict[str, Any]:
+        """coursehub's effective values: the layers over the chart's defaults."""
+        return coalesce(self.user_values(), self.chart_defaults)
+
+    def committed_values(self) -> dict[str, Any]:
+        """The effective values without the private layer (nothing secret): for showing to people."""
+        merged: dict[str, Any] = {}
+        for layer in self.layers:
+            if not layer.private:
+                merged = merge(merged, layer.data)
+        return coalesce(merged, self.chart_defaults)
+
+    def origin(self, key: Key) -> str:
+        """The file a user should edit for `key`: the last layer that sets it, else the course file
+        (a course overrides coursehub's chart defaults in its own file)."""
+        for layer in reversed(self.layers):
+            if has_key(layer.data, key):
+                return layer.name
+        return display(self.course_file)
+
+
+def load_course(name: str, values_dir: Path = VALUES, chart_dir: Path = CHART) -> Course:
+    course_file = values_dir / f"{name}.yaml"
+    if not course_file.is_file():
+        known = ", ".join(course_names(values_dir)) or "none"
+        raise CoursehubError(
+            Problem(
+                display(course_file),
+                "",
+                f"there is no course {name!r} (courses: {known})",
+                f"pick one of them, or create {display(course_file)}",
+            )
+        )
+    paths = [values_dir / COMMON] if (values_dir / COMMON).is_file() else []
+    paths.append(course_file)
+    secret = values_dir / f"{name}{SECRET_SUFFIX}"
+    example = values_dir / f"{name}{EXAMPLE_SUFFIX}"
+    if secret.is_file():
+        paths.append(secret)
+    elif example.is_file():
+        paths.append(example)
+    layers = tuple(Layer(p, load_yaml(p)) for p in paths)
+    return Course(name, course_file, layers, load_yaml(chart_dir / "values.yaml"))
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's merge of two -f files: maps merge key by key, anything else is replaced."""
+    out = copy.deepcopy(dict(base))
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def coalesce(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's coalescing of given values over a chart's defaults: a null deletes the key."""
+    out = copy.deepcopy(dict(defaults))
+    for k, v in values.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = coalesce(v, out[k])
+        else:
+            out[k] = drop_nulls(copy.deepcopy(v))
+    return out
+
+
+def drop_nulls(value: Any, into_lists: bool = False) -> Any:
+    """`value` without null map entries (Helm drops them from maps; `into_lists` also cleans list items)."""
+    if isinstance(value, dict):
+        return {k: drop_nulls(v, into_lists) for k, v in value.items() if v is not None}
+    if into_lists and isinstance(value, list):
+        return [drop_nulls(v, into_lists) for v in value]
+    return value
+
+
+def get(data: Mapping[str, Any], key: Key, default: Any = None) -> Any:
+    for part in key:
+        if not isinstance(data, Mapping) or part not in data:
+            return default
+        data = data[part]
+    return data
+
+
+def has_key(data: Mapping[str, Any], key: Key) -> bool:
+    marker = object()
+    return get(data, key, marker) is not marker
+
+
+def walk(data: Any, prefix: Key = ()) -> Iterator[tuple[Key, Any]]:
+    """Every leaf of a nested mapping with its key path."""
+    if isinstance(data, Mapping) and data:
+        for k, v in data.items():
+            yield from walk(v, (*prefix, str(k)))
+    else:
+        yield prefix, data
+
+
+def dotted(key: Key | list[Any]) -> str:
+    out = ""
+    for part in key:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

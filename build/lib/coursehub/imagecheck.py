@@ -1,0 +1,206 @@
+"""`make check-image`: does a course's singleuser command really work on its image?
+
+Jupyter only warns about misspelled options, and the seed's RTC flags stop
+working when an image moves stacks; nothing else catches that before students
+do. Two checks, each problem reported as one line that names the flag and the
+package versions involved:
+1. static, inside the image's environment (image_probe.py): every
+   `--Class.trait=value` names a real class and trait there, the value parses,
+   and a Type trait's class imports and is accepted;
+2. live: `jupyterhub-singleuser` started by a real hub (localhub.py) with exactly
+   that command must come up, serve its API, have RTC on, and write its Y store
+   and file-ID database where the command says, not in the home directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from coursehub.images import Variant, ensure_env
+from coursehub.localhub import POD_HOME, LocalHub, Plan, map_path, server_dirs
+
+PROBE = Path(__file__).with_name("image_probe.py")
+CHECK_USER = "image-check"
+STORE_FLAGS = {"SQLiteYStore.db_path": "the Y store", "BaseFileIdManager.db_path": "the file-ID database"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    flag: str
+    problem: str
+    versions: str
+
+    def __str__(self) -> str:
+        return f"{self.flag}: {self.problem} [{self.versions}]"
+
+
+def _versions_line(versions: dict[str, str | None]) -> str:
+    shown = [f"{n} {v}" for n, v in versions.items() if v and n != "notebook"]
+    missing = [n for n in ("jupyter-collaboration", "jupyter-server-ydoc") if not versions.get(n)]
+    return ", ".join(shown + [f"no {n}" for n in missing])
+
+
+def probe(env: Path, cmd: list[str]) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    result = subprocess.run(
+        [str(env / "bin" / "python"), str(PROBE), json.dumps(cmd)], capture_output=True, text=True, timeout=300
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"image probe failed: {result.stderr[-1500:]}")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    return data["versions"], data["flags"]
+
+
+def check_command(variant: Variant, cmd: list[str], live: bool = True) -> list[Verdict]:
+    """Every problem with running `cmd` on `variant`, as one-line verdicts (empty when it works)."""
+    env = ensure_env(variant)
+    versions, flags = probe(env, cmd)
+    where = f"{variant.ref}: " + _versions_line(versions)
+    verdicts = [Verdict(flag, problem, where) for flag, problem in flags.items() if problem]
+    if live:
+        verdicts += [Verdict(flag, problem, where) for flag, problem in run_server(env, cmd)]
+    return verdicts
+
+
+def run_server(env: Path, cmd: list[str]) -> list[tuple[str, str]]:
+    """Start the command under a real hub; return (flag, problem) pairs for what did not work."""
+    with tempfile.TemporaryDirectory(prefix="coursehub-image-check-") as tmp:
+        workdir = Path(tmp)
+        plan = Plan(
+            values={"singleuser": {"cmd": cmd}},
+            workdir=str(workdir),
+            singleuser_bin=str(env / "bin"),
+            password=secrets.token_urlsafe(9),
+            instructor="instructor",
+            admin_token=secrets.token_hex(16),
+        )
+        with LocalHub(plan) as hub:
+            return _exercise(hub, cmd)
+
+
+def _exercise(hub: LocalHub, cmd: list[str]) -> list[tuple[str, str]]:
+    url, admin = hub.plan.url, {"Authorization": f"token {hub.plan.admin_token}"}
+    requests.post(f"{url}/hub/api/users/{CHECK_USER}", headers=admin).raise_for_status()
+    requests.post(f"{url}/hub/api/users/{CHECK_USER}/server", headers=admin)
+    deadline = time.monotonic() + 120
+    server: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        server = requests.get(f"{url}/hub/api/users/{CHECK_USER}", headers=admin).json()["servers"].get("", {})
+        if server.get("ready") or not server:
+            break
+        time.sleep(0.25)
+    if not server.get("ready"):
+        return [_blame(cmd, _failure(hub.log))]
+    base = f"{url}/user/{CHECK_USER}"
+    status = requests.get(f"{base}/api/status", headers=admin)
+    if status.status_code != 200:
+        return [("command", f"the server does not serve its API (GET /api/status: {status.status_code})")]
+    requests.put(
+        f"{base}/api/contents/coursehub-check.txt",
+        headers=admin,
+        json={"type": "file", "format": "text", "content": "check"},
+    ).raise_for_status()
+    room = _open_room(base, admin)
+    if room is None:
+        return [
+            (
+                "command",
+                "RTC is off: the server has neither jupyter-collaboration's nor jupyter_server_ydoc's room endpoints",
+            )
+        ]
+    problems = []
+    if room.startswith("/api/yjs/"):  # JupyterLab 3.6: the endpoints are always there, RTC needs the flag
+        page = requests.get(f"{base}/lab", headers=admin).text
+        if not re.search(r'"collaborative":\s*true', page):
+            problems.append(
+                (
+                    "--LabApp.collaborative=true",
+                    "RTC is off: JupyterLab 3 needs this flag, and the command does not set it",
+                )
+            )
+    tmp, home = server_dirs(Path(hub.plan.workdir), CHECK_USER)
+    return problems + _store_problems(cmd, tmp, home)
+
+
+def _open_room(base: str, headers: dict[str, str]) -> str | None:
+    """Open the check file's collaborative room (this creates its Y store); None when RTC is off."""
+    body = {"format": "text", "type": "file"}
+    session = requests.put(f"{base}/api/collaboration/session/coursehub-check.txt", headers=headers, json=body)
+    if session.status_code in (200, 201):  # jupyter-collaboration >= 2
+        s = session.json()
+        path = f"/api/collaboration/room/{s['format']}:{s['type']}:{s['fileId']}?sessionId={s['sessionId']}"
+    else:  # JupyterLab 3.6 (jupyter_server_ydoc) and jupyter-collaboration 1.x
+        roomid = requests.put(f"{base}/api/yjs/roomid/coursehub-check.txt", headers=headers, json=body)
+        if roomid.status_code not in (200, 201):
+            return None
+        path = f"/api/yjs/{roomid.text}"
+    asyncio.run(_touch_websocket(base.replace("http://", "ws://") + path, headers))
+    return path
+
+
+async def _touch_websocket(url: str, headers: dict[str, str]) -> None:
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    connection = await websocket_connect(HTTPRequest(url, headers=headers))
+    try:
+        await asyncio.wait_for(connection.read_message(), timeout=10)  # the server's first sync message
+        await asyncio.sleep(1.0)
+    finally:
+        connection.close()
+
+
+def _store_problems(cmd: list[str], tmp: Path, home: Path) -> list[tuple[str, str]]:
+    problems = []
+    flags = {a[2:].partition("=")[0]: a for a in cmd if a.startswith("--") and "=" in a}
+    for name, what in STORE_FLAGS.items():
+        flag = flags.get(name)
+        if flag is None:
+            problems.append((f"--{name}", f"is not set, so {what} goes to its default place"))
+            continue
+        value = flag.partition("=")[2]
+        if value == POD_HOME or value.startswith(POD_HOME + "/") or not value.startswith("/"):
+            problems.append((flag, f"puts {what} in the home directory, which is on NFS"))
+            continue
+        local = Path(map_path(flag, tmp, home).partition("=")[2])
+        if not local.is_file():
+            problems.append((flag, f"{what} was not written there"))
+    for path in sorted(home.rglob("*")):
+        if path.is_file() and (path.suffix in (".db", ".sqlite") or "ystore" in path.name):
+            rel = path.relative_to(home)
+            if not any(rel.name in f for f, _ in problems):
+                problems.append(("command", f"an SQLite file was written in the home directory: ~/{rel}"))
+    return problems
+
+
+def _failure(log: Path) -> str:
+    """The most telling line of a server that did not start."""
+    lines = log.read_text(errors="replace").splitlines()
+    start = max((i for i, line in enumerate(lines) if "Spawning" in line and CHECK_USER in line), default=0)
+    tail = [line.strip() for line in lines[start:] if line.strip()]
+    for pattern in (r"^\[C ", r"Error:|Error\b", r"exit"):
+        hits = [line for line in tail if re.search(pattern, line) and "ConfigProxy" not in line]
+        if hits:
+            return re.sub(r"^\[\w \S+ \S+ \S+\] ", "", hits[-1])[:300]
+    return "the server exited before it answered"
+
+
+def _blame(cmd: list[str], failure: str) -> tuple[str, str]:
+    """Name the flag the failure talks about, if any."""
+    text = failure.lower()
+    for arg in cmd[1:]:
+        if arg.startswith("--"):
+            name = arg[2:].partition("=")[0]
+            if any(part[:8].lower() in text for part in name.split(".") if len(part) > 3):  # stems: collabor…
+                return arg, f"the server did not start: {failure}"
+    return "command", f"the server did not start: {failure}"

@@ -1,0 +1,533 @@
+"""A real JupyterHub with configurable-http-proxy on 127.0.0.1, configured from a course's values.
+
+`make demo` and the live-hub tests run this. It takes the course's values
+through the same path the chart does in the cluster: hub.config section by
+section, hub.loadRoles, then coursehub's hub-side Python with a get_config()
+over the same values, then hub.extraConfig; singleuser servers run the course's
+own singleuser command from its image's environment (images.py). What only means
+something on Kubernetes is listed as not applied; a key this module does not
+know is an error.
+
+Each local server gets its own folder standing in for the pod's /tmp and its
+home directory; the course command's /tmp/... and home paths are mapped there.
+
+It restarts as z2jh's hub does on every deploy: the proxy runs apart from the
+hub (z2jh runs it in its own pod) and `JupyterHub.cleanup_servers` is False
+(z2jh's setting), so `LocalHub.restart()` leaves the proxy, its routes and
+every running server up. The chart values reach the hub as z2jh's Secret/hub
+does: a private values.yaml the hub-side Python and the reconciler read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coursehub import hubpython, hubtraits
+from coursehub.checks import effective
+from coursehub.courses import Course, dotted, get, walk
+from coursehub.errors import CoursehubError, Problem
+from coursehub.paths import HUB_PYTHON, ROOT
+from coursehub.upstream import UpstreamData
+
+CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+POD_TMP = "/tmp"
+POD_HOME = "/home/jovyan"
+
+# What the local hub does with each key a course (or coursehub's chart defaults) can set.
+APPLIED = {
+    "custom": "read by the hub-side Python through get_config()",
+    "hub.config": "applied section by section, as z2jh does",
+    "hub.loadRoles": "appended to JupyterHub.load_roles, as z2jh does",
+    "hub.extraConfig": "executed after the hub-side Python, in key order, as z2jh does",
+    "singleuser.cmd": "Spawner.cmd, run from the course image's environment",
+    "singleuser.defaultUrl": "Spawner.default_url",
+    "singleuser.extraEnv": "the servers' environment",
+    "singleuser.extraFiles": "the IPython config file goes to each server's IPYTHONDIR",
+}
+KUBERNETES_ONLY = (
+    "hub.extraVolumes",
+    "hub.extraVolumeMounts",
+    "hub.annotations",
+    "hub.image",
+    "hub.db",
+    "hub.resources",
+    "hub.nodeSelector",
+    "hub.tolerations",
+    "hub.service",
+    "hub.networkPolicy",
+    "hub.livenessProbe",
+    "hub.readinessProbe",
+    "hub.existingSecret",
+    "hub.labels",
+    "hub.pdb",
+    "hub.containerSecurityContext",
+    "hub.podSecurityContext",
+    "hub.serviceAccount",
+    "hub.deploymentStrategy",
+    "singleuser.image",
+    "singleuser.storage",
+    "singleuser.cpu",
+    "singleuser.memory",
+    "singleuser.nodeSelector",
+    "singleuser.networkPolicy",
+    "singleuser.extraLabels",
+    "singleuser.extraAnnotations",
+    "singleuser.uid",
+    "singleuser.fsGid",
+    "singleuser.serviceAccountName",
+    "singleuser.extraTolerations",
+    "singleuser.startTimeout",
+    "cull",
+    "proxy",
+    "ingress",
+    "httpRoute",
+    "scheduling",
+    "prePuller",
+    "rbac",
+    "imagePullSecrets",
+    "imagePullSecret",
+    "debug",
+    "fullnameOverride",
+    "nameOverride",
+    "global",
+)
+COURSEHUB_KUBERNETES_ONLY = ("archive", "global")
+# hub.config sections for classes the local hub replaces (its own spawner and log-in).
+REPLACED_BASES = ("Spawner", "Authenticator")
+
+
+@dataclass
+class KeyReport:
+    applied: list[str] = field(default_factory=list)
+    kubernetes_only: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+
+
+def classify(course: Course) -> KeyReport:
+    """Sort every key the course and coursehub's defaults set; unknown keys stop the demo."""
+    report = KeyReport()
+    unknown: list[Problem] = []
+    seen: set[str] = set()
+    for top in course.values():  # coursehub's own chart keys: its archive Jobs run only in the cluster
+        if top in COURSEHUB_KUBERNETES_ONLY:
+            _add(report.kubernetes_only, top, seen)
+        elif top != "jupyterhub":
+            unknown.append(
+                Problem(
+                    course.origin((top,)),
+                    top,
+                    "the local hub does not know what this means on this machine",
+                    "remove it, or teach scripts/coursehub/localhub.py how to apply it",
+                )
+            )
+    values = course.values().get("jupyterhub") or {}
+    classes = hubtraits.configurable_classes()
+    for key, _ in walk(values):
+        name = dotted(key)
+        if key[:2] == ("hub", "config") and len(key) > 2:
+            section = key[2]
+            bases = {b.__name__ for cls in classes.get(section, ()) for b in cls.__mro__}
+            if section not in REPLACED_BASES and bases & set(REPLACED_BASES):
+                _add(report.replaced, f"hub.config.{section}", seen)
+                continue
+            if section == "JupyterHub" and len(key) > 3 and key[3] in ("authenticator_class", "spawner_class"):
+                _add(report.replaced, name, seen)
+                continue
+        prefix = next((p for p in APPLIED if name == p or name.startswith(p + ".")), None)
+        if prefix:
+            _add(report.applied, prefix, seen)
+            continue
+        prefix = next((p for p in KUBERNETES_ONLY if name == p or name.startswith(p + ".")), None)
+        if prefix:
+            _add(report.kubernetes_only, prefix, seen)
+            continue
+        unknown.append(
+            Problem(
+                course.origin(("jupyterhub", *key)),
+                f"jupyterhub.{name}",
+                "the local hub does not know what this means on this machine",
+                "remove it, or teach scripts/coursehub/localhub.py how to apply it",
+            )
+        )
+    if unknown:
+        raise CoursehubError(unknown)
+    return report
+
+
+def _add(items: list[str], item: str, seen: set[str]) -> None:
+    if item not in seen:
+        seen.add(item)
+        items.append(item)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Plan:
+    """Everything the hub process needs, written to plan.json beside its config file."""
+
+    values: dict[str, Any]  # the jupyterhub block, as z2jh's get_config() would see it
+    workdir: str
+    singleuser_bin: str
+    password: str
+    instructor: str
+    port: int = field(default_factory=free_port)
+    hub_port: int = field(default_factory=free_port)
+    proxy_api_port: int = field(default_factory=free_port)
+    proxy_token: str = field(default_factory=lambda: secrets.token_hex(32))
+    replaced_sections: list[str] = field(default_factory=list)  # hub.config sections for the cluster's log-in/spawner
+    admin_token: str | None = None  # a service token for tests
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def make_plan(
+    course: Course,
+    upstream: UpstreamData,
+    workdir: Path,
+    singleuser_env: Path,
+    report: KeyReport,
+    admin_token: str | None = None,
+) -> Plan:
+    return Plan(
+        values=effective(course, upstream)["jupyterhub"],
+        replaced_sections=[r.removeprefix("hub.config.") for r in report.replaced if r.count(".") == 2],
+        workdir=str(workdir),
+        singleuser_bin=str(singleuser_env / "bin"),
+        password=secrets.token_urlsafe(9),
+        instructor="instructor",
+        admin_token=admin_token,
+    )
+
+
+def server_dirs(workdir: Path, username: str) -> tuple[Path, Path]:
+    """(stand-in for the pod's /tmp, home directory) of one user's local server."""
+    return workdir / "servers" / username / "tmp", workdir / "home" / username
+
+
+# --- inside the hub process ------------------------------------------------------------------
+
+
+def configure(c: Any, plan_file: str) -> None:
+    """Called by the generated jupyterhub_config.py: the course's hub config, made local."""
+    plan = Plan(**json.loads(Path(plan_file).read_text()))
+    values, workdir = plan.values, Path(plan.workdir)
+
+    def get_config(key: str, default: Any = None) -> Any:  # z2jh's, over the same values
+        return get(values, tuple(key.split(".")), default)
+
+    # 1. as z2jh's jupyterhub_config.py: load_roles from hub.loadRoles, then hub.config as is
+    c.JupyterHub.load_roles = [{"name": name, **role} for name, role in (get_config("hub.loadRoles") or {}).items()]
+    for section, traits in (get_config("hub.config") or {}).items():
+        if section in plan.replaced_sections:
+            continue  # the course's log-in (OAuth) and spawner settings: replaced below
+        c[section].update(
+            {
+                k: v
+                for k, v in (traits or {}).items()
+                if not (section == "JupyterHub" and k in ("authenticator_class", "spawner_class"))
+            }
+        )
+
+    # 2. coursehub's hub-side Python, as the chart runs it from jupyterhub_config.d (it reads the database
+    # the hub will use, so that is set first)
+    c.JupyterHub.db_url = f"sqlite:///{workdir / 'jupyterhub.sqlite'}"
+    exec(compile(HUB_PYTHON.read_text(), str(HUB_PYTHON), "exec"), {"c": c, "get_config": get_config})
+
+    # 3. hub.extraConfig snippets in key order
+    for _, snippet in sorted((get_config("hub.extraConfig") or {}).items()):
+        exec(compile(snippet, "hub.extraConfig", "exec"), {"c": c, "get_config": get_config})
+
+    # 4. what replaces Kubernetes here
+    c.JupyterHub.ip = "127.0.0.1"
+    c.JupyterHub.port = plan.port
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = plan.hub_port
+    c.JupyterHub.cookie_secret_file = str(workdir / "cookie_secret")
+    # as z2jh: servers and the proxy outlive the hub, which restarts at every deploy
+    c.JupyterHub.cleanup_servers = False
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{plan.proxy_api_port}"
+    c.ConfigurableHTTPProxy.auth_token = plan.proxy_token
+    c.JupyterHub.authenticator_class = "dummy"
+    c.DummyAuthenticator.password = plan.password
+    c.Authenticator.allow_all = True
+    c.Authenticator.admin_users = {plan.instructor}
+    c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+    c.SimpleLocalProcessSpawner.home_dir_template = str(workdir / "home" / "{username}")
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 120
+    cmd = list(get_config("singleuser.cmd") or ["jupyterhub-singleuser"])
+    c.Spawner.cmd = [str(Path(plan.singleuser_bin) / cmd[0]), *cmd[1:]]
+    if get_config("singleuser.defaultUrl"):
+        c.Spawner.default_url = get_config("singleuser.defaultUrl")
+    env = {k: v for k, v in (get_config("singleuser.extraEnv") or {}).items() if isinstance(v, str)}
+    env["PATH"] = f"{plan.singleuser_bin}:{os.environ.get('PATH', '')}"
+    c.Spawner.environment = env
+    ipython = [
+        f.get("data")
+        for f in (get_config("singleuser.extraFiles") or {}).values()
+        if f.get("mountPath", "").startswith("/etc/ipython/")
+    ]
+
+    def map_pod_paths(spawner: Any) -> None:
+        tmp, home = server_dirs(workdir, spawner.user.name)
+        tmp.mkdir(parents=True, exist_ok=True)
+        spawner.cmd = [map_path(arg, tmp, home) for arg in spawner.cmd]
+        spawner.environment = {**spawner.environment, "TMPDIR": str(tmp), "IPYTHONDIR": str(tmp / "ipython")}
+        if os.geteuid() == 0:  # pods never run as root; here (CI) we may: allow it without touching the command
+            config_dir = tmp / "jupyter-config"
+            config_dir.mkdir(exist_ok=True)
+            (config_dir / "jupyter_server_config.json").write_text(json.dumps({"ServerApp": {"allow_root": True}}))
+            spawner.environment["JUPYTER_CONFIG_DIR"] = str(config_dir)
+        for data in ipython:
+            profile = tmp / "ipython" / "profile_default"
+            profile.mkdir(parents=True, exist_ok=True)
+            (profile / "ipython_config.json").write_text(json.dumps(data))
+
+    c.Spawner.pre_spawn_hook = map_pod_paths
+
+    if plan.admin_token:
+        c.JupyterHub.services = [
+            *c.JupyterHub.services,
+            {"name": "coursehub-test-admin", "api_token": plan.admin_token},
+        ]
+        c.JupyterHub.load_roles = [
+            *c.JupyterHub.load_roles,
+            {
+                "name": "coursehub-test-admin",
+                "services": ["coursehub-test-admin"],
+                "scopes": [
+                    "admin:users",
+                    "admin:groups",
+                    "admin:servers",
+                    "access:servers",
+                    "list:users",
+                    "read:roles",
+                    "tokens",
+                    "shares",
+                ],
+            },
+        ]
+
+
+def map_path(arg: str, tmp: Path, home: Path) -> str:
+    """Map the pod's /tmp and home directory in one command-line argument to the local server's folders."""
+    name, sep, value = arg.partition("=")
+    if not sep:
+        return arg
+    for pod, local in ((POD_TMP, tmp), (POD_HOME, home)):
+        if value == pod or value.startswith(pod + "/"):
+            return f"{name}={local}{value[len(pod) :]}"
+    return arg
+
+
+# --- outside: starting and stopping it -------------------------------------------------------
+
+_CONFIG = """\
+# Generated by coursehub's localhub: the course's hub config, made local.
+import sys
+sys.path.insert(0, {scripts!r})
+from coursehub.localhub import configure
+configure(c, {plan!r})
+"""
+
+
+class LocalHub:
+    """Start with `with LocalHub(plan) as hub:`; everything it started is stopped on exit, whatever happened."""
+
+    def __init__(self, plan: Plan, config: Path | None = None) -> None:
+        self.plan = plan
+        self.workdir = Path(plan.workdir)
+        self.log = self.workdir / "hub.log"
+        self.config = config  # another config file instead of the course's (the benchmark's baseline)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.proxy: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> LocalHub:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 60) -> float:
+        """Start the proxy (unless it runs) and the hub, and wait until the hub's API answers; returns the seconds
+        the hub took. A hub that does not come up is stopped with everything it started."""
+        if not CHP.exists():
+            raise CoursehubError(Problem(str(CHP), "", "configurable-http-proxy is not installed", "run `make tools`"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_proxy()
+            return self._start_hub(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def restart(self, timeout: float = 60) -> float:
+        """Stop the hub alone and start it again, as a deploy does: proxy, routes and servers stay up."""
+        self._stop_hub()
+        try:
+            return self._start_hub(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_proxy(self) -> None:
+        if self.proxy is not None and self.proxy.poll() is None:
+            return
+        with open(self.workdir / "proxy.log", "ab") as log:
+            self.proxy = subprocess.Popen(
+                [
+                    str(CHP),
+                    "--ip=127.0.0.1",
+                    f"--port={self.plan.port}",
+                    "--api-ip=127.0.0.1",
+                    f"--api-port={self.plan.proxy_api_port}",
+                    f"--error-target=http://127.0.0.1:{self.plan.hub_port}/hub/error",
+                ],
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": self.plan.proxy_token},
+            )
+
+    def _start_hub(self, timeout: float) -> float:
+        config = self.config
+        env = dict(os.environ)
+        if config is None:
+            (self.workdir / "plan.json").write_text(json.dumps(asdict(self.plan)))
+            (self.workdir / "plan.json").chmod(0o600)  # it holds the course's membership
+            config = self.workdir / "jupyterhub_config.py"
+            config.write_text(_CONFIG.format(scripts=str(ROOT / "scripts"), plan=str(self.workdir / "plan.json")))
+            # the chart values as z2jh's Secret/hub gives them to the hub: private, read by coursehub's hub Python
+            values = self.workdir / "secret" / "values.yaml"
+            values.parent.mkdir(mode=0o700, exist_ok=True)
+            partial = values.with_suffix(".partial")
+            partial.write_text(json.dumps(self.plan.values))  # JSON is YAML
+            partial.chmod(0o600)
+            partial.replace(values)
+            env |= {"COURSEHUB_VALUES_FILES": str(values), "COURSEHUB_HUB_FILES": str(HUB_PYTHON.parent)}
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        started = time.perf_counter()
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
+        deadline = started + timeout
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise CoursehubError(
+                    Problem(str(self.log), "", "the hub exited at start-up", "read the log named here")
+                )
+            try:
+                urllib.request.urlopen(f"{self.plan.url}/hub/api/", timeout=2).read()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            if self.config is None:  # a course hub is up once its reconciler has brought it to the declaration
+                self.wait_for_log(hubpython.reconciler().IN_STEP, offset, deadline - time.perf_counter())
+            return time.perf_counter() - started
+        raise CoursehubError(
+            Problem(str(self.log), "", f"the hub did not answer within {timeout:.0f} s", "read the log named here")
+        )
+
+    def wait_for_log(self, text: str, after: int = 0, timeout: float = 60) -> None:
+        """Wait until the hub's log has `text` past byte `after` (e.g. the reconciler's first run)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log, "rb") as log:
+                log.seek(after)
+                if text.encode() in log.read():
+                    return
+            if self.process is None or self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise CoursehubError(Problem(str(self.log), "", f"the hub never logged {text!r}", "read the log named here"))
+
+    def _stop_hub(self) -> None:
+        """SIGTERM to the hub alone (its servers run in sessions of their own), SIGKILL after 30 s."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def stop(self) -> None:
+        """Stop the hub, the proxy, and every server and service of ours still running."""
+        self._stop_hub()
+        if self.proxy and self.proxy.poll() is None:
+            self.proxy.terminate()
+            try:
+                self.proxy.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proxy.kill()
+                self.proxy.wait()
+        for pid in leftovers(self.workdir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def leftovers(workdir: Path) -> list[int]:
+    """Processes still running from this hub: its servers and services (their command lines name workdir)."""
+    pids = []
+    marker = str(workdir).encode()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (proc / "cmdline").read_bytes() and int(proc.name) != os.getpid():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def describe_mapping(plan: Plan) -> list[str]:
+    workdir = Path(plan.workdir)
+    tmp, home = server_dirs(workdir, "<user>")
+    mapped = [f"{POD_TMP} -> {tmp}", f"{POD_HOME} -> {home}", f"jupyterhub-singleuser -> {plan.singleuser_bin}/"]
+    if os.geteuid() == 0:
+        mapped.append("running as root: ServerApp.allow_root through each server's JUPYTER_CONFIG_DIR")
+    return mapped
+
+
+def plain_hub_config(plan: Plan) -> Path:
+    """An empty JupyterHub config on the plan's ports and its own proxy: the benchmark's baseline."""
+    workdir = Path(plan.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "jupyterhub_config.py"
+    config.write_text(
+        f"c.JupyterHub.ip = '127.0.0.1'\nc.JupyterHub.port = {plan.port}\nc.JupyterHub.hub_port = {plan.hub_port}\n"
+        "c.ConfigurableHTTPProxy.should_start = False\n"
+        f"c.ConfigurableHTTPProxy.auth_token = {plan.proxy_token!r}\n"
+        f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{plan.proxy_api_port}'\n"
+        f"c.JupyterHub.db_url = 'sqlite:///{workdir / 'jupyterhub.sqlite'}'\n"
+        f"c.JupyterHub.cookie_secret_file = {str(workdir / 'cookie_secret')!r}\n"
+    )
+    return config

@@ -1,0 +1,119 @@
+"""Checks on what Helm rendered: Kubernetes schemas, and that the hub gets what the course declares."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from coursehub import kube
+from coursehub.courses import Course, Key, dotted, drop_nulls, get
+from coursehub.errors import Problem
+from coursehub.paths import HUB_PYTHON
+
+# What the hub will run, by key in the values z2jh receives: these must arrive unchanged.
+HUB_KEYS: tuple[Key, ...] = (
+    ("custom", "coursehub"),
+    ("hub", "config"),
+    ("hub", "extraVolumes"),
+    ("hub", "extraVolumeMounts"),
+    ("singleuser", "cmd"),
+    ("singleuser", "image"),
+    ("singleuser", "extraFiles"),
+)
+
+
+def objects(manifests: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(manifests) if isinstance(doc, dict)]
+
+
+def name_of(obj: dict[str, Any]) -> str:
+    return f"{obj.get('kind')}/{get(obj, ('metadata', 'name'), '?')}"
+
+
+def hub_values(objs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The values the hub reads: z2jh's hub Secret (Secret/hub), data key values.yaml, decoded."""
+    secrets = [o for o in objs if o.get("kind") == "Secret" and "values.yaml" in (o.get("data") or {})]
+    secrets.sort(key=lambda o: get(o, ("metadata", "name")) != "hub")  # the one named hub, if there are several
+    return yaml.safe_load(base64.b64decode(secrets[0]["data"]["values.yaml"])) if secrets else None
+
+
+def kubernetes(objs: list[dict[str, Any]], versions: tuple[str, ...] = kube.SUPPORTED) -> Iterator[Problem]:
+    for obj in objs:
+        for version in versions:
+            for message in kube.problems(obj, version):
+                yield Problem(
+                    f"rendered {name_of(obj)}",
+                    f"Kubernetes {version}",
+                    message,
+                    "correct the values or template that produce this field",
+                )
+
+
+def hub_receives_course(course: Course, values: dict[str, Any], objs: list[dict[str, Any]]) -> Iterator[Problem]:
+    """Decode Secret/hub and compare what the hub will run with what the course declares."""
+    received = hub_values(objs)
+    if received is None:
+        yield Problem(
+            "rendered Secret/hub",
+            "data.values.yaml",
+            "is missing, so the hub gets no configuration",
+            "check that the jupyterhub dependency is the z2jh chart",
+        )
+        return
+    for key in HUB_KEYS:
+        # Helm 3 drops keys whose default is null and Helm 4 keeps them; both mean "unset" to the hub.
+        declared = drop_nulls(get(values, ("jupyterhub", *key)), into_lists=True)
+        got = drop_nulls(get(received, key), into_lists=True)
+        if declared != got:
+            yield Problem(
+                course.origin(("jupyterhub", *key)),
+                dotted(("jupyterhub", *key)),
+                f"the hub receives {got!r} but the course declares {declared!r}",
+                "check the value layering (values/common.yaml, the course file, its secrets file)",
+            )
+
+
+def membership_only_in_secrets(course: Course, values: dict[str, Any], objs: list[dict[str, Any]]) -> Iterator[Problem]:
+    """No student named in a group may appear in a ConfigMap (or any object that is not a Secret)."""
+    members = {
+        m
+        for group in (get(values, ("jupyterhub", "custom", "coursehub", "members")) or {}).values()
+        for m in group or ()
+    }
+    if not members:
+        return
+    pattern = re.compile(r"(?<![\w.@+-])(" + "|".join(map(re.escape, sorted(members))) + r")(?![\w.@+-])")
+    for obj in objs:
+        if obj.get("kind") == "Secret":
+            continue
+        hit = pattern.search(yaml.safe_dump(obj))
+        if hit:
+            yield Problem(
+                f"rendered {name_of(obj)}",
+                "",
+                f"names group member {hit.group(1)!r}: membership is private",
+                "keep membership in custom.coursehub.members, which reaches the hub in Secret/hub only",
+            )
+
+
+def hub_python_shipped(objs: list[dict[str, Any]]) -> Iterator[Problem]:
+    for obj in objs:
+        if obj.get("kind") == "ConfigMap" and get(obj, ("metadata", "name")) == "coursehub-hub-python":
+            if get(obj, ("data", HUB_PYTHON.name)) != HUB_PYTHON.read_text():
+                yield Problem(
+                    "rendered ConfigMap/coursehub-hub-python",
+                    f"data.{HUB_PYTHON.name}",
+                    "differs from chart/files/hub",
+                    "render from this checkout's chart/",
+                )
+            return
+    yield Problem(
+        "rendered manifests",
+        "ConfigMap/coursehub-hub-python",
+        "is missing, so the hub has no shared accounts",
+        "check chart/templates/hub-python-configmap.yaml",
+    )

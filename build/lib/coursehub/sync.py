@@ -1,0 +1,84 @@
+"""`make sync-groups`: the hub's reconciler, run from outside against a running hub.
+
+The same code the hub runs at every start (chart/files/hub/coursehub_reconcile.py),
+with an operator's token from $JUPYTERHUB_API_TOKEN (never the command line):
+the course's declaration is the desired state, and the hub is brought to it,
+additions and removals alike. It only touches what the course's ledger says is
+coursehub's; a declared name the hub already uses for something else is a
+collision, and then nothing at all is changed.
+
+Changes are computed afresh on every run, so a second run changes nothing and
+a run that failed part-way can simply be run again. Membership changes apply at
+once, with no restart; with `access: roles` a new group's role (start, stop and
+use the account's server) loads only when the hub starts. See the README.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from coursehub import hubpython
+from coursehub.courses import Course, get
+from coursehub.errors import CoursehubError, Problem
+
+TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
+SCOPES = "admin:users, admin:groups (and for access: shares, shares and servers)"
+
+
+def hub_api(url: str, token: str) -> Any:
+    return hubpython.reconciler().HubAPI(url.rstrip("/") + "/hub/api", token)
+
+
+def sync(course: Course, url: str, dry_run: bool, out: Any) -> int:
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        raise CoursehubError(
+            Problem(
+                TOKEN_ENV, "", "is not set", f"export a token with {SCOPES} in ${TOKEN_ENV} (never on the command line)"
+            )
+        )
+    reconciler, rules = hubpython.reconciler(), hubpython.load()
+    declaration = get(course.values(), ("jupyterhub", "custom", "coursehub")) or {}
+    api = hub_api(url, token)
+    try:
+        result = reconciler.plan(declaration, api)
+    except rules.DeclarationError as e:
+        raise CoursehubError(
+            Problem(course.origin(("jupyterhub",)), f"jupyterhub.custom.coursehub.{e.key}", e.problem, e.fix)
+        ) from None
+    except reconciler.HubError as e:
+        raise CoursehubError(Problem(url, "", f"could not read the hub: {e}", "nothing was changed")) from None
+    for conflict in result.conflicts:
+        print(f"conflict: {conflict}", file=out)
+    if result.conflicts:
+        print(f"{course.name}: collisions: nothing was changed", file=out)
+        return 1
+    for change in result.changes:
+        print(("would " if dry_run else "") + change.describe(names=True), file=out)
+    if result.empty:
+        print(f"{course.name}: the hub already matches the declaration; nothing to change", file=out)
+    if dry_run or result.empty:
+        return 0
+    applied: list[Any] = []
+    try:
+        reconciler.apply(
+            result, api, lambda change: (applied.append(change), print(f"done: {change.describe(True)}", file=out))
+        )
+    except reconciler.HubError as e:
+        remaining = result.changes[len(applied) :]
+        print(f"error: {e}", file=out)
+        print(
+            f"applied {len(applied)} of {len(result.changes)} changes; not applied: "
+            + ("; ".join(c.describe(names=True) for c in remaining) or "the ledger's last update")
+            + ". Run the same command again to finish.",
+            file=out,
+        )
+        return 1
+    if result.needs_restart:
+        print(
+            f"groups {', '.join(result.needs_restart)}: members are in, but their role (start, stop and use the "
+            "account's server) loads only when the hub starts: run `make deploy` to restart it",
+            file=out,
+        )
+    return 0

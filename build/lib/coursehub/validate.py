@@ -1,0 +1,76 @@
+"""`make validate`: every check on one course or all of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coursehub import hubpython, rendered
+from coursehub.checks import CMD, DECLARATION, check_values, effective
+from coursehub.courses import Course, dotted, get
+from coursehub.errors import Problem
+from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
+from coursehub.imagecheck import check_command
+from coursehub.images import deployed
+from coursehub.kube import SUPPORTED
+from coursehub.upstream import load_data, require_chart
+
+
+@dataclass
+class Report:
+    course: str
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def validate(
+    course: Course, helm: Helm, chart: Path | None = None, kube_versions: tuple[str, ...] = SUPPORTED
+) -> Report:
+    """Values checks, then helm lint, render and the checks on the rendered objects, with the real upstream chart."""
+    chart = chart or require_chart()
+    report = Report(course.name)
+    if course.uses_example_secrets:
+        report.notes.append(f"using values/{course.name}.secret.example.yaml (no values/{course.name}.secret.yaml)")
+    upstream = load_data(chart)
+    report.problems += check_values(course, upstream)
+    if report.problems:
+        return report
+    report.notes.append(_group_modes(course))
+    report.problems += _image(course, report)
+    values = effective(course, upstream)
+    release = Release.for_course(course)
+    with staged_chart(chart) as staged:
+        helm.lint(staged, course, DEFAULT_KUBE_VERSION)
+        objs = rendered.objects(helm.template(staged, course, release, DEFAULT_KUBE_VERSION))
+    report.problems += rendered.kubernetes(objs, kube_versions)
+    report.problems += rendered.hub_receives_course(course, values, objs)
+    report.problems += rendered.membership_only_in_secrets(course, values, objs)
+    report.problems += rendered.hub_python_shipped(objs)
+    return report
+
+
+def _image(course: Course, report: Report) -> list[Problem]:
+    """The singleuser command on the deployed image, when its environment is already built here."""
+    values = course.values()
+    variant = deployed(course.name, get(values, ("jupyterhub", "singleuser", "image", "tag")))
+    if not variant.built:
+        report.notes.append(
+            f"skipped the image check: {variant.ref}'s environment is not built here "
+            f"(`make check-image COURSE={course.name}` builds and checks it)"
+        )
+        return []
+    return [
+        Problem(course.origin(CMD), dotted(CMD), str(v), "correct the flag, or the image's pins")
+        for v in check_command(variant, get(values, CMD))
+    ]
+
+
+def _group_modes(course: Course) -> str:
+    """Which groups the reconciler keeps to the values and which it leaves to the admin page (names only)."""
+    accounts = hubpython.load().parse(get(course.values(), DECLARATION) or {})
+    kept = [a.group for a in accounts if a.managed]
+    left = [a.group for a in accounts if not a.managed]
+    return (
+        f"groups whose members the values set: {len(kept)}; "
+        f"groups whose members the admin page sets: {', '.join(left) if left else 'none'}"
+    )
