@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -150,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "deploy":
         course = load_course(args.course)
         command = deploy(course, helm, Release.for_course(course, args.release, args.namespace), args.dry_run)
-        print(("would run: " if args.dry_run else "ran: ") + shlex.join(command))
+        print(("would run:\n" if args.dry_run else "ran:\n") + command)
         return 0
     if args.command in ("archive", "restore"):
         return _archive_commands(args, helm)

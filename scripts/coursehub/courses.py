@@ -27,21 +27,68 @@ SECRET_SUFFIX = ".secret.yaml"
 EXAMPLE_SUFFIX = ".secret.example.yaml"
 
 Key = tuple[str, ...]
+# Deeper than any chart value needs; PyYAML would otherwise recurse until Python gives up.
+MAX_DEPTH = 50
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
-    """A values file as a mapping, or a problem naming the file and line."""
+class _Refused(yaml.constructor.ConstructorError):
+    """Valid YAML that coursehub refuses, with its own fix."""
+
+    def __init__(self, problem: str, mark: yaml.Mark, fix: str) -> None:
+        super().__init__(None, None, problem, mark)
+        self.fix = fix
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses what PyYAML silently accepts: a key given twice in one mapping
+    (the second `jupyterhub:` block would replace the first) and absurd nesting."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:  # type: ignore[override]
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(
+                    f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark, "flatten the values"
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise _Refused(
+                    f"key {key!r} appears twice in one mapping (first on line {seen[key]})",
+                    key_node.start_mark,
+                    "keep one of the two: the second would silently replace the first",
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, name: str) -> dict[str, Any]:
+    """YAML text as a mapping, or one problem naming `name` and the line."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: plain data only
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "somewhere"
         raise CoursehubError(
             Problem(
-                display(path),
+                name,
                 "",
                 f"is not valid YAML ({where}: {getattr(e, 'problem', e)})",
-                "correct the YAML syntax there",
+                e.fix if isinstance(e, _Refused) else "correct the YAML syntax there",
             )
         ) from None
     if data is None:
@@ -49,13 +96,22 @@ def load_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CoursehubError(
             Problem(
-                display(path),
-                "",
-                f"must be a mapping of keys, not a {type(data).__name__}",
-                "start the file with `jupyterhub:`",
+                name, "", f"must be a mapping of keys, not a {type(data).__name__}", "start the file with `jupyterhub:`"
             )
         )
     return data
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A values file as a mapping, or a problem naming the file and line."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise CoursehubError(
+            Problem(display(path), "", f"is not UTF-8 text (line {line})", "save the file as UTF-8")
+        ) from None
+    return parse_yaml(text, display(path))
 
 
 def course_names(values_dir: Path = VALUES) -> list[str]:
@@ -181,11 +237,16 @@ def drop_nulls(value: Any, into_lists: bool = False) -> Any:
 
 
 def get(data: Mapping[str, Any], key: Key, default: Any = None) -> Any:
+    """The value at `key`; a part that is a number (as text) indexes a list, so list items have an origin too."""
+    node: Any = data
     for part in key:
-        if not isinstance(data, Mapping) or part not in data:
+        if isinstance(node, list) and str(part).isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
             return default
-        data = data[part]
-    return data
+    return node
 
 
 def has_key(data: Mapping[str, Any], key: Key) -> bool:

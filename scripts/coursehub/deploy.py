@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 
-from coursehub.courses import Course
-from coursehub.errors import CoursehubError
+from coursehub.courses import EXAMPLE_SUFFIX, SECRET_SUFFIX, Course
+from coursehub.errors import CoursehubError, Problem
 from coursehub.helm import Helm, Release, staged_chart
-from coursehub.upstream import require_chart
+from coursehub.paths import CHART, display
+from coursehub.upstream import NAME, require_chart
 from coursehub.validate import validate
 
 
-def deploy(course: Course, helm: Helm, release: Release, dry_run: bool, chart: Path | None = None) -> list[str]:
-    """Returns the helm command line; runs it unless dry_run. Refuses a course that fails validation."""
+def refuse_example(course: Course) -> None:
+    """The example secrets file holds example credentials and example students: never deploy it."""
+    if not course.uses_example_secrets:
+        return
+    example = course.course_file.with_name(course.name + EXAMPLE_SUFFIX)
+    secret = course.course_file.with_name(course.name + SECRET_SUFFIX)
+    raise CoursehubError(
+        Problem(
+            display(example),
+            "",
+            f"is the example secrets file (example OAuth client and students), and there is no {display(secret)}",
+            f"create the real one: `make groups COURSE={course.name} ROSTER=<roster.csv>` for membership, "
+            f"then `make edit-secrets COURSE={course.name}` for the OAuth client (or copy the example and edit it)",
+        )
+    )
+
+
+def deploy(course: Course, helm: Helm, release: Release, dry_run: bool, chart: Path | None = None) -> str:
+    """Returns the helm command line, as a shell command; runs it unless dry_run.
+
+    Refuses a course that uses its example secrets or fails validation.
+    """
     chart = chart or require_chart()
+    refuse_example(course)
     report = validate(course, helm, chart)
     if report.problems:
         raise CoursehubError(report.problems)
@@ -22,4 +45,20 @@ def deploy(course: Course, helm: Helm, release: Release, dry_run: bool, chart: P
         command = helm.upgrade_command(staged, course, release)
         if not dry_run:
             subprocess.run(command, check=True)
-    return command
+        return shown_command(command, staged, chart)
+
+
+def shown_command(command: list[str], staged: Path, dependency: Path) -> str:
+    """The command as someone can run it again later: the chart is chart/ (the staged copy is
+    deleted when deploy returns), and a line before it says what chart/charts/ must hold."""
+    args = [display(CHART) if arg == str(staged) else arg for arg in command]
+    args[0] = display(Path(args[0]))
+    bundled = CHART / "charts"
+    if dependency.resolve().parent == bundled.resolve():
+        needs = f"# chart/charts/ holds the {NAME} dependency ({dependency.name})"
+    else:
+        needs = (
+            f"# needs the {NAME} dependency in chart/charts/: `make deps`, or copy {display(dependency)} "
+            f"there{'' if dependency.is_file() else ' as chart/charts/' + NAME}"
+        )
+    return needs + "\n" + shlex.join(args)

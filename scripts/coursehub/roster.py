@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from coursehub import hubpython
-from coursehub.courses import EXAMPLE_SUFFIX, SECRET_SUFFIX, Course, Layer, get, load_yaml
+from coursehub.courses import SECRET_SUFFIX, Course, Layer, get, load_yaml
 from coursehub.errors import CoursehubError, Problem
 from coursehub.paths import display
 
@@ -203,14 +203,15 @@ def _columns(name: str, header: list[str], student_column: str) -> tuple[str, st
 def write_membership(course: Course, groups: list[RosterGroup]) -> Path:
     """Write the groups, accounts and members into values/<course>.secret.yaml, keeping its other keys.
 
-    The course is checked with the new membership before anything is written.
+    A new file holds the membership only: nothing is taken from the example file, whose
+    credentials and students are examples. The course is checked with the new membership
+    before anything is written.
     """
     from coursehub.checks import check_values
     from coursehub.upstream import find_chart, load_data
 
     secret = course.course_file.with_name(course.name + SECRET_SUFFIX)
-    example = course.course_file.with_name(course.name + EXAMPLE_SUFFIX)
-    base = load_yaml(secret) if secret.is_file() else (load_yaml(example) if example.is_file() else {})
+    base = load_yaml(secret) if secret.is_file() else {}
     declaration = {
         "sharedAccounts": [{"group": g.group, "account": g.account} for g in groups],
         "members": {g.group: list(g.members) for g in groups},
