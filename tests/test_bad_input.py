@@ -93,7 +93,9 @@ def test_a_second_jupyterhub_block_is_refused_with_its_line(values_dir: Path) ->
 def test_a_group_listed_twice_in_members_names_the_secrets_file(values_dir: Path) -> None:
     path = values_dir / EXAMPLE
     text = path.read_text()
-    path.write_text(text.replace("shared-3: [example-student-6]", "shared-3: [example-student-6]\n        shared-3: []"))
+    path.write_text(
+        text.replace("shared-3: [example-student-6]", "shared-3: [example-student-6]\n        shared-3: []")
+    )
     message = load_error(values_dir)
     assert message.startswith(f"{path}: ") and "'shared-3' appears twice" in message
     assert "example-student" not in message
