@@ -37,10 +37,10 @@ def deploy(course: Course, helm: Helm, release: Release, dry_run: bool, chart: P
     Refuses a course that uses its example secrets or fails validation.
     """
     chart = chart or require_chart()
-    refuse_example(course)
     report = validate(course, helm, chart)
     if report.problems:
         raise CoursehubError(report.problems)
+    refuse_example(course)  # after validation, so that every other problem is named first
     with staged_chart(chart) as staged:
         command = helm.upgrade_command(staged, course, release)
         if not dry_run:
