@@ -10,6 +10,7 @@
 #   make check-image [COURSE=stat159] [TAG=..]  the course's singleuser command on its image(s)
 #   make diff A=stat159 B=data100     what differs between two courses' images and values
 #   make groups COURSE=stat159 ROSTER=groups.csv   an LMS group roster into the private membership file
+#   make edit-secrets COURSE=stat159  the course's sops-encrypted secrets in $EDITOR, re-encrypted on save
 #   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1]   a running hub to that roster
 #                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line)
 #   make archive COURSE=stat159       print the commands that archive the shared accounts' homes
@@ -28,7 +29,7 @@ export HELM_MAJOR UPSTREAM_CHART
 KUBE_VERSION ?= 1.33
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools test lint validate render deploy demo check-image diff groups sync-groups archive restore deps bench lock clean
+.PHONY: help venv tools test lint validate render deploy demo check-image diff groups edit-secrets sync-groups archive restore deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -81,6 +82,10 @@ diff: venv
 groups: venv
 	@test -n "$(COURSE)" -a -n "$(ROSTER)" || { echo "error: make groups COURSE=<course> ROSTER=<file.csv>"; exit 2; }
 	$(COURSEHUB) groups --course $(COURSE) --roster $(ROSTER)
+
+edit-secrets: venv
+	@test -n "$(COURSE)" || { echo "error: make edit-secrets COURSE=<course>"; exit 2; }
+	$(COURSEHUB) edit-secrets --course $(COURSE)
 
 sync-groups: venv
 	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make sync-groups COURSE=<course> HUB_URL=<url>"; exit 2; }

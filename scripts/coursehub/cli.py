@@ -14,6 +14,7 @@ from coursehub.courses import course_names, load_course
 from coursehub.demo import demo
 from coursehub.deploy import deploy
 from coursehub.diff import diff
+from coursehub.editsecrets import edit_secrets
 from coursehub.errors import CoursehubError, Problem
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, job_command
 from coursehub.imagecheck import check_command
@@ -74,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--hub-url", required=True, help="the hub's public URL; the token comes from $JUPYTERHUB_API_TOKEN")
     y.add_argument("--dry-run", action="store_true", help="print the exact changes, change nothing")
 
+    e = sub.add_parser("edit-secrets", help="open the course's sops-encrypted secrets in $EDITOR, re-encrypt, check")
+    e.add_argument("--course", required=True)
+
     a = sub.add_parser("archive", help="print the commands that archive every shared account's home")
     a.add_argument("--course", required=True)
     r2 = sub.add_parser("restore", help="print the commands that restore one shared account's home")
@@ -124,6 +128,9 @@ def _run(args: argparse.Namespace) -> int:
         written = roster.write_membership(course, groups)
         members = sum(len(g.members) for g in groups)
         print(f"{course.name}: {len(groups)} groups, {members} memberships written to {display(written)}")
+        return 0
+    if args.command == "edit-secrets":
+        print("\n".join(edit_secrets(args.course)))
         return 0
     if args.command == "sync-groups":
         return sync(load_course(args.course), args.hub_url, args.dry_run, sys.stdout)

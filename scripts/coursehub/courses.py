@@ -5,7 +5,8 @@ A course's values are, in order (later wins):
   values/common.yaml                     what this campus's courses share
   values/<course>.yaml                   the course itself (committed)
   values/<course>.secret.yaml            private: membership, credentials (git-ignored)
-    or values/<course>.secret.example.yaml when the private file is absent
+    or values/<course>.secret.enc.yaml   the same, sops-encrypted and committed (see sops.py)
+    or values/<course>.secret.example.yaml when neither exists
 Render, validate and deploy all take the layers from `Course.files`.
 """
 
@@ -19,12 +20,15 @@ from typing import Any
 
 import yaml
 
+from coursehub import sops
 from coursehub.errors import CoursehubError, Problem
 from coursehub.paths import CHART, VALUES, display
 
 COMMON = "common.yaml"
 SECRET_SUFFIX = ".secret.yaml"
 EXAMPLE_SUFFIX = ".secret.example.yaml"
+ENCRYPTED_SUFFIX = ".secret.enc.yaml"
+PRIVATE_SUFFIXES = (SECRET_SUFFIX, EXAMPLE_SUFFIX, ENCRYPTED_SUFFIX)
 
 Key = tuple[str, ...]
 # Deeper than any chart value needs; PyYAML would otherwise recurse until Python gives up.
@@ -118,7 +122,7 @@ def course_names(values_dir: Path = VALUES) -> list[str]:
     return sorted(
         p.name.removesuffix(".yaml")
         for p in values_dir.glob("*.yaml")
-        if p.name != COMMON and not p.name.endswith((SECRET_SUFFIX, EXAMPLE_SUFFIX))
+        if p.name != COMMON and not p.name.endswith(PRIVATE_SUFFIXES)
     )
 
 
@@ -126,6 +130,7 @@ def course_names(values_dir: Path = VALUES) -> list[str]:
 class Layer:
     path: Path
     data: dict[str, Any]
+    encrypted: bool = False  # path is sops-encrypted; data is its plaintext (held in memory)
 
     @property
     def name(self) -> str:
@@ -133,7 +138,12 @@ class Layer:
 
     @property
     def private(self) -> bool:
-        return self.path.name.endswith((SECRET_SUFFIX, EXAMPLE_SUFFIX))
+        return self.path.name.endswith(PRIVATE_SUFFIXES)
+
+    @property
+    def helm_path(self) -> Path:
+        """The file Helm reads: the layer's own, or a private plaintext copy of an encrypted one."""
+        return sops.helm_file(self.path, self.data) if self.encrypted else self.path
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,8 @@ class Course:
 
     @property
     def files(self) -> list[Path]:
-        return [layer.path for layer in self.layers]
+        """The files Helm is given, in order (an encrypted layer as a private plaintext copy)."""
+        return [layer.helm_path for layer in self.layers]
 
     @property
     def uses_example_secrets(self) -> bool:
@@ -194,13 +205,25 @@ def load_course(name: str, values_dir: Path = VALUES, chart_dir: Path = CHART) -
     paths = [values_dir / COMMON] if (values_dir / COMMON).is_file() else []
     paths.append(course_file)
     secret = values_dir / f"{name}{SECRET_SUFFIX}"
+    encrypted = values_dir / f"{name}{ENCRYPTED_SUFFIX}"
     example = values_dir / f"{name}{EXAMPLE_SUFFIX}"
+    if secret.is_file() and encrypted.is_file():
+        raise CoursehubError(
+            Problem(
+                display(secret),
+                "",
+                f"exists beside {display(encrypted)}, so it is unclear which secrets count",
+                f"keep one: `make edit-secrets COURSE={name}` edits the encrypted one; then delete this file",
+            )
+        )
     if secret.is_file():
         paths.append(secret)
-    elif example.is_file():
+    elif not encrypted.is_file() and example.is_file():
         paths.append(example)
-    layers = tuple(Layer(p, load_yaml(p)) for p in paths)
-    return Course(name, course_file, layers, load_yaml(chart_dir / "values.yaml"))
+    layers = [Layer(p, load_yaml(p)) for p in paths]
+    if encrypted.is_file():
+        layers.append(Layer(encrypted, parse_yaml(sops.decrypt(encrypted), display(encrypted)), encrypted=True))
+    return Course(name, course_file, tuple(layers), load_yaml(chart_dir / "values.yaml"))
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

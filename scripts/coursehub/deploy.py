@@ -6,6 +6,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from coursehub import sops
 from coursehub.courses import EXAMPLE_SUFFIX, SECRET_SUFFIX, Course
 from coursehub.errors import CoursehubError, Problem
 from coursehub.helm import Helm, Release, staged_chart
@@ -61,4 +62,7 @@ def shown_command(command: list[str], staged: Path, dependency: Path) -> str:
             f"# needs the {NAME} dependency in chart/charts/: `make deps`, or copy {display(dependency)} "
             f"there{'' if dependency.is_file() else ' as chart/charts/' + NAME}"
         )
-    return needs + "\n" + shlex.join(args)
+    # An encrypted secrets layer reached Helm as a private file that is gone when this process
+    # ends: the printed command decrypts it again (bash process substitution).
+    words = [sops.shell_decrypt(Path(arg)) or shlex.quote(arg) for arg in args]
+    return needs + "\n" + " ".join(words)
