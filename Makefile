@@ -13,6 +13,8 @@
 #   make edit-secrets COURSE=stat159  the course's sops-encrypted secrets in $EDITOR, re-encrypted on save
 #   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1]   a running hub to that roster
 #                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line)
+#   make health COURSE=stat159 HUB_URL=https://...   after a deploy: a server starts, runs code, has RTC
+#                                     (token in $JUPYTERHUB_API_TOKEN)
 #   make archive COURSE=stat159       print the commands that archive the shared accounts' homes
 #   make restore COURSE=stat159 ACCOUNT=collab-shared-1 ARCHIVE=<file.tar.gz> [FORCE=1]
 #   make deps                         fetch the upstream z2jh chart (needs a network)
@@ -29,7 +31,7 @@ export HELM_MAJOR UPSTREAM_CHART
 KUBE_VERSION ?= 1.33
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools test lint validate render deploy demo check-image diff groups edit-secrets sync-groups archive restore deps bench lock clean
+.PHONY: help venv tools test lint validate render deploy demo check-image diff groups edit-secrets health sync-groups archive restore deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -86,6 +88,10 @@ groups: venv
 edit-secrets: venv
 	@test -n "$(COURSE)" || { echo "error: make edit-secrets COURSE=<course>"; exit 2; }
 	$(COURSEHUB) edit-secrets --course $(COURSE)
+
+health: venv
+	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make health COURSE=<course> HUB_URL=<url>"; exit 2; }
+	$(COURSEHUB) health --course $(COURSE) --hub-url $(HUB_URL)
 
 sync-groups: venv
 	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make sync-groups COURSE=<course> HUB_URL=<url>"; exit 2; }

@@ -16,6 +16,7 @@ from coursehub.deploy import deploy
 from coursehub.diff import diff
 from coursehub.editsecrets import edit_secrets
 from coursehub.errors import CoursehubError, Problem
+from coursehub.health import health
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, job_command
 from coursehub.imagecheck import check_command
 from coursehub.images import variants
@@ -78,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("edit-secrets", help="open the course's sops-encrypted secrets in $EDITOR, re-encrypt, check")
     e.add_argument("--course", required=True)
 
+    h = sub.add_parser("health", help="check a deployed hub: a server starts, runs code, has RTC; then clean up")
+    h.add_argument("--course", required=True)
+    h.add_argument("--hub-url", required=True, help="the hub's public URL; the token comes from $JUPYTERHUB_API_TOKEN")
+    h.add_argument("--timeout", type=float, default=300, help="seconds the server may take to start")
+
     a = sub.add_parser("archive", help="print the commands that archive every shared account's home")
     a.add_argument("--course", required=True)
     r2 = sub.add_parser("restore", help="print the commands that restore one shared account's home")
@@ -131,6 +137,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "edit-secrets":
         print("\n".join(edit_secrets(args.course)))
+        return 0
+    if args.command == "health":
+        problems = health(load_course(args.course), args.hub_url, args.timeout)
+        if problems:
+            raise CoursehubError(problems)
+        print(f"{args.course}: healthy")
         return 0
     if args.command == "sync-groups":
         return sync(load_course(args.course), args.hub_url, args.dry_run, sys.stdout)
