@@ -5,7 +5,7 @@
 #   make test                         the whole test suite (CI runs this)
 #   make validate [COURSE=stat159]    every check on one course or all of them
 #   make render COURSE=stat159 [OUT=dir] [KUBE_VERSION=1.33]
-#   make deploy COURSE=stat159 [DRY_RUN=1] [RELEASE=..] [NAMESPACE=..]
+#   make deploy COURSE=stat159 [DRY_RUN=1] [RELEASE=..] [NAMESPACE=..] [HUB_URL=..]
 #   make demo COURSE=stat159          the course's hub, for real, on 127.0.0.1 (Ctrl-C stops it)
 #   make check-image [COURSE=stat159] [TAG=..]  the course's singleuser command on its image(s)
 #   make diff A=stat159 B=data100     what differs between two courses' images and values
@@ -68,7 +68,7 @@ render: tools
 
 deploy: tools
 	@test -n "$(COURSE)" || { echo "error: COURSE is required: make deploy COURSE=<course>"; exit 2; }
-	$(COURSEHUB) deploy --course $(COURSE) $(if $(DRY_RUN),--dry-run) $(call opt,RELEASE,release) $(call opt,NAMESPACE,namespace)
+	$(COURSEHUB) deploy --course $(COURSE) $(if $(DRY_RUN),--dry-run) $(call opt,RELEASE,release) $(call opt,NAMESPACE,namespace) $(call opt,HUB_URL,hub-url)
 
 demo: tools
 	@test -n "$(COURSE)" || { echo "error: COURSE is required: make demo COURSE=<course>"; exit 2; }

@@ -12,6 +12,7 @@ from conftest import live_hub, stat159_values
 from coursehub.courses import load_course
 from coursehub.errors import Problem
 from coursehub.health import TOKEN_ENV, USER, health
+from coursehub.preflight import running_servers
 
 ACCOUNTS = [{"group": "shared-1", "account": "collab-shared-1"}]
 SECRET = {"jupyterhub": {"custom": {"coursehub": {"members": {"shared-1": ["s-ana"]}}}}}
@@ -22,6 +23,12 @@ def check(values: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch, timeout:
     with live_hub(values, workdir) as hub:
         monkeypatch.setenv(TOKEN_ENV, hub.plan.admin_token or "")
         problems = health(load_course("stat159", values_dir=values), hub.plan.url, timeout, lines.append)
+        if not problems:  # what make deploy's plan reports with HUB_URL: servers running now
+            admin = {"Authorization": f"token {hub.plan.admin_token}"}
+            assert running_servers(hub.plan.url) == 0
+            requests.post(f"{hub.plan.url}/hub/api/users/collab-shared-1/server", headers=admin).raise_for_status()
+            assert running_servers(hub.plan.url) == 1
+            requests.delete(f"{hub.plan.url}/hub/api/users/collab-shared-1/server", headers=admin)
         leftover = requests.get(
             f"{hub.plan.url}/hub/api/users/{USER}", headers={"Authorization": f"token {hub.plan.admin_token}"}
         ).status_code

@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("deploy", help="validate, then helm upgrade --install a course")
     d.add_argument("--course", required=True)
-    d.add_argument("--dry-run", action="store_true", help="print the helm command instead of running it")
+    d.add_argument("--dry-run", action="store_true", help="print the plan and the helm command, run nothing")
+    d.add_argument("--hub-url", help="the hub's URL: the plan counts running servers (token: $JUPYTERHUB_API_TOKEN)")
 
     for cmd in (r, d):
         cmd.add_argument("--release", help="Helm release name (default: the course name)")
@@ -167,7 +168,10 @@ def _run(args: argparse.Namespace) -> int:
         return _validate(helm, [args.course] if args.course else course_names())
     if args.command == "deploy":
         course = load_course(args.course)
-        command = deploy(course, helm, Release.for_course(course, args.release, args.namespace), args.dry_run)
+        plan, command = deploy(
+            course, helm, Release.for_course(course, args.release, args.namespace), args.dry_run, hub_url=args.hub_url
+        )
+        print("\n".join(f"plan: {line}" for line in plan))
         print(("would run:\n" if args.dry_run else "ran:\n") + command)
         return 0
     if args.command in ("archive", "restore"):

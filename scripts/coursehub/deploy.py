@@ -6,11 +6,12 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from coursehub import sops
-from coursehub.courses import EXAMPLE_SUFFIX, SECRET_SUFFIX, Course
+from coursehub import rendered, sops
+from coursehub.courses import EXAMPLE_SUFFIX, SECRET_SUFFIX, Course, dotted
 from coursehub.errors import CoursehubError, Problem
 from coursehub.helm import Helm, Release, staged_chart
 from coursehub.paths import CHART, display
+from coursehub.preflight import CONTEXT, preflight, safety_flags, wanted_context
 from coursehub.upstream import NAME, require_chart
 from coursehub.validate import validate
 
@@ -32,10 +33,13 @@ def refuse_example(course: Course) -> None:
     )
 
 
-def deploy(course: Course, helm: Helm, release: Release, dry_run: bool, chart: Path | None = None) -> str:
-    """Returns the helm command line, as a shell command; runs it unless dry_run.
+def deploy(
+    course: Course, helm: Helm, release: Release, dry_run: bool, chart: Path | None = None, hub_url: str | None = None
+) -> tuple[list[str], str]:
+    """The plan (pre-flight) and the helm command line as a shell command; runs it unless dry_run.
 
-    Refuses a course that uses its example secrets or fails validation.
+    Refuses a course that fails validation, uses its example secrets, or (unless dry_run
+    and no kube context is named) fails the pre-flight.
     """
     chart = chart or require_chart()
     report = validate(course, helm, chart)
@@ -43,10 +47,24 @@ def deploy(course: Course, helm: Helm, release: Release, dry_run: bool, chart: P
         raise CoursehubError(report.problems)
     refuse_example(course)  # after validation, so that every other problem is named first
     with staged_chart(chart) as staged:
-        command = helm.upgrade_command(staged, course, release)
+        if wanted_context(course) or not dry_run:
+            plan = preflight(course, release, rendered.objects(helm.template(staged, course, release)), hub_url)
+            lines, context = plan.lines(), ["--kube-context", plan.context]
+        else:
+            lines, context = [f"pre-flight skipped: {dotted(CONTEXT)} is not set (a real deploy refuses that)"], []
+        command = [*helm.upgrade_command(staged, course, release), *safety_flags(helm, course), *context]
         if not dry_run:
-            subprocess.run(command, check=True)
-        return shown_command(command, staged, chart)
+            result = subprocess.run(command)
+            if result.returncode != 0:
+                raise CoursehubError(
+                    Problem(
+                        display(course.course_file),
+                        "",
+                        f"helm upgrade failed (exit code {result.returncode}); Helm rolled the release back",
+                        "read Helm's output above",
+                    )
+                )
+        return lines, shown_command(command, staged, chart)
 
 
 def shown_command(command: list[str], staged: Path, dependency: Path) -> str:

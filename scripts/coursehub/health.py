@@ -178,9 +178,11 @@ async def _run_in_kernel(api: _Api, base: str) -> dict[str, Any]:
                 output += reply["content"]["text"]
             if reply["msg_type"] == "error":
                 raise RuntimeError(f"{reply['content']['ename']}: {reply['content']['evalue']}")
-            if reply["msg_type"] == "execute_reply":
-                break
+            if reply["msg_type"] == "status" and reply["content"]["execution_state"] == "idle":
+                break  # iopub: every output of the request came before this
         connection.close()
+        if not output.strip():
+            raise RuntimeError("the kernel printed nothing")
         return json.loads(output.strip().splitlines()[-1])
     finally:
         api("DELETE", f"{base}/api/kernels/{kernel}")
