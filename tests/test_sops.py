@@ -164,6 +164,12 @@ def test_edit_secrets_without_a_rule_says_how_to_add_one(values_dir: Path, age_k
     assert not (values_dir / "stat159.secret.enc.yaml").exists()
 
 
+def test_the_pinned_sops_is_the_official_build_and_never_calls_home() -> None:
+    result = subprocess.run(sops.command("--version"), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.split()[:2] == ["sops", sops.VERSION]
+    assert "--disable-version-check" in sops.command()
+
+
 def test_a_binary_with_another_checksum_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     sops.binary.cache_clear()
     monkeypatch.setattr(sops, "BINARY_SHA256", "0" * 64)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from coursehub import bench, roster, tools
+from coursehub import bench, roster, sops, tools
 from coursehub.checks import check_values
 from coursehub.courses import course_names, load_course
 from coursehub.demo import demo
@@ -121,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "tools":
         for major in sorted(tools.HELM_PINS) if args.all else [args.helm]:
             print(f"helm {tools.HELM_PINS[major].version}: {display(tools.install_helm(major))}")
+        print(f"sops {sops.VERSION}: {display(sops.binary())} (sha256 checked)")
         return 0
     if args.command == "courses":
         print("\n".join(course_names()))
