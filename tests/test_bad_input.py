@@ -55,6 +55,14 @@ def test_trait_values_are_checked_against_the_hubs_own_trait_types(values_dir: P
     assert "is a string" in p.message and "boolean" in p.message
 
 
+def test_a_schema_error_on_a_secret_does_not_show_it(values_dir: Path) -> None:
+    edit(values_dir / EXAMPLE, {"jupyterhub.proxy.secretToken": 918273645})
+    found = problems_for(values_dir)
+    assert [p.key for p in found] == ["jupyterhub.proxy.secretToken"], "\n".join(map(str, found))
+    assert found[0].file.endswith(EXAMPLE) and "the value (hidden)" in found[0].message
+    assert "918273645" not in str(found[0])
+
+
 def test_the_same_value_quoted_passes(values_dir: Path) -> None:
     edit(values_dir / EXAMPLE, {"jupyterhub.hub.config.GenericOAuthenticator.client_id": "987654321"})
     assert problems_for(values_dir) == []

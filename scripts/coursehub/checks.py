@@ -27,6 +27,7 @@ JH: Key = ("jupyterhub",)
 DECLARATION: Key = (*JH, "custom", "coursehub")
 HUB_CONFIG: Key = (*JH, "hub", "config")
 LOAD_ROLES: Key = (*JH, "hub", "loadRoles")
+SECRET_NAME = re.compile(r"secret|token|passw|key", re.IGNORECASE)
 CMD: Key = (*JH, "singleuser", "cmd")
 HOME_DEFAULT = "/home/jovyan"
 HUB_PYTHON_VOLUME = "coursehub-hub-python"
@@ -69,7 +70,15 @@ def _schema_problems(course: Course, schema: dict[str, Any], data: Any, prefix: 
         key = (*prefix, *map(str, path))
         description = error.schema.get("description", "") if isinstance(error.schema, Mapping) else ""
         fix = description.strip().split("\n")[0] if description else "give it a value of the right type"
-        yield Problem(course.origin(key), dotted((*prefix, *path)), error.message, fix)
+        message = error.message
+        if any(secret_like(part) for part in key):  # jsonschema quotes the value: not a secret's
+            message = message.replace(repr(error.instance), "the value (hidden)")
+        yield Problem(course.origin(key), dotted((*prefix, *path)), message, fix)
+
+
+def secret_like(name: str) -> bool:
+    """A key whose value must never be shown (OAuth client secrets, proxy tokens, passwords, keys)."""
+    return bool(SECRET_NAME.search(name))
 
 
 def hub_config_names(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
