@@ -124,7 +124,8 @@ def test_make_groups_writes_the_encrypted_file_when_the_course_has_a_rule(
     assert result.returncode == 0, result.stderr
     encrypted = values_dir / "stat159.secret.enc.yaml"
     assert not (values_dir / "stat159.secret.yaml").exists()
-    assert "ana" not in encrypted.read_text().replace("sops:", "")  # membership is encrypted
+    stored = yaml.safe_load(encrypted.read_text())["jupyterhub"]["custom"]["coursehub"]["members"]
+    assert all(m.startswith("ENC[AES256_GCM,") for m in stored["team-a"])  # membership is encrypted
     data = yaml.safe_load(sops.decrypt(encrypted))
     assert data["jupyterhub"]["custom"]["coursehub"]["members"] == {"team-a": ["ana", "bo"]}
     assert "hub" not in data["jupyterhub"]  # nothing from the example

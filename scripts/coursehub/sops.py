@@ -94,15 +94,12 @@ def _reason(stderr: str) -> str:
     return lines[0].rstrip(".") if lines else "sops failed"
 
 
-def has_rule(encrypted: Path) -> bool:
-    """Whether .sops.yaml has a creation rule (recipients) for this file, by sops' own matching."""
-    config = config_for(encrypted.parent)
-    if not config.is_file():
-        return False
-    result = subprocess.run(
+def _encrypt(encrypted: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """sops encrypt of `text` for the recipients .sops.yaml's rules name for `encrypted` (to stdout)."""
+    return subprocess.run(
         command(
             "--config",
-            str(config),
+            str(config_for(encrypted.parent)),
             "encrypt",
             "--filename-override",
             str(encrypted),
@@ -112,10 +109,18 @@ def has_rule(encrypted: Path) -> bool:
             "yaml",
             "/dev/stdin",
         ),
-        input="probe: true\n",
+        input=text,
         capture_output=True,
         text=True,
     )
+
+
+def has_rule(encrypted: Path) -> bool:
+    """Whether .sops.yaml has a creation rule (recipients) for this file, by sops' own matching."""
+    config = config_for(encrypted.parent)
+    if not config.is_file():
+        return False
+    result = _encrypt(encrypted, "probe: true\n")
     if result.returncode == 0:
         return True
     if "no matching creation rules" in result.stderr:
@@ -125,27 +130,10 @@ def has_rule(encrypted: Path) -> bool:
     )
 
 
-def write_encrypted(encrypted: Path, data: dict[str, Any], header: str = "") -> None:
+def write_encrypted(encrypted: Path, data: dict[str, Any]) -> None:
     """Encrypt `data` for the recipients .sops.yaml names for `encrypted`; the file is replaced only
-    when sops succeeded. The plaintext never touches the repository."""
-    config = config_for(encrypted.parent)
-    result = subprocess.run(
-        command(
-            "--config",
-            str(config),
-            "encrypt",
-            "--filename-override",
-            str(encrypted),
-            "--input-type",
-            "yaml",
-            "--output-type",
-            "yaml",
-            "/dev/stdin",
-        ),
-        input=header + yaml.safe_dump(data, sort_keys=False),
-        capture_output=True,
-        text=True,
-    )
+    when sops succeeded. The plaintext goes to sops through a pipe, never into a file."""
+    result = _encrypt(encrypted, yaml.safe_dump(data, sort_keys=False))
     if result.returncode != 0:
         raise CoursehubError(
             Problem(display(encrypted), "", f"cannot be encrypted ({_reason(result.stderr)})", f"check {CONFIG}")
