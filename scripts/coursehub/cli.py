@@ -169,10 +169,8 @@ def _run(args: argparse.Namespace) -> int:
         return _validate(helm, [args.course] if args.course else course_names())
     if args.command == "deploy":
         course = load_course(args.course)
-        plan, command = deploy(
-            course, helm, Release.for_course(course, args.release, args.namespace), args.dry_run, hub_url=args.hub_url
-        )
-        print("\n".join(f"plan: {line}" for line in plan))
+        release = Release.for_course(course, args.release, args.namespace)
+        command = deploy(course, helm, release, args.dry_run, hub_url=args.hub_url)
         print(("would run:\n" if args.dry_run else "ran:\n") + command)
         return 0
     if args.command in ("archive", "restore"):

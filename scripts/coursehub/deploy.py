@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from coursehub import rendered, sops
@@ -34,9 +35,15 @@ def refuse_example(course: Course) -> None:
 
 
 def deploy(
-    course: Course, helm: Helm, release: Release, dry_run: bool, chart: Path | None = None, hub_url: str | None = None
-) -> tuple[list[str], str]:
-    """The plan (pre-flight) and the helm command line as a shell command; runs it unless dry_run.
+    course: Course,
+    helm: Helm,
+    release: Release,
+    dry_run: bool,
+    chart: Path | None = None,
+    hub_url: str | None = None,
+    say: Callable[[str], None] = print,
+) -> str:
+    """Says the plan (pre-flight), then runs the helm command unless dry_run; returns it as a shell command.
 
     Refuses a course that fails validation, uses its example secrets, or (unless dry_run
     and no kube context is named) fails the pre-flight.
@@ -52,6 +59,8 @@ def deploy(
             lines, context = plan.lines(), ["--kube-context", plan.context]
         else:
             lines, context = [f"pre-flight skipped: {dotted(CONTEXT)} is not set (a real deploy refuses that)"], []
+        for line in lines:
+            say(f"plan: {line}")
         command = [*helm.upgrade_command(staged, course, release), *safety_flags(helm, course), *context]
         if not dry_run:
             result = subprocess.run(command)
@@ -64,7 +73,7 @@ def deploy(
                         "read Helm's output above",
                     )
                 )
-        return lines, shown_command(command, staged, chart)
+        return shown_command(command, staged, chart)
 
 
 def shown_command(command: list[str], staged: Path, dependency: Path) -> str:
