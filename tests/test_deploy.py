@@ -46,6 +46,7 @@ def test_the_dry_run_prints_a_command_that_still_works_afterwards(
     assert lines[0] == "plan: pre-flight skipped: deploy.kubeContext is not set (a real deploy refuses that)"
     lines = lines[lines.index("would run:") :]
     assert lines[1].startswith("# needs the jupyterhub dependency in chart/charts/") and "make deps" in lines[1]
+    assert lines[1].endswith("run it from the repository's root")
     command = shlex.split(lines[2])
     assert command[1:5] == ["upgrade", "--install", "stat159", "chart"]
     assert command[-4:] == ["--atomic", "--wait", "--timeout", "10m"]  # Helm 3 (the default)

@@ -92,4 +92,4 @@ def shown_command(command: list[str], staged: Path, dependency: Path) -> str:
     # An encrypted secrets layer reached Helm as a private file that is gone when this process
     # ends: the printed command decrypts it again (bash process substitution).
     words = [sops.shell_decrypt(Path(arg)) or shlex.quote(arg) for arg in args]
-    return needs + "\n" + " ".join(words)
+    return needs + "; run it from the repository's root\n" + " ".join(words)
