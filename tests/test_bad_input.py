@@ -113,6 +113,7 @@ def test_a_student_listed_twice_names_the_secrets_file_and_the_item(values_dir: 
     edit(values_dir / EXAMPLE, {"jupyterhub.custom.coursehub.members.shared-3": ["example-student-6"] * 2})
     p = the_problem(values_dir)
     assert p.file.endswith(EXAMPLE) and p.key == "jupyterhub.custom.coursehub.members.shared-3[1]"
+    assert "this student is listed twice" in p.message and "example-student-6" not in str(p)  # never printed
 
 
 def test_a_values_file_that_is_not_utf8_is_one_line(values_dir: Path) -> None:

@@ -161,7 +161,11 @@ def shared_accounts(course: Course, values: dict[str, Any], upstream: UpstreamDa
             yield from _role_clash(course, values, e.problem)
             return
         key = (*DECLARATION, *e.key.replace("[", ".").replace("]", "").split("."))
-        yield Problem(course.origin(key), f"{dotted(DECLARATION)}.{e.key}", e.problem, e.fix)
+        message = e.problem
+        student = get(values, key)
+        if key[len(DECLARATION)] == "members" and isinstance(student, str):
+            message = message.replace(repr(student), "this student")  # membership is never printed
+        yield Problem(course.origin(key), f"{dotted(DECLARATION)}.{e.key}", message, e.fix)
         return
     manage = get(values, (*HUB_CONFIG, "Authenticator", "manage_groups"))
     if accounts and manage:
