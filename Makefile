@@ -6,14 +6,17 @@
 #   make test-fast                    the suite without live hubs and the course-scale run
 #   make validate [COURSE=stat159]    every check on one course or all of them
 #   make render COURSE=stat159 [OUT=dir] [KUBE_VERSION=1.33]
-#   make deploy COURSE=stat159 [DRY_RUN=1] [RELEASE=..] [NAMESPACE=..]
+#   make deploy COURSE=stat159 [DRY_RUN=1] [RELEASE=..] [NAMESPACE=..] [HUB_URL=..]
 #   make demo COURSE=stat159 [TAG=2026.11.1]  the course's hub, for real, on 127.0.0.1 (Ctrl-C stops it);
 #                                     TAG: another variant of its image (image/<course>/<tag>/)
 #   make check-image [COURSE=stat159] [TAG=..]  the course's singleuser command on its image(s)
 #   make diff A=stat159 B=data100     what differs between two courses' images and values
 #   make groups COURSE=stat159 ROSTER=groups.csv   an LMS group roster into the private membership file
+#   make edit-secrets COURSE=stat159  the course's sops-encrypted secrets in $EDITOR, re-encrypted on save
 #   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1]   a running hub to that roster
 #                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line)
+#   make health COURSE=stat159 HUB_URL=https://...   after a deploy: a server starts, runs code, has RTC
+#                                     (token in $JUPYTERHUB_API_TOKEN)
 #   make archive COURSE=stat159 [ALL=1|ACCOUNTS=a,b] [RUNNING=a,b]   print the command that
 #                                     archives homes (default: the shared accounts'; ALL=1: every
 #                                     home), each checked against its manifest; RUNNING: accounts
@@ -42,7 +45,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov-$(CHECKOV_VERSION)/bin/checkov
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools chart checkov test test-fast lint validate render deploy demo check-image diff groups sync-groups archive restore deps bench lock clean
+.PHONY: help venv tools chart checkov test test-fast lint validate render deploy demo check-image diff groups edit-secrets health sync-groups archive restore deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -89,7 +92,7 @@ render: chart
 
 deploy: chart
 	@test -n "$(COURSE)" || { echo "error: COURSE is required: make deploy COURSE=<course>"; exit 2; }
-	$(COURSEHUB) deploy --course $(COURSE) $(if $(DRY_RUN),--dry-run) $(call opt,RELEASE,release) $(call opt,NAMESPACE,namespace)
+	$(COURSEHUB) deploy --course $(COURSE) $(if $(DRY_RUN),--dry-run) $(call opt,RELEASE,release) $(call opt,NAMESPACE,namespace) $(call opt,HUB_URL,hub-url)
 
 demo: chart
 	@test -n "$(COURSE)" || { echo "error: COURSE is required: make demo COURSE=<course>"; exit 2; }
@@ -105,6 +108,14 @@ diff: venv
 groups: chart
 	@test -n "$(COURSE)" -a -n "$(ROSTER)" || { echo "error: make groups COURSE=<course> ROSTER=<file.csv>"; exit 2; }
 	$(COURSEHUB) groups --course $(COURSE) --roster $(ROSTER)
+
+edit-secrets: venv
+	@test -n "$(COURSE)" || { echo "error: make edit-secrets COURSE=<course>"; exit 2; }
+	$(COURSEHUB) edit-secrets --course $(COURSE)
+
+health: venv
+	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make health COURSE=<course> HUB_URL=<url>"; exit 2; }
+	$(COURSEHUB) health --course $(COURSE) --hub-url $(HUB_URL)
 
 sync-groups: venv
 	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make sync-groups COURSE=<course> HUB_URL=<url>"; exit 2; }

@@ -143,14 +143,21 @@ def test_bad_input_exits_non_zero_names_file_and_key_and_writes_nothing(
     assert [p.name for p in out.iterdir()] == ["previous.yaml"]
 
 
-def test_deploy_dry_run_shows_helm_upgrade_with_the_render_layers(upstream_chart: Path) -> None:
+def test_deploy_dry_run_shows_helm_upgrade_with_the_render_layers(upstream_chart: Path, values_dir: Path) -> None:
+    (values_dir / "stat159.secret.yaml").write_text((values_dir / "stat159.secret.example.yaml").read_text())
     result = coursehub(
-        "deploy", "--course", "stat159", "--dry-run", "--namespace", "stat159-prod", upstream=upstream_chart
+        "deploy",
+        "--course",
+        "stat159",
+        "--dry-run",
+        "--namespace",
+        "stat159-prod",
+        values=values_dir,
+        upstream=upstream_chart,
     )
     assert result.returncode == 0, result.stderr
-    (line,) = [line for line in result.stdout.splitlines() if line.startswith("would run: ")]
-    argv = shlex.split(line.removeprefix("would run: "))
+    argv = shlex.split(result.stdout.strip().splitlines()[-1])
     assert argv[1:4] == ["upgrade", "--install", "stat159"]
     assert argv[argv.index("--namespace") + 1] == "stat159-prod"
     files = [Path(argv[i + 1]).name for i, a in enumerate(argv) if a == "--values"]
-    assert files == ["common.yaml", "stat159.yaml", "stat159.secret.example.yaml"]
+    assert files == ["common.yaml", "stat159.yaml", "stat159.secret.yaml"]

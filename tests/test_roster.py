@@ -84,7 +84,7 @@ def test_a_malformed_file_is_refused(tmp_path: Path) -> None:
         roster.read(write(tmp_path, "user_id,group_name\ns1,g\n"))  # the course reads login_id
 
 
-def test_make_groups_writes_the_private_file_and_keeps_its_other_keys(values_dir: Path, tmp_path: Path) -> None:
+def test_make_groups_writes_the_private_file_with_membership_only(values_dir: Path, tmp_path: Path) -> None:
     result = coursehub("groups", "--course", "stat159", "--roster", str(write(tmp_path, CANVAS)), values=values_dir)
     assert result.returncode == 0, result.stderr
     written = values_dir / "stat159.secret.yaml"
@@ -93,9 +93,24 @@ def test_make_groups_writes_the_private_file_and_keeps_its_other_keys(values_dir
     declared = data["jupyterhub"]["custom"]["coursehub"]
     assert declared["members"] == {"project-team-1": ["ana", "bo"], "equipe-2": ["bo", "cy"]}
     assert declared["sharedAccounts"][1] == {"group": "equipe-2", "account": "collab-equipe-2"}
-    assert data["jupyterhub"]["hub"]["config"]["GenericOAuthenticator"]["client_id"]  # kept from the example
+    # nothing comes from the example file: its OAuth client and students are examples
+    assert "hub" not in data["jupyterhub"]
+    assert "example" not in written.read_text()
     assert "ana" not in result.stdout  # membership is not printed
     assert coursehub("validate", "--course", "stat159", values=values_dir).returncode == 0
+
+
+def test_make_groups_keeps_the_real_secrets_files_other_keys(values_dir: Path, tmp_path: Path) -> None:
+    secret = values_dir / "stat159.secret.yaml"
+    secret.write_text(
+        "jupyterhub:\n  hub:\n    config:\n      GenericOAuthenticator:\n        client_id: '4711'\n"
+        "  custom:\n    coursehub:\n      members:\n        shared-1: [old-student]\n"
+    )
+    result = coursehub("groups", "--course", "stat159", "--roster", str(write(tmp_path, CANVAS)), values=values_dir)
+    assert result.returncode == 0, result.stderr
+    data = yaml.safe_load(secret.read_text())
+    assert data["jupyterhub"]["hub"]["config"]["GenericOAuthenticator"] == {"client_id": "4711"}
+    assert "old-student" not in secret.read_text()
 
 
 def test_make_groups_writes_nothing_when_a_row_is_bad(values_dir: Path, tmp_path: Path) -> None:

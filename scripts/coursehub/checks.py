@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import jsonschema
+from traitlets import TraitError
 from traitlets.config import Config
 
 from coursehub import hubpython, hubtraits, images
@@ -25,6 +26,8 @@ from coursehub.upstream import UpstreamData
 JH: Key = ("jupyterhub",)
 DECLARATION: Key = (*JH, "custom", "coursehub")
 HUB_CONFIG: Key = (*JH, "hub", "config")
+LOAD_ROLES: Key = (*JH, "hub", "loadRoles")
+SECRET_NAME = re.compile(r"secret|token|passw|key", re.IGNORECASE)
 CMD: Key = (*JH, "singleuser", "cmd")
 HOME_DEFAULT = "/home/jovyan"
 HUB_PYTHON_VOLUME = "coursehub-hub-python"
@@ -67,7 +70,15 @@ def _schema_problems(course: Course, schema: dict[str, Any], data: Any, prefix: 
         key = (*prefix, *map(str, path))
         description = error.schema.get("description", "") if isinstance(error.schema, Mapping) else ""
         fix = description.strip().split("\n")[0] if description else "give it a value of the right type"
-        yield Problem(course.origin(key), dotted((*prefix, *path)), error.message, fix)
+        message = error.message
+        if any(secret_like(part) for part in key):  # jsonschema quotes the value: not a secret's
+            message = message.replace(repr(error.instance), "the value (hidden)")
+        yield Problem(course.origin(key), dotted((*prefix, *path)), message, fix)
+
+
+def secret_like(name: str) -> bool:
+    """A key whose value must never be shown (OAuth client secrets, proxy tokens, passwords, keys)."""
+    return bool(SECRET_NAME.search(name))
 
 
 def hub_config_names(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
@@ -86,18 +97,75 @@ def hub_config_names(course: Course, values: dict[str, Any], upstream: UpstreamD
                 yield problem(course, (*HUB_CONFIG, section, trait), wrong, fix)
 
 
-def shared_accounts(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
-    """The declaration goes through the same hub-side Python the hub runs, with the course's hub.config."""
-    module = hubpython.load()
-    declaration = get(values, DECLARATION) or {}
+def hub_config_values(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """Every hub.config value must be of its trait's type, as the hub will check it at start-up.
+
+    The trait's own validate() runs on an instance made without __init__ (nothing
+    starts). Its TraitError quotes the value, which may be a secret: only the
+    types are reported.
+    """
+    classes = hubtraits.configurable_classes()
+    for section, traits in (get(values, HUB_CONFIG) or {}).items():
+        if section not in classes or not isinstance(traits, Mapping):
+            continue  # hub_config_names and the schema report these
+        cls = classes[section][0]
+        for name, value in traits.items():
+            trait = cls.class_traits().get(name)
+            if trait is None:
+                continue
+            try:
+                trait.validate(cls.__new__(cls), value)
+            except TraitError:
+                number = isinstance(value, int | float) and not isinstance(value, bool)
+                yield problem(
+                    course,
+                    (*HUB_CONFIG, section, name),
+                    f"is a {_yaml_type(value)}, but {section}.{name} takes {trait.info()}, so the hub stops at start-up",
+                    "put the value in quotes (YAML reads digits as a number)" if number else f"give it {trait.info()}",
+                )
+            except Exception:  # a trait that needs a running hub to check (e.g. one that imports)
+                continue
+
+
+def _yaml_type(value: Any) -> str:
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "mapping"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def hub_traits_config(values: dict[str, Any]) -> Config:
+    """The traitlets config the hub builds before coursehub's hub-side Python runs (z2jh's
+    jupyterhub_config.py order): load_roles from hub.loadRoles, then the hub.config sections."""
     c = Config()
+    roles = get(values, LOAD_ROLES) or {}
+    if isinstance(roles, Mapping):
+        c.JupyterHub.load_roles = [
+            {"name": key, **role} if isinstance(role, Mapping) and "name" not in role else role
+            for key, role in roles.items()
+        ]
     for section, traits in (get(values, HUB_CONFIG) or {}).items():
         c[section].update(traits or {})
+    return c
+
+
+def shared_accounts(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """The declaration goes through the same hub-side Python the hub runs, with the course's hub.config
+    and hub.loadRoles."""
+    module = hubpython.load()
+    declaration = get(values, DECLARATION) or {}
+    c = hub_traits_config(values)
     try:
         accounts = module.apply(c, declaration)
     except module.DeclarationError as e:
+        if "hub.loadRoles" in e.problem:
+            yield from _role_clash(course, values, e.problem)
+            return
         key = (*DECLARATION, *e.key.replace("[", ".").replace("]", "").split("."))
-        yield Problem(course.origin(key), f"{dotted(DECLARATION)}.{e.key}", e.problem, e.fix)
+        message = e.problem
+        student = get(values, key)
+        if key[len(DECLARATION)] == "members" and isinstance(student, str):
+            message = message.replace(repr(student), "this student")  # membership is never printed
+        yield Problem(course.origin(key), f"{dotted(DECLARATION)}.{e.key}", message, e.fix)
         return
     manage = get(values, (*HUB_CONFIG, "Authenticator", "manage_groups"))
     if accounts and manage:
@@ -115,6 +183,23 @@ def shared_accounts(course: Course, values: dict[str, Any], upstream: UpstreamDa
                 "group membership is private",
                 f"move it to values/{course.name}.secret.yaml, which git ignores",
             )
+
+
+def _role_clash(course: Course, values: dict[str, Any], message: str) -> Iterator[Problem]:
+    """A hub.loadRoles entry that has the name of a role coursehub creates: name the entry, not the declaration."""
+    roles = get(values, LOAD_ROLES) or {}
+    clash = re.search(r"role '([^']+)'", message)
+    for key, role in roles.items():
+        name = role.get("name", key) if isinstance(role, Mapping) else key
+        if clash and name == clash.group(1):
+            yield problem(
+                course,
+                (*LOAD_ROLES, str(key)),
+                f"is named {name!r}, a role coursehub creates for its shared accounts, so the hub would not start",
+                "rename the entry: names starting with `coursehub-` are coursehub's",
+            )
+            return
+    yield problem(course, LOAD_ROLES, message, "rename or remove the hub.loadRoles entry")
 
 
 def hub_python_mounted(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
@@ -216,6 +301,7 @@ CHECKS: tuple[Check, ...] = (
     coursehub_schema,
     z2jh_schema,
     hub_config_names,
+    hub_config_values,
     shared_accounts,
     hub_python_mounted,
     rtc_stores,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,8 +31,11 @@ def _helm(args: argparse.Namespace) -> Helm:
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
+    from coursehub import sops
+
     for major in sorted(tools.HELM_PINS) if args.all else [args.helm]:
         print(f"helm {tools.HELM_PINS[major].version}: {display(tools.install_helm(major))}")
+    print(f"sops {sops.VERSION}: {display(sops.binary())} (sha256 checked)")
     return 0
 
 
@@ -65,6 +67,23 @@ def cmd_groups(args: argparse.Namespace) -> int:
     written = roster.write_membership(course, groups)
     members = sum(len(g.members) for g in groups)
     print(f"{course.name}: {len(groups)} groups, {members} memberships written to {display(written)}")
+    return 0
+
+
+def cmd_edit_secrets(args: argparse.Namespace) -> int:
+    from coursehub.editsecrets import edit_secrets
+
+    print("\n".join(edit_secrets(args.course)))
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from coursehub.health import health
+
+    problems = health(load_course(args.course), args.hub_url, args.timeout)
+    if problems:
+        raise CoursehubError(problems)
+    print(f"{args.course}: healthy")
     return 0
 
 
@@ -114,8 +133,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from coursehub.helm import Release
 
     course = load_course(args.course)
-    command = deploy(course, _helm(args), Release.for_course(course, args.release, args.namespace), args.dry_run)
-    print(("would run: " if args.dry_run else "ran: ") + shlex.join(command))
+    release = Release.for_course(course, args.release, args.namespace)
+    command = deploy(course, _helm(args), release, args.dry_run, hub_url=args.hub_url)
+    print(("would run:\n" if args.dry_run else "ran:\n") + command)
     return 0
 
 
@@ -168,7 +188,10 @@ def _parser() -> argparse.ArgumentParser:
 
     deploy = command("deploy", cmd_deploy, "validate, then helm upgrade --install a course")
     deploy.add_argument("--course", required=True)
-    deploy.add_argument("--dry-run", action="store_true", help="print the helm command instead of running it")
+    deploy.add_argument("--dry-run", action="store_true", help="print the plan and the helm command, run nothing")
+    deploy.add_argument(
+        "--hub-url", help="the hub's URL: the plan counts running servers (token: $JUPYTERHUB_API_TOKEN)"
+    )
 
     for sub in (render, deploy):
         sub.add_argument("--release", help="Helm release name (default: the course name)")
@@ -198,6 +221,18 @@ def _parser() -> argparse.ArgumentParser:
         "--hub-url", required=True, help="the hub's public URL; the token comes from $JUPYTERHUB_API_TOKEN"
     )
     sync_groups.add_argument("--dry-run", action="store_true", help="print the exact changes, change nothing")
+
+    edit = command(
+        "edit-secrets", cmd_edit_secrets, "open the course's sops-encrypted secrets in $EDITOR, re-encrypt, check"
+    )
+    edit.add_argument("--course", required=True)
+
+    health = command("health", cmd_health, "check a deployed hub: a server starts, runs code, has RTC; then clean up")
+    health.add_argument("--course", required=True)
+    health.add_argument(
+        "--hub-url", required=True, help="the hub's public URL; the token comes from $JUPYTERHUB_API_TOKEN"
+    )
+    health.add_argument("--timeout", type=float, default=300, help="seconds the server may take to start")
 
     archive = command("archive", cmd_archive, "print the commands that archive homes (shared accounts by default)")
     archive.add_argument("--course", required=True)

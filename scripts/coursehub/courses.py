@@ -5,7 +5,8 @@ A course's values are, in order (later wins):
   values/common.yaml                     what this campus's courses share
   values/<course>.yaml                   the course itself (committed)
   values/<course>.secret.yaml            private: membership, credentials (git-ignored)
-    or values/<course>.secret.example.yaml when the private file is absent
+    or values/<course>.secret.enc.yaml   the same, sops-encrypted and committed (see sops.py)
+    or values/<course>.secret.example.yaml when neither exists
 Render, validate and deploy all take the layers from `Course.files`.
 """
 
@@ -19,29 +20,79 @@ from typing import Any
 
 import yaml
 
+from coursehub import sops
 from coursehub.errors import CoursehubError, Problem
 from coursehub.paths import CHART, VALUES, display
 
 COMMON = "common.yaml"
 SECRET_SUFFIX = ".secret.yaml"
 EXAMPLE_SUFFIX = ".secret.example.yaml"
+ENCRYPTED_SUFFIX = ".secret.enc.yaml"
+PRIVATE_SUFFIXES = (SECRET_SUFFIX, EXAMPLE_SUFFIX, ENCRYPTED_SUFFIX)
 
 Key = tuple[str, ...]
+# Deeper than any chart value needs; PyYAML would otherwise recurse until Python gives up.
+MAX_DEPTH = 50
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
-    """A values file as a mapping, or a problem naming the file and line."""
+class _Refused(yaml.constructor.ConstructorError):
+    """Valid YAML that coursehub refuses, with its own fix."""
+
+    def __init__(self, problem: str, mark: yaml.Mark, fix: str) -> None:
+        super().__init__(None, None, problem, mark)
+        self.fix = fix
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses what PyYAML silently accepts: a key given twice in one mapping
+    (the second `jupyterhub:` block would replace the first) and absurd nesting."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:  # type: ignore[override]
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(
+                    f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark, "flatten the values"
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise _Refused(
+                    f"key {key!r} appears twice in one mapping (first on line {seen[key]})",
+                    key_node.start_mark,
+                    "keep one of the two: the second would silently replace the first",
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, name: str) -> dict[str, Any]:
+    """YAML text as a mapping, or one problem naming `name` and the line."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: plain data only
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "somewhere"
         raise CoursehubError(
             Problem(
-                display(path),
+                name,
                 "",
                 f"is not valid YAML ({where}: {getattr(e, 'problem', e)})",
-                "correct the YAML syntax there",
+                e.fix if isinstance(e, _Refused) else "correct the YAML syntax there",
             )
         ) from None
     if data is None:
@@ -49,20 +100,29 @@ def load_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CoursehubError(
             Problem(
-                display(path),
-                "",
-                f"must be a mapping of keys, not a {type(data).__name__}",
-                "start the file with `jupyterhub:`",
+                name, "", f"must be a mapping of keys, not a {type(data).__name__}", "start the file with `jupyterhub:`"
             )
         )
     return data
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A values file as a mapping, or a problem naming the file and line."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise CoursehubError(
+            Problem(display(path), "", f"is not UTF-8 text (line {line})", "save the file as UTF-8")
+        ) from None
+    return parse_yaml(text, display(path))
 
 
 def course_names(values_dir: Path = VALUES) -> list[str]:
     return sorted(
         p.name.removesuffix(".yaml")
         for p in values_dir.glob("*.yaml")
-        if p.name != COMMON and not p.name.endswith((SECRET_SUFFIX, EXAMPLE_SUFFIX))
+        if p.name != COMMON and not p.name.endswith(PRIVATE_SUFFIXES)
     )
 
 
@@ -70,6 +130,7 @@ def course_names(values_dir: Path = VALUES) -> list[str]:
 class Layer:
     path: Path
     data: dict[str, Any]
+    encrypted: bool = False  # path is sops-encrypted; data is its plaintext (held in memory)
 
     @property
     def name(self) -> str:
@@ -77,7 +138,12 @@ class Layer:
 
     @property
     def private(self) -> bool:
-        return self.path.name.endswith((SECRET_SUFFIX, EXAMPLE_SUFFIX))
+        return self.path.name.endswith(PRIVATE_SUFFIXES)
+
+    @property
+    def helm_path(self) -> Path:
+        """The file Helm reads: the layer's own, or a private plaintext copy of an encrypted one."""
+        return sops.helm_file(self.path, self.data) if self.encrypted else self.path
 
 
 @dataclass(frozen=True)
@@ -89,7 +155,8 @@ class Course:
 
     @property
     def files(self) -> list[Path]:
-        return [layer.path for layer in self.layers]
+        """The files Helm is given, in order (an encrypted layer as a private plaintext copy)."""
+        return [layer.helm_path for layer in self.layers]
 
     @property
     def uses_example_secrets(self) -> bool:
@@ -138,13 +205,25 @@ def load_course(name: str, values_dir: Path = VALUES, chart_dir: Path = CHART) -
     paths = [values_dir / COMMON] if (values_dir / COMMON).is_file() else []
     paths.append(course_file)
     secret = values_dir / f"{name}{SECRET_SUFFIX}"
+    encrypted = values_dir / f"{name}{ENCRYPTED_SUFFIX}"
     example = values_dir / f"{name}{EXAMPLE_SUFFIX}"
+    if secret.is_file() and encrypted.is_file():
+        raise CoursehubError(
+            Problem(
+                display(secret),
+                "",
+                f"exists beside {display(encrypted)}, so it is unclear which secrets count",
+                f"keep one: `make edit-secrets COURSE={name}` edits the encrypted one; then delete this file",
+            )
+        )
     if secret.is_file():
         paths.append(secret)
-    elif example.is_file():
+    elif not encrypted.is_file() and example.is_file():
         paths.append(example)
-    layers = tuple(Layer(p, load_yaml(p)) for p in paths)
-    return Course(name, course_file, layers, load_yaml(chart_dir / "values.yaml"))
+    layers = [Layer(p, load_yaml(p)) for p in paths]
+    if encrypted.is_file():
+        layers.append(Layer(encrypted, parse_yaml(sops.decrypt(encrypted), display(encrypted)), encrypted=True))
+    return Course(name, course_file, tuple(layers), load_yaml(chart_dir / "values.yaml"))
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,11 +260,16 @@ def drop_nulls(value: Any, into_lists: bool = False) -> Any:
 
 
 def get(data: Mapping[str, Any], key: Key, default: Any = None) -> Any:
+    """The value at `key`; a part that is a number (as text) indexes a list, so list items have an origin too."""
+    node: Any = data
     for part in key:
-        if not isinstance(data, Mapping) or part not in data:
+        if isinstance(node, list) and str(part).isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
             return default
-        data = data[part]
-    return data
+    return node
 
 
 def has_key(data: Mapping[str, Any], key: Key) -> bool:

@@ -2,24 +2,94 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
-from coursehub.courses import Course
-from coursehub.errors import CoursehubError
+from coursehub import rendered, sops
+from coursehub.courses import EXAMPLE_SUFFIX, SECRET_SUFFIX, Course, dotted
+from coursehub.errors import CoursehubError, Problem
 from coursehub.helm import Helm, Release, staged_chart
-from coursehub.upstream import require_chart
+from coursehub.paths import CHART, display
+from coursehub.preflight import CONTEXT, preflight, safety_flags, wanted_context
+from coursehub.upstream import NAME, require_chart
 from coursehub.validate import validate
 
 
-def deploy(course: Course, helm: Helm, release: Release, dry_run: bool, chart: Path | None = None) -> list[str]:
-    """Returns the helm command line; runs it unless dry_run. Refuses a course that fails validation."""
+def refuse_example(course: Course) -> None:
+    """The example secrets file holds example credentials and example students: never deploy it."""
+    if not course.uses_example_secrets:
+        return
+    example = course.course_file.with_name(course.name + EXAMPLE_SUFFIX)
+    secret = course.course_file.with_name(course.name + SECRET_SUFFIX)
+    raise CoursehubError(
+        Problem(
+            display(example),
+            "",
+            f"is the example secrets file (example OAuth client and students), and there is no {display(secret)}",
+            f"create the real one: `make groups COURSE={course.name} ROSTER=<roster.csv>` for membership, "
+            f"then `make edit-secrets COURSE={course.name}` for the OAuth client (or copy the example and edit it)",
+        )
+    )
+
+
+def deploy(
+    course: Course,
+    helm: Helm,
+    release: Release,
+    dry_run: bool,
+    chart: Path | None = None,
+    hub_url: str | None = None,
+    say: Callable[[str], None] = print,
+) -> str:
+    """Says the plan (pre-flight), then runs the helm command unless dry_run; returns it as a shell command.
+
+    Refuses a course that fails validation, uses its example secrets, or (unless dry_run
+    and no kube context is named) fails the pre-flight.
+    """
     chart = chart or require_chart()
     report = validate(course, helm, chart)
     if report.problems:
         raise CoursehubError(report.problems)
+    refuse_example(course)  # after validation, so that every other problem is named first
     with staged_chart(chart) as staged:
-        command = helm.upgrade_command(staged, course, release)
+        if wanted_context(course) or not dry_run:
+            plan = preflight(course, release, rendered.objects(helm.template(staged, course, release)), hub_url)
+            lines, context = plan.lines(), ["--kube-context", plan.context]
+        else:
+            lines, context = [f"pre-flight skipped: {dotted(CONTEXT)} is not set (a real deploy refuses that)"], []
+        for line in lines:
+            say(f"plan: {line}")
+        command = [*helm.upgrade_command(staged, course, release), *safety_flags(helm, course), *context]
         if not dry_run:
-            subprocess.run(command, check=True)
-    return command
+            result = subprocess.run(command)
+            if result.returncode != 0:
+                raise CoursehubError(
+                    Problem(
+                        display(course.course_file),
+                        "",
+                        f"helm upgrade failed (exit code {result.returncode}); Helm rolled the release back",
+                        "read Helm's output above",
+                    )
+                )
+        return shown_command(command, staged, chart)
+
+
+def shown_command(command: list[str], staged: Path, dependency: Path) -> str:
+    """The command as someone can run it again later: the chart is chart/ (the staged copy is
+    deleted when deploy returns), and a line before it says what chart/charts/ must hold."""
+    args = [display(CHART) if arg == str(staged) else arg for arg in command]
+    args[0] = display(Path(args[0]))
+    bundled = CHART / "charts"
+    if dependency.resolve().parent == bundled.resolve():
+        needs = f"# chart/charts/ holds the {NAME} dependency ({dependency.name})"
+    else:
+        needs = (
+            f"# needs the {NAME} dependency in chart/charts/: `make deps`, or copy {display(dependency)} "
+            f"there{'' if dependency.is_file() else ' as chart/charts/' + NAME}"
+        )
+    # An encrypted secrets layer reached Helm as a private file that is gone when this process
+    # ends: the printed command decrypts it again (bash process substitution).
+    words = [sops.shell_decrypt(Path(arg)) or shlex.quote(arg) for arg in args]
+    return needs + "; run it from the repository's root\n" + " ".join(words)

@@ -102,7 +102,7 @@ KUBERNETES_ONLY = (
     "nameOverride",
     "global",
 )
-COURSEHUB_KUBERNETES_ONLY = ("archive", "global")
+COURSEHUB_KUBERNETES_ONLY = ("archive", "deploy", "global")
 # hub.config sections for classes the local hub replaces (its own spawner and log-in).
 REPLACED_BASES = ("Spawner", "Authenticator")
 

@@ -8,18 +8,40 @@ from pathlib import Path
 import yaml
 
 from coursehub.courses import Course
+from coursehub.errors import CoursehubError, Problem
 from coursehub.helm import Helm, Release, staged_chart
+from coursehub.paths import display
 from coursehub.rendered import objects
+
+# Written into every render folder: a later render may replace only a folder that carries it.
+MARKER = ".coursehub-render"
+
+
+def check_out(out: Path) -> None:
+    """`out` must be absent, empty, or an earlier render: anything else may hold files nobody can get back."""
+    if out.exists() and not out.is_dir():
+        raise CoursehubError(Problem(display(out), "OUT", "is a file, not a folder", "name a new or empty folder"))
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise CoursehubError(
+            Problem(
+                display(out),
+                "OUT",
+                "is not empty and not an earlier render, so rendering into it could delete files",
+                "name a new or empty folder (the default is rendered/<course>)",
+            )
+        )
 
 
 def render(
     course: Course, helm: Helm, out: Path, kube_version: str, release: Release, chart: Path | None = None
 ) -> list[Path]:
     """Render with real Helm, then replace `out` with the result (nothing is written if Helm fails)."""
+    check_out(out)
     with staged_chart(chart) as staged:
         manifests = helm.template(staged, course, release, kube_version)
     objs = objects(manifests)
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(f"rendered by coursehub for {course.name}: `make render` replaces this folder's *.yaml\n")
     for old in out.glob("*.yaml"):
         old.unlink()
     written = []

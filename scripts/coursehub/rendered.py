@@ -24,6 +24,9 @@ HUB_KEYS: tuple[Key, ...] = (
     ("singleuser", "image"),
     ("singleuser", "extraFiles"),
 )
+# Of those, the ones whose values may be shown in a message: the others hold credentials
+# (hub.config, extraFiles) or private membership (custom.coursehub).
+SHOWN_KEYS: tuple[Key, ...] = (("singleuser", "cmd"), ("singleuser", "image"))
 
 
 def objects(manifests: str) -> list[dict[str, Any]]:
@@ -69,12 +72,25 @@ def hub_receives_course(course: Course, values: dict[str, Any], objs: list[dict[
         declared = drop_nulls(get(values, ("jupyterhub", *key)), into_lists=True)
         got = drop_nulls(get(received, key), into_lists=True)
         if declared != got:
-            yield Problem(
-                course.origin(("jupyterhub", *key)),
-                dotted(("jupyterhub", *key)),
-                f"the hub receives {got!r} but the course declares {declared!r}",
-                "check the value layering (values/common.yaml, the course file, its secrets file)",
-            )
+            for sub in differences(declared, got):
+                full = ("jupyterhub", *key, *sub)
+                what = f" ({got!r} instead of {declared!r})" if key in SHOWN_KEYS and not sub else ""
+                yield Problem(
+                    course.origin(full),
+                    dotted(full),
+                    f"the hub receives a different value than the course declares{what}",
+                    "check the value layering (values/common.yaml, the course file, its secrets file)",
+                )
+
+
+def differences(a: Any, b: Any, prefix: Key = ()) -> Iterator[Key]:
+    """The keys at which two values differ, down to the deepest map that has them (values never shown)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if a.get(k) != b.get(k):
+                yield from differences(a.get(k), b.get(k), (*prefix, str(k)))
+    elif a != b:
+        yield prefix
 
 
 def membership_only_in_secrets(course: Course, values: dict[str, Any], objs: list[dict[str, Any]]) -> Iterator[Problem]:

@@ -13,6 +13,7 @@ reported at once, with its line number, and nothing is written.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import os
@@ -25,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from coursehub import hubpython
-from coursehub.courses import EXAMPLE_SUFFIX, SECRET_SUFFIX, Course, Layer, get, load_yaml
+from coursehub import hubpython, sops
+from coursehub.courses import ENCRYPTED_SUFFIX, SECRET_SUFFIX, Course, Layer, get
 from coursehub.errors import CoursehubError, Problem
 from coursehub.paths import display
 
@@ -201,16 +202,22 @@ def _columns(name: str, header: list[str], student_column: str) -> tuple[str, st
 
 
 def write_membership(course: Course, groups: list[RosterGroup]) -> Path:
-    """Write the groups, accounts and members into values/<course>.secret.yaml, keeping its other keys.
+    """Write the groups, accounts and members into the course's secrets file, keeping its other keys.
 
-    The course is checked with the new membership before anything is written.
+    The file is values/<course>.secret.enc.yaml, encrypted, when it exists or when .sops.yaml has a
+    rule for it and there is no plaintext values/<course>.secret.yaml; else that plaintext file.
+    A new file holds the membership only: nothing is taken from the example file, whose
+    credentials and students are examples. The course is checked with the new membership
+    before anything is written.
     """
     from coursehub.checks import check_values
     from coursehub.upstream import find_chart, load_data
 
     secret = course.course_file.with_name(course.name + SECRET_SUFFIX)
-    example = course.course_file.with_name(course.name + EXAMPLE_SUFFIX)
-    base = load_yaml(secret) if secret.is_file() else (load_yaml(example) if example.is_file() else {})
+    encrypted = course.course_file.with_name(course.name + ENCRYPTED_SUFFIX)
+    current = next((layer for layer in course.layers if layer.path in (secret, encrypted)), None)
+    target = encrypted if encrypted.is_file() or (not secret.is_file() and sops.has_rule(encrypted)) else secret
+    base = copy.deepcopy(current.data) if current else {}
     declaration = {
         "sharedAccounts": [{"group": g.group, "account": g.account} for g in groups],
         "members": {g.group: list(g.members) for g in groups},
@@ -218,10 +225,13 @@ def write_membership(course: Course, groups: list[RosterGroup]) -> Path:
     base.setdefault("jupyterhub", {}).setdefault("custom", {}).setdefault("coursehub", {})
     base["jupyterhub"]["custom"]["coursehub"].update(declaration)
     layers = tuple(layer for layer in course.layers if not layer.private)
-    trial = Course(course.name, course.course_file, (*layers, Layer(secret, base)), course.chart_defaults)
+    trial = Course(course.name, course.course_file, (*layers, Layer(target, base)), course.chart_defaults)
     problems = check_values(trial, load_data(find_chart()))
     if problems:
         raise CoursehubError(problems)
+    if target == encrypted:
+        sops.write_encrypted(encrypted, base)
+        return encrypted
     fd, tmp = tempfile.mkstemp(dir=secret.parent, prefix=f".{secret.name}.")
     with os.fdopen(fd, "w") as f:
         f.write("# The course's private values (git-ignored). Group membership written by `make groups`.\n")

@@ -1,0 +1,240 @@
+"""`make health`: after a deploy, check the course's hub the way a class will use it.
+
+Through the hub's public URL and REST API, with a token from
+$JUPYTERHUB_API_TOKEN (scopes: admin:users, admin:servers, access:servers,
+admin:groups, read:roles). Checks, in order:
+- the hub answers;
+- a health-check user's server starts, runs code in a kernel, has RTC on, and
+  keeps its RTC stores (Y store, file-ID database) off the home directory;
+- every shared account exists and its group holds the role that lets members
+  start and use it (access "roles");
+and always stops the health-check user's server and deletes the user.
+Each problem is one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from coursehub import hubpython
+from coursehub.courses import Course, get
+from coursehub.errors import CoursehubError, Problem
+
+TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
+USER = "coursehub-health"
+PROBE_FILE = "coursehub-health.txt"
+# Runs in the kernel: the server is the kernel's parent process; its command line carries the RTC flags.
+KERNEL_CODE = """
+import json, os
+cmd = open(f"/proc/{os.getppid()}/cmdline", "rb").read().split(b"\\0")
+flags = dict(a.decode()[2:].split("=", 1) for a in cmd if a.startswith(b"--") and b"=" in a)
+print(json.dumps({"answer": 6 * 7, "home": os.path.realpath(os.path.expanduser("~")), "flags": flags,
+                  "exists": {k: os.path.exists(v) for k, v in flags.items() if k.endswith("db_path")}}))
+"""
+STORES = {"SQLiteYStore.db_path": "the Y store", "BaseFileIdManager.db_path": "the file-ID database"}
+
+
+class _Api:
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {token}"
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.request(method, self.url + path, timeout=30, **kwargs)
+
+
+def health(course: Course, hub_url: str, timeout: float = 300, say: Callable[[str], None] = print) -> list[Problem]:
+    """Every problem found, one per line; [] when the hub is healthy."""
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        raise CoursehubError(
+            Problem(TOKEN_ENV, "", "is not set", "export a hub API token with admin:users and admin:servers scopes")
+        )
+    api = _Api(hub_url, token)
+    where = f"hub {api.url}"
+    try:
+        version = api("GET", "/hub/api/").json()["version"]
+    except (requests.RequestException, ValueError, KeyError) as e:
+        return [Problem(where, "", f"does not answer ({type(e).__name__})", "check HUB_URL and the hub pod's log")]
+    say(f"{where}: answers (JupyterHub {version})")
+    problems: list[Problem] = []
+    try:
+        problems += _server(api, where, timeout, say)
+    finally:
+        problems += _clean_up(api, where, timeout)
+    problems += _shared_accounts(course, api, where, say)
+    return problems
+
+
+def _server(api: _Api, where: str, timeout: float, say: Callable[[str], None]) -> list[Problem]:
+    created = api("POST", f"/hub/api/users/{USER}")
+    if created.status_code not in (201, 409):
+        return [
+            Problem(where, f"users/{USER}", f"cannot be created ({created.status_code})", "give the token admin:users")
+        ]
+    started = time.monotonic()
+    r = api("POST", f"/hub/api/users/{USER}/server")
+    if r.status_code not in (201, 202, 400):  # 400: already running
+        return [
+            Problem(
+                where,
+                f"users/{USER}/server",
+                f"did not start (the hub answered {r.status_code})",
+                "read the hub's and the user pod's log (image pull, resources, the singleuser command)",
+            )
+        ]
+    server = _wait(api, lambda s: s.get("ready") is True or not s, timeout)
+    if not server.get("ready"):
+        state = "still pending" if server.get("pending") else "stopped before it was ready"
+        return [
+            Problem(
+                where,
+                f"users/{USER}/server",
+                f"did not start within {timeout:.0f} s ({state})",
+                "read the hub's and the user pod's log (image pull, resources, the singleuser command)",
+            )
+        ]
+    say(f"{where}: {USER}'s server started in {time.monotonic() - started:.0f} s")
+    base = f"/user/{USER}"
+    problems: list[Problem] = []
+    try:
+        result = asyncio.run(_run_in_kernel(api, base))
+    except Exception as e:  # the kernel and its websocket can fail in many ways; each is the same problem
+        return [Problem(where, f"{base}/api/kernels", f"cannot run code in a kernel ({e})", "read the server's log")]
+    if result.get("answer") != 42:
+        return [Problem(where, f"{base}/api/kernels", "a kernel ran the code but did not answer", "read the log")]
+    say(f"{where}: a kernel on {USER}'s server runs code")
+    home = result["home"]
+    for flag, what in STORES.items():
+        path = result["flags"].get(flag)
+        if not path or path == home or path.startswith(home.rstrip("/") + "/"):
+            problems.append(
+                Problem(where, f"{USER}'s server --{flag}", f"puts {what} in the home directory", "see make validate")
+            )
+        elif flag == "BaseFileIdManager.db_path" and not result["exists"].get(flag):
+            problems.append(Problem(where, f"{USER}'s server --{flag}", f"{what} was not created", "read the log"))
+    if _rtc_on(api, base):
+        say(f"{where}: RTC is on, its stores are off the home directory" if not problems else f"{where}: RTC is on")
+    else:
+        problems.append(
+            Problem(where, f"{USER}'s server", "has RTC off (no collaboration API)", "check the image's packages")
+        )
+    return problems
+
+
+def _wait(api: _Api, done: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    server: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        r = api("GET", f"/hub/api/users/{USER}")
+        if r.status_code == 404:
+            return {}
+        server = r.json().get("servers", {}).get("", {})
+        if done(server):
+            return server
+        time.sleep(0.5)
+    return server
+
+
+async def _run_in_kernel(api: _Api, base: str) -> dict[str, Any]:
+    r = api("POST", f"{base}/api/kernels", json={})
+    r.raise_for_status()
+    kernel = r.json()["id"]
+    try:
+        url = api.url.replace("http", "ws", 1) + f"{base}/api/kernels/{kernel}/channels"
+        headers = {"Authorization": api.session.headers["Authorization"]}
+        connection = await websocket_connect(HTTPRequest(url, headers=headers))
+        msg_id = uuid.uuid4().hex
+        message = {
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": USER, "session": msg_id},
+            "parent_header": {},
+            "metadata": {},
+            "content": {"code": KERNEL_CODE, "silent": False, "store_history": False, "allow_stdin": False},
+            "channel": "shell",
+        }
+        await connection.write_message(json.dumps(message))
+        output = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            raw = await asyncio.wait_for(connection.read_message(), deadline - time.monotonic())
+            if raw is None:
+                break
+            reply = json.loads(raw)
+            if reply.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if reply["msg_type"] == "stream":
+                output += reply["content"]["text"]
+            if reply["msg_type"] == "error":
+                raise RuntimeError(f"{reply['content']['ename']}: {reply['content']['evalue']}")
+            if reply["msg_type"] == "status" and reply["content"]["execution_state"] == "idle":
+                break  # iopub: every output of the request came before this
+        connection.close()
+        if not output.strip():
+            raise RuntimeError("the kernel printed nothing")
+        return json.loads(output.strip().splitlines()[-1])
+    finally:
+        api("DELETE", f"{base}/api/kernels/{kernel}")
+
+
+def _rtc_on(api: _Api, base: str) -> bool:
+    """The collaboration API answers for a file: jupyter-collaboration >= 2, else jupyter_server_ydoc / 1.x."""
+    api("PUT", f"{base}/api/contents/{PROBE_FILE}", json={"type": "file", "format": "text", "content": ""})
+    try:
+        body = {"format": "text", "type": "file"}
+        for path in (f"/api/collaboration/session/{PROBE_FILE}", f"/api/yjs/roomid/{PROBE_FILE}"):
+            if api("PUT", base + path, json=body).status_code in (200, 201):
+                return True
+        return False
+    finally:
+        api("DELETE", f"{base}/api/contents/{PROBE_FILE}")
+
+
+def _clean_up(api: _Api, where: str, timeout: float) -> list[Problem]:
+    """Stop the health-check user's server (waiting out a pending start) and delete the user."""
+    if api("GET", f"/hub/api/users/{USER}").status_code == 404:
+        return []
+    _wait(api, lambda s: not s.get("pending"), timeout)
+    api("DELETE", f"/hub/api/users/{USER}/server")
+    server = _wait(api, lambda s: not s, timeout)
+    deleted = api("DELETE", f"/hub/api/users/{USER}")
+    if server or deleted.status_code not in (204, 404):
+        return [Problem(where, f"users/{USER}", "could not be stopped and deleted", "delete it in the admin page")]
+    return []
+
+
+def _shared_accounts(course: Course, api: _Api, where: str, say: Callable[[str], None]) -> list[Problem]:
+    declaration = get(course.values(), ("jupyterhub", "custom", "coursehub")) or {}
+    if str(declaration.get("access") or "roles") != "roles":
+        return []  # access "shares": make sync-groups keeps and checks the shares
+    problems: list[Problem] = []
+    accounts = hubpython.load().parse(declaration)
+    for account in accounts:
+        group = api("GET", f"/hub/api/groups/{quote(account.group, safe='')}")
+        user = api("GET", f"/hub/api/users/{quote(account.account, safe='')}")
+        roles = group.json().get("roles", []) if group.ok else []
+        if user.status_code != 200:
+            problems.append(Problem(where, f"users/{account.account}", "does not exist", "restart the hub"))
+        elif account.role_name not in roles:
+            problems.append(
+                Problem(
+                    where,
+                    f"groups/{account.group}",
+                    f"lacks the role {account.role_name}, so its members cannot start {account.account}",
+                    "restart the hub (roles load at start-up)",
+                )
+            )
+    if accounts and not problems:
+        say(f"{where}: {len(accounts)} shared accounts, each startable by its group's role")
+    return problems
