@@ -72,7 +72,7 @@ def test_the_same_value_quoted_passes(values_dir: Path) -> None:
     ("entry", "role"),
     [
         ({"mine": {"name": "coursehub-access-shared-1", "scopes": ["self"]}}, "mine"),
-        ({"coursehub-shared-accounts": {"scopes": ["self"]}}, "coursehub-shared-accounts"),  # name from the key
+        ({"coursehub-reconciler": {"scopes": ["self"]}}, "coursehub-reconciler"),  # name from the key
     ],
 )
 def test_a_load_roles_entry_named_like_coursehubs_own_role_is_refused(

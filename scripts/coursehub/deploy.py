@@ -79,8 +79,7 @@ def deploy(
 def shown_command(command: list[str], staged: Path, dependency: Path) -> str:
     """The command as someone can run it again later: the chart is chart/ (the staged copy is
     deleted when deploy returns), and a line before it says what chart/charts/ must hold."""
-    args = [display(CHART) if arg == str(staged) else arg for arg in command]
-    args[0] = display(Path(args[0]))
+    args = [display(CHART) if arg == str(staged) else arg for arg in command]  # helm itself: its full path
     bundled = CHART / "charts"
     if dependency.resolve().parent == bundled.resolve():
         needs = f"# chart/charts/ holds the {NAME} dependency ({dependency.name})"

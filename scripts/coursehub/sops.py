@@ -198,6 +198,6 @@ def shell_decrypt(private: Path) -> str | None:
     for encrypted, path in _private.items():
         if path == private:
             return (
-                "<(" + shlex.join([display(binary()), "--disable-version-check", "decrypt", display(encrypted)]) + ")"
+                "<(" + shlex.join([str(binary()), "--disable-version-check", "decrypt", display(encrypted)]) + ")"
             )
     return None
