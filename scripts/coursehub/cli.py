@@ -168,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         course = load_course(args.course)
         print(bench.validate_vs_render(course, helm, args.repetitions), flush=True)
+        print(bench.env_build(course), flush=True)
         print(bench.hub_startup(course, args.hub_repetitions), flush=True)
         print(bench.visitor_cache(course), flush=True)
         print(bench.scale(course, args.groups, args.students, args.hub_repetitions), flush=True)
