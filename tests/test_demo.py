@@ -1,4 +1,4 @@
-"""`make demo` as a newcomer meets it: where to go, and the log kept after stop (its environment build: test_image_env.py).
+"""`make demo` as a newcomer meets it: where to go, and the log kept after it stops (env builds: test_image_env.py).
 
 The demo runs for real (the entry point the Makefile calls, a real hub and
 proxy on 127.0.0.1) and is stopped with Ctrl-C (SIGINT), as a person stops it.

@@ -314,7 +314,7 @@ def env_build(course: Course) -> str:
 
 
 def _pip_build(requirements: Path, env: Path, environ: dict[str, str]) -> str:
-    """How environments were built before uv: `python -m venv`, then pip from the requirements. Returns pip's version."""
+    """The build before uv: `python -m venv`, then pip from the requirements. Returns pip's version."""
     subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, env=environ)
     pip = [str(env / "bin" / "python"), "-m", "pip"]
     result = subprocess.run(
