@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -281,3 +284,45 @@ def visitor_cache(course: Course, caches: tuple[int, ...] = (1, 10, 300), second
                 + (f"{refused:.1f} s, at most {cache} s)" if refused < cap else f"over {cap:.0f} s, at most {cache} s)")
             )
     return "hub auth requests per active user per minute: " + "; ".join(found)
+
+
+def env_build(course: Course) -> str:
+    """A first run's build of the course's deployed image environment: uv (what `ensure_env` runs) against pip.
+
+    Both start from an empty temporary cache and fetch the same pinned files from
+    PyPI (this machine's pip and uv configuration, such as a local mirror, is off
+    for both), so the ratio is what a newcomer's first run sees, not a warm cache's.
+    """
+    from coursehub.images import build_env, deployed
+
+    variant = deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"])
+    with tempfile.TemporaryDirectory(prefix="coursehub-bench-env-") as tmp:
+        root = Path(tmp)
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+        start = time.perf_counter()
+        build_env(variant, root / "uv", {**clean, "UV_NO_CONFIG": "1", "UV_CACHE_DIR": str(root / "uv-cache")})
+        uv_s = time.perf_counter() - start
+        pip_env = {**clean, "PIP_CONFIG_FILE": os.devnull, "PIP_CACHE_DIR": str(root / "pip-cache")}
+        start = time.perf_counter()
+        pip_version = _pip_build(variant.requirements, root / "pip", pip_env)
+        pip_s = time.perf_counter() - start
+    return (
+        f"first-run env build uv/pip: {uv_s / pip_s:.2f} (uv {uv_s:.1f} s, pip {pip_s:.1f} s; {variant.ref}, "
+        f"{len(variant.pins())} pins; caches cold: empty temporary caches for both, both from PyPI; "
+        f"python -m venv + pip {pip_version} as before; goal <= 0.3)"
+    )
+
+
+def _pip_build(requirements: Path, env: Path, environ: dict[str, str]) -> str:
+    """The build before uv: `python -m venv`, then pip from the requirements. Returns pip's version."""
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, env=environ)
+    pip = [str(env / "bin" / "python"), "-m", "pip"]
+    result = subprocess.run(
+        [*pip, "install", "--disable-pip-version-check", "-r", str(requirements)],
+        capture_output=True,
+        text=True,
+        env=environ,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"pip could not build {requirements} for the benchmark:\n{result.stdout[-1500:]}")
+    return subprocess.run([*pip, "--version"], capture_output=True, text=True, check=True).stdout.split()[1]

@@ -149,6 +149,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     course = load_course(args.course)
     helm = _helm(args)
     print(bench.validate_vs_render(course, helm, args.repetitions), flush=True)
+    print(bench.env_build(course), flush=True)
     print(bench.hub_startup(course, args.hub_repetitions), flush=True)
     print(bench.visitor_cache(course), flush=True)
     print(bench.scale(course, args.groups, args.students, args.hub_repetitions), flush=True)

@@ -8,20 +8,27 @@ A course's values deploy the variant whose folder is named by
 `singleuser.image.tag`. No container engine exists here, so an image's Python
 environment is built as a venv in .tools/envs/<course>-<tag>-<hash of its
 requirements>: changing a pin builds a new environment for that variant and
-leaves every other one alone.
+leaves every other one alone. Environments are built with uv (pinned in
+requirements.in, run from coursehub's own venv): several times faster than pip
+on a first run (`make bench` measures it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
+import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
+from typing import IO
 
 import yaml
 
@@ -31,6 +38,7 @@ from coursehub.paths import ROOT, TOOLS, display
 IMAGES = ROOT / "image"
 ENVS = TOOLS / "envs"
 _COMPLETE = ".coursehub-complete"
+BUILDER = b"uv\n"
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,9 @@ class Variant:
 
     @property
     def env(self) -> Path:
-        digest = hashlib.sha256(self.requirements.read_bytes()).hexdigest()[:12]
+        # The builder is part of the name: environments pip built earlier (with pip and setuptools
+        # inside) are not taken for uv's, so the image check runs on what a new machine builds.
+        digest = hashlib.sha256(BUILDER + self.requirements.read_bytes()).hexdigest()[:12]
         return ENVS / f"{self.course}-{self.tag}-{digest}"
 
     @property
@@ -112,85 +122,161 @@ def deployed(course: str, tag: str, images: Path = IMAGES) -> Variant:
     )
 
 
-def ensure_env(variant: Variant) -> Path:
-    """The variant's environment, built first if needed. Returns the venv folder.
+def uv_bin() -> Path:
+    """uv from the venv coursehub runs in (requirements pin and hash it), never whatever `uv` is on PATH."""
+    uv = Path(sysconfig.get_path("scripts")) / "uv"
+    if not uv.is_file():
+        raise CoursehubError(
+            Problem(
+                "requirements.txt",
+                "uv",
+                f"is not installed in coursehub's venv ({sys.prefix})",
+                "run make venv, which installs the pinned uv",
+            )
+        )
+    return uv
 
-    A first build takes minutes: it reports each step, with package counts and
-    sizes, on stderr so nobody stares at a silent terminal.
+
+def ensure_env(variant: Variant) -> Path:
+    """The variant's environment, built first if needed. Returns the venv folder."""
+    if not variant.built:
+        build_env(variant, variant.env)
+    return variant.env
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+HEARTBEAT_S = 15.0
+
+
+def build_env(variant: Variant, env: Path, environ: Mapping[str, str] | None = None) -> None:
+    """Build the variant's environment in `env` with uv, reporting each step with counts and sizes on stderr.
+
+    Whatever stops the build (a bad pin, no network, Ctrl-C) removes the
+    half-built folder, so the next run starts clean; a failure of uv is one
+    line naming the requirements file and, when uv names it, the pin.
+    `environ` replaces the process environment for uv (the benchmark gives it
+    an empty cache).
     """
-    env = variant.env
-    if variant.built:
-        return env
-    if env.exists():  # an earlier build was interrupted
+    uv = uv_bin()
+    if env.exists():  # an earlier build was interrupted before this code removed it
         shutil.rmtree(env)
     total = len(variant.pins())
     started = time.monotonic()
-    say = partial(print, file=sys.stderr, flush=True)
-    say(f"building {variant.ref}'s Python environment in {display(env)} (once; cached afterwards)")
-    say("  step 1/3: creating the virtual environment")
-    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
-    say(f"  step 2/3: installing {total} pinned packages from {display(variant.requirements)} (pip; minutes)")
-    progress = PipProgress(total)
-    tail: list[str] = []
+    _say(f"building {variant.ref}'s Python environment in {display(env)} (once; cached afterwards)")
+    try:
+        _say("  step 1/3: creating the virtual environment (uv venv)")
+        # --no-project: the repository's pyproject.toml describes coursehub, not the image.
+        venv = [str(uv), "venv", "--no-project", "--color", "never", "--python", sys.executable, str(env)]
+        _run_uv(venv, variant, UvProgress(0), "check that coursehub's Python and its venv are intact", environ)
+        _say(f"  step 2/3: installing {total} pinned packages from {display(variant.requirements)} (uv)")
+        install = [str(uv), "pip", "install", "--color", "never", "--python", str(env / "bin" / "python")]
+        fix = "correct the pin uv names: a version that exists on the index for this Python"
+        _run_uv([*install, "-r", str(variant.requirements)], variant, UvProgress(total), fix, environ)
+        (env / _COMPLETE).write_text(variant.requirements.read_text())
+    except BaseException:
+        shutil.rmtree(env, ignore_errors=True)
+        raise
+    size = sum(f.stat().st_size for f in env.rglob("*") if f.is_file() and not f.is_symlink())
+    _say(f"  step 3/3: done: {total} packages, {size / 1e6:.1f} MB on disk, in {time.monotonic() - started:.0f} s")
+
+
+def _run_uv(
+    command: list[str], variant: Variant, progress: UvProgress, fix: str, environ: Mapping[str, str] | None
+) -> None:
+    """Run uv, turning its output into progress lines; while it is silent (downloads), say so every HEARTBEAT_S."""
+    lines: queue.Queue[str | None] = queue.Queue()
+    output: list[str] = []
     with subprocess.Popen(
-        [
-            str(env / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "-r",
-            str(variant.requirements),
-        ],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    ) as pip:
-        assert pip.stdout is not None
-        for line in pip.stdout:
-            tail = [*tail[-40:], line]
-            message = progress.feed(line)
-            if message:
-                say(f"    {message}")
-    if pip.returncode != 0:
-        shutil.rmtree(env, ignore_errors=True)
-        raise CoursehubError(
-            Problem(
-                display(variant.requirements),
-                "",
-                "pip could not build the environment:\n" + "".join(tail)[-2000:],
-                "correct the pins named above",
-            )
-        )
-    (env / _COMPLETE).write_text(variant.requirements.read_text())
-    size = sum(f.stat().st_size for f in env.rglob("*") if f.is_file() and not f.is_symlink())
-    say(f"  step 3/3: done: {total} packages, {size / 1e6:.0f} MB on disk, in {time.monotonic() - started:.0f} s")
-    return env
+        env=dict(environ if environ is not None else os.environ),
+    ) as uv:
+        # A thread reads, so that the wait for the next line can time out (select() misses lines already buffered).
+        assert uv.stdout is not None
+        reader = threading.Thread(target=_pump, args=(uv.stdout, lines.put), daemon=True)
+        reader.start()
+        started = time.monotonic()
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=HEARTBEAT_S)
+                except queue.Empty:
+                    _say(f"    still {progress.phase} ({time.monotonic() - started:.0f} s)")
+                    continue
+                if line is None:
+                    break
+                output.append(line)
+                message = progress.feed(line)
+                if message:
+                    _say(f"    {message}")
+        except BaseException:
+            uv.kill()
+            raise
+    if uv.returncode != 0:
+        raise CoursehubError(_failure(variant, output, uv.returncode, fix))
 
 
-class PipProgress:
-    """Turns pip's output into a line every `every` packages: how many of the pins, and how many MB so far."""
+def _pump(stream: IO[str], put: Callable[[str | None], None]) -> None:
+    for line in stream:
+        put(line)
+    put(None)
 
-    def __init__(self, total: int, every: int = 10) -> None:
-        self.total, self.every = total, every
-        self.collected = 0
-        self.megabytes = 0.0
+
+def _failure(variant: Variant, output: list[str], status: int, fix: str) -> Problem:
+    """uv's error as one line: its `error:` line and the causes under it, naming the pin when uv names one."""
+    text = "".join(output)
+    start = next((i for i, line in enumerate(output) if line.startswith("error:")), max(len(output) - 5, 0))
+    parts = [re.sub(r"^(error|caused by|cause|hint):\s*|^[\s╰─▶]+", "", line.strip()) for line in output[start:]]
+    reason = "; ".join(p for p in parts if p) or f"uv exited with status {status} and no message"
+    named = [f"{name}=={version}" for name, version in variant.pins().items() if f"{name}=={version}" in text.lower()]
+    return Problem(
+        display(variant.requirements),
+        named[0] if named else "",
+        f"uv could not build the environment ({reason[:600]}); nothing was kept",
+        fix,
+    )
+
+
+class UvProgress:
+    """One line per step of `uv pip install` (resolve, fetch, install), with counts; `phase` says what runs now.
+
+    uv prints a summary line when each step ends (nothing while it downloads when
+    its output is not a terminal), so the step lines are those summaries and the
+    waits between them get a heartbeat naming the step under way.
+    """
+
+    _STEP = re.compile(r"^(Resolved|Prepared|Installed|Audited) (\d+) packages? in (\S+)$")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.phase = "creating the environment" if total == 0 else f"resolving {total} pins"
+        self.installed: list[str] = []  # name==version, as uv lists them
 
     def feed(self, line: str) -> str | None:
         line = line.strip()
-        size = re.search(r"^(?:Downloading|Using cached) \S+ \(([\d.]+) (kB|MB|GB)\)$", line)
-        if size:
-            self.megabytes += float(size[1]) * {"kB": 1e-3, "MB": 1.0, "GB": 1e3}[size[2]]
+        if line.startswith("+ "):
+            self.installed.append(line[2:].strip())
             return None
-        if line.startswith(("Collecting ", "Processing ")):  # from the index, or a wheel in a local mirror
-            self.collected += 1
-            local = Path(line.removeprefix("Processing ").split(" (from ")[0])
-            if line.startswith("Processing ") and local.is_file():
-                self.megabytes += local.stat().st_size / 1e6
-            if self.collected % self.every == 0 or self.collected == self.total:
-                return f"fetched {self.collected}/{self.total} packages ({self.megabytes:.1f} MB so far)"
+        if line.startswith("warning:"):
+            return line
+        step = self._STEP.match(line)
+        if not step:
             return None
-        if line.startswith("Installing collected packages:"):
-            count = len(line.partition(":")[2].split(","))
-            return f"unpacking {count} packages ({self.megabytes:.1f} MB downloaded) into the environment"
-        return None
+        verb, count, took = step[1], int(step[2]), step[3]
+        if verb == "Resolved":
+            self.phase = f"downloading and unpacking (of {count} packages)"
+            unpinned = count - self.total
+            extra = f"; {unpinned} of them not pinned in the file" if unpinned > 0 else ""
+            return f"resolved {count} packages for {self.total} pins in {took}{extra}"
+        if verb == "Prepared":
+            self.phase = "installing into the environment"
+            return f"fetched {count} packages (downloads and uv's cache) in {took}"
+        if verb == "Installed":
+            self.phase = "finishing"
+            return f"installed {count} packages into the environment in {took}"
+        return f"{count} packages already installed ({took})"

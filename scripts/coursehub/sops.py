@@ -197,7 +197,5 @@ def shell_decrypt(private: Path) -> str | None:
     a printed command still works after this process has removed the file."""
     for encrypted, path in _private.items():
         if path == private:
-            return (
-                "<(" + shlex.join([str(binary()), "--disable-version-check", "decrypt", display(encrypted)]) + ")"
-            )
+            return "<(" + shlex.join([str(binary()), "--disable-version-check", "decrypt", display(encrypted)]) + ")"
     return None

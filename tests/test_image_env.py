@@ -1,0 +1,82 @@
+"""Image environments are built with uv: each step reported with counts and sizes, a bad pin one line and no folder.
+
+Real builds from PyPI of a two-package variant in a tmp folder, with an empty
+uv cache of their own (so the packages really are downloaded) and a PATH with
+no uv on it (the uv used is the one pinned in coursehub's venv).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from coursehub import images
+from coursehub.errors import CoursehubError
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """image/tiny/1/ in tmp_path, environments in tmp_path/envs; returns its requirements file."""
+    (tmp_path / "image" / "tiny" / "1").mkdir(parents=True)
+    (tmp_path / "image" / "tiny" / "image.yaml").write_text("name: example/tiny\n")
+    monkeypatch.setattr(images, "ENVS", tmp_path / "envs")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    (tmp_path / "no-bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
+    return tmp_path / "image" / "tiny" / "1" / "requirements.txt"
+
+
+def test_an_environment_is_built_with_uv_and_reports_each_step(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny.write_text("six==1.16.0\niniconfig==2.0.0\n")
+    started = time.monotonic()
+    env = images.ensure_env(images.deployed("tiny", "1", tmp_path / "image"))
+    took = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert env.parent == tmp_path / "envs" and images.deployed("tiny", "1", tmp_path / "image").built
+    imported = subprocess.run(
+        [str(env / "bin" / "python"), "-c", "import six, iniconfig; print(six.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert imported.stdout.strip() == "1.16.0"
+    assert "uv = " in (env / "pyvenv.cfg").read_text()  # uv made the venv, not python -m venv
+    assert "step 1/3: creating the virtual environment (uv venv)" in err
+    assert "step 2/3: installing 2 pinned packages from" in err and "(uv)" in err
+    assert re.search(r"resolved 2 packages for 2 pins in [\d.]+m?s\n", err), err
+    assert re.search(r"fetched 2 packages \(downloads and uv's cache\) in [\d.]+m?s\n", err), err
+    assert re.search(r"installed 2 packages into the environment in [\d.]+m?s\n", err), err
+    done = re.search(r"step 3/3: done: 2 packages, ([\d.]+) MB on disk, in (\d+) s", err)
+    assert done and float(done[1]) > 0 and int(done[2]) <= took + 1, err
+    assert (tmp_path / "uv-cache").is_dir()  # downloaded into the test's own empty cache
+    images.ensure_env(images.deployed("tiny", "1", tmp_path / "image"))
+    assert capsys.readouterr().err == ""  # built once: silent afterwards
+
+
+def test_a_dependency_left_unpinned_is_counted_in_the_resolve_line(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny.write_text("python-dateutil==2.9.0.post0\n")  # depends on six, which the file does not pin
+    images.ensure_env(images.deployed("tiny", "1", tmp_path / "image"))
+    assert "resolved 2 packages for 1 pins in " in (err := capsys.readouterr().err) and "1 of them not pinned" in err
+
+
+def test_a_bad_pin_is_one_line_naming_it_and_leaves_no_folder(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny.write_text("six==1.16.0\niniconfig==99.0.0\n")
+    variant = images.deployed("tiny", "1", tmp_path / "image")
+    with pytest.raises(CoursehubError) as failed:
+        images.ensure_env(variant)
+    message = str(failed.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{tiny}: iniconfig==99.0.0: uv could not build the environment ("), message
+    assert "no version of iniconfig==99.0.0" in message and "Fix: correct the pin" in message, message
+    assert not variant.env.exists() and list((tmp_path / "envs").iterdir()) == []
+    assert "step 3/3" not in capsys.readouterr().err
