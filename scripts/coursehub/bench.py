@@ -147,7 +147,7 @@ def scale(course: Course, groups: int, students: int, repetitions: int) -> str:
 
     import requests
 
-    from coursehub import sync
+    from coursehub import hubpython, sync
     from coursehub.images import deployed, ensure_env
     from coursehub.localhub import LocalHub, classify, make_plan, plain_hub_config
     from coursehub.upstream import load_data
@@ -191,19 +191,23 @@ def scale(course: Course, groups: int, students: int, repetitions: int) -> str:
                         break
                     time.sleep(0.2)
                 pid = server["servers"][""]["state"]["pid"]
-                plain, restarts = [], []
+                plain, restarts, in_step = [], [], []
                 for _ in range(repetitions):
                     baseline = LocalHub(plain_plan, config=plain_config)
                     plain.append(baseline.start())
                     baseline.stop()
-                    restarts.append(hub.restart(timeout=600))
+                    began = time.perf_counter()
+                    restarts.append(hub.restart(timeout=600, reconciled=False))  # serving again
+                    hub.wait_for_log(hubpython.reconciler().IN_STEP, hub.started_at, timeout=600)
+                    in_step.append(time.perf_counter() - began)
                 kept = _alive(pid) and requests.get(f"{plan.url}/user/collab-g-0002/api/status").status_code != 503
             finally:
                 hub.stop()
         p, c = statistics.median(plain), statistics.median(restarts)
         lines += [
             f"scale ({access}): {groups} groups, {students} students: first sync {populated:.1f} s; restart median "
-            f"{c:.2f} s against an empty hub's start {p:.2f} s ({repetitions} each); "
+            f"{c:.2f} s to serving again (reconciled: {statistics.median(in_step):.2f} s) against an empty hub's "
+            f"start {p:.2f} s ({repetitions} each); "
             f"a running shared server kept through every restart: {'yes' if kept else 'NO'}",
             f"sync requests at {groups} groups ({access}): initial {initial}, steady {steady}, one move {one_move}",
             f"roster change to enforcement ({access}): {enforced:.2f} s (sync of one move, then the student's start "

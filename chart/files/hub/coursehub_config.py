@@ -67,6 +67,7 @@ ROLE_PREFIX = "coursehub-access-"
 OWNER = "coursehub.course"
 DEFAULT_ACCOUNT_PREFIX = "collab-"
 RECONCILER = "coursehub-reconciler"  # the managed service and its role
+PAGE = 1000  # the reconciler's page size (see apply: the hub's api_page_max_limit is raised to it)
 # Where the reconciler and this file are in the hub container (the chart mounts the ConfigMap there), and the
 # files z2jh reads the chart values from (Secret/hub, and hub.existingSecret when there is one).
 HUB_FILES = Path(os.environ.get("COURSEHUB_HUB_FILES", "/usr/local/etc/coursehub"))
@@ -348,6 +349,9 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
             )
     hub.load_roles = roles + settings["load_roles"]
     hub.services = [*_current(hub, "services", []), reconciler_service(course)]
+    # The reconciler reads every group at each run: 1,000 a page instead of JupyterHub's 200 keeps a course of
+    # a thousand groups to a couple of requests (the admin page asks for its own, smaller pages).
+    hub.api_page_max_limit = max(int(_current(hub, "api_page_max_limit", PAGE)), PAGE)
 
     log = logging.getLogger("JupyterHub")
     for group, why in settings["refused"].items():

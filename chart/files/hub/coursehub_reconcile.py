@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import coursehub_config as rules  # the declaration's rules: next to this file in the hub too
 
 BATCH = 200  # names per request: bounded, whatever the course size
-PAGE = 200  # JupyterHub's default api_page_max_limit
+PAGE = rules.PAGE  # a hub whose api_page_max_limit is lower returns smaller pages, and pagination goes on
 # What each member gets on the account's server with access "shares" (JupyterHub adds the !server= filter).
 # Shares go to each student, not to the group: JupyterHub 5.5 counts a group's shares for the user's own
 # session but not for the OAuth tokens a server checks.
@@ -205,12 +205,12 @@ class Plan:
 
     @property
     def intent(self) -> Ledger:
-        """What the ledger says while changes are under way: everything that is or is about to be coursehub's,
-        and only the share digests that stay true (a digest changes only once its shares are all applied)."""
+        """What the ledger says while changes are under way: everything that is or is about to be coursehub's.
+        Share digests change only at the end, once every share is applied."""
         return Ledger(
             {**self.before.groups, **self.after.groups},
             self.before.accounts | self.after.accounts,
-            {k: v for k, v in self.before.shared.items() if self.after.shared.get(k) == v},
+            dict(self.before.shared),
             complete=False,
         )
 
@@ -327,14 +327,19 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
                 after.shared.pop(a.account)
             continue
         existing = groups.get(a.group) or {}
-        want = set(a.members) if a.managed else set(existing.get("users") or ())
-        digest = _digest(want)
-        if before.shared.get(a.account) == digest and (not a.managed or set(existing.get("users") or ()) == want):
-            continue  # shared with exactly these members when last applied: nothing to list
-        have = _shared_with(api, a.account) if a.account in (users or {}) or a.account in owned_accounts else set()
+        on_hub = set(existing.get("users") or ())
+        want = set(a.members) if a.managed else on_hub
+        if existing and before.shared.get(a.account) == _digest(on_hub):
+            # Shared with exactly the group's members on the hub when last applied (membership changes are
+            # applied before shares, so a run that stopped in between leaves a digest that no longer matches).
+            have = on_hub
+        elif a.account in (users or {}) or a.account in owned_accounts:
+            have = _shared_with(api, a.account)
+        else:
+            have = set()
         changes += [Change("share", a.account, b) for b in _batches(sorted(want - have))]
         changes += [Change("unshare", a.account, b) for b in _batches(sorted(have - want))]
-        after.shared[a.account] = digest
+        after.shared[a.account] = _digest(want)
     for account in sorted(set(dropped.values()) & set(after.shared)):
         changes.append(Change("unshare-all", account))
         after.shared.pop(account)
@@ -368,9 +373,8 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
         api.call("POST", f"/groups/{_q(ledger_group)}", {}, ok=(409,))
         result.ledger_exists = True
     intent = result.intent
-    if fresh or Ledger(intent.groups, intent.accounts, intent.shared) != Ledger(
-        written.groups, written.accounts, written.shared
-    ):  # new names or changing shares: record them first (membership changes alone need no record)
+    if fresh or (intent.groups, intent.accounts) != (written.groups, written.accounts):
+        # new names: record them first (membership and share changes alone need no record)
         api.call("PUT", f"/groups/{_q(ledger_group)}/properties", intent.properties(result.course))
         written = intent
     for batch in _batches(result.ensure):
@@ -414,7 +418,8 @@ def read_declaration(files: str) -> dict[str, Any]:
     for path in filter(None, files.split(os.pathsep)):
         if os.path.exists(path):
             with open(path) as f:
-                merged = _merge(merged, yaml.safe_load(f) or {})
+                # libyaml's loader where PyYAML has it: a course's values can be large (every membership)
+                merged = _merge(merged, yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {})
     return dict((merged.get("custom") or {}).get("coursehub") or {})
 
 
