@@ -28,7 +28,7 @@ from coursehub.courses import Course, load_course
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
 from coursehub.images import deployed, ensure_env
 from coursehub.localhub import LocalHub, Plan, classify, make_plan
-from coursehub.paths import ROOT, VALUES
+from coursehub.paths import CHART, ROOT, VALUES
 from coursehub.rendered import objects
 from coursehub.upstream import HOW_TO_GET, UpstreamData, find_chart, load_data
 
@@ -286,3 +286,15 @@ def redeploy(hub: LocalHub, values: Path) -> float:
         course, load_data(), Path(hub.plan.workdir), Path(hub.plan.singleuser_bin).parent, classify(course)
     ).values
     return hub.restart()
+
+
+def checkout_with_chart(folder: Path, upstream_chart: Path) -> Path:
+    """A checkout's chart/ whose chart/charts/ holds the upstream chart, as after `make deps`: where a printed
+    deploy command is run later."""
+    shutil.copytree(CHART, folder / "chart", ignore=shutil.ignore_patterns("charts", "__pycache__"))
+    (folder / "chart" / "charts").mkdir()
+    if upstream_chart.is_file():
+        shutil.copyfile(upstream_chart, folder / "chart" / "charts" / upstream_chart.name)
+    else:
+        (folder / "chart" / "charts" / "jupyterhub").symlink_to(upstream_chart, target_is_directory=True)
+    return folder

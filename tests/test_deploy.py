@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import coursehub
-from coursehub.paths import CHART
+from conftest import checkout_with_chart, coursehub
 
 
 def real_secrets(values_dir: Path) -> Path:
@@ -57,13 +55,7 @@ def test_the_dry_run_prints_a_command_that_still_works_afterwards(
 
     # The same command, run later from a checkout whose chart/charts/ holds the dependency, as
     # `helm template` (no cluster here): Helm accepts it and the course's values arrive.
-    checkout = tmp_path / "checkout"
-    shutil.copytree(CHART, checkout / "chart", ignore=shutil.ignore_patterns("charts", "__pycache__"))
-    (checkout / "chart" / "charts").mkdir()
-    if upstream_chart.is_file():
-        shutil.copyfile(upstream_chart, checkout / "chart" / "charts" / upstream_chart.name)
-    else:
-        (checkout / "chart" / "charts" / "jupyterhub").symlink_to(upstream_chart, target_is_directory=True)
+    checkout = checkout_with_chart(tmp_path / "checkout", upstream_chart)
     template = ["template", *[a for a in command[3:] if a != "--create-namespace"]]
     rendered = subprocess.run([command[0], *template], cwd=checkout, capture_output=True, text=True)
     assert rendered.returncode == 0, rendered.stderr

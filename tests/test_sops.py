@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import coursehub
+from conftest import checkout_with_chart, coursehub
 from coursehub import sops
 from coursehub.courses import course_names, load_course
 from coursehub.errors import CoursehubError
-from coursehub.paths import CHART, ROOT
+from coursehub.paths import ROOT
 from coursehub.rendered import hub_values
 
 SECRET = "s3cr3t-from-sops"
@@ -193,13 +193,7 @@ def test_a_dry_run_with_encrypted_secrets_prints_a_command_that_decrypts_again(
     assert f"--values <({shlex.quote(str(sops.binary()))} --disable-version-check decrypt {encrypted})" in line
     assert SECRET not in result.stdout
 
-    checkout = tmp_path / "checkout"
-    shutil.copytree(CHART, checkout / "chart", ignore=shutil.ignore_patterns("charts", "__pycache__"))
-    (checkout / "chart" / "charts").mkdir()
-    if upstream_chart.is_file():
-        shutil.copyfile(upstream_chart, checkout / "chart" / "charts" / upstream_chart.name)
-    else:
-        (checkout / "chart" / "charts" / "jupyterhub").symlink_to(upstream_chart, target_is_directory=True)
+    checkout = checkout_with_chart(tmp_path / "checkout", upstream_chart)
     template = line.replace(" upgrade --install ", " template ", 1).replace(" --create-namespace", "")
     rendered = subprocess.run(["bash", "-c", template], cwd=checkout, capture_output=True, text=True)
     assert rendered.returncode == 0, rendered.stderr

@@ -1,4 +1,0 @@
-"""coursehub's tooling: render, validate and deploy course JupyterHubs.
-
-One entry point, ``python -m coursehub`` (cli.py); the Makefile calls it.
-"""

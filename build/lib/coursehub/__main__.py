@@ -1,3 +1,0 @@
-from coursehub.cli import main
-
-raise SystemExit(main())
