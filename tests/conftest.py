@@ -13,6 +13,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,12 +87,41 @@ def edit(path: Path, change: dict[str, Any] | None = None, text: str | None = No
 
 
 def render_chart(
-    helm: Helm, chart: Path, course: Course | str = "stat159", kube_version: str = DEFAULT_KUBE_VERSION
+    helm: Helm,
+    chart: Path,
+    course: Course | str = "stat159",
+    values: dict[str, Any] | None = None,
+    show_only: list[str] | None = None,
+    kube_version: str = DEFAULT_KUBE_VERSION,
 ) -> list[dict[str, Any]]:
-    """Render a course with real Helm and the real upstream chart."""
+    """Render a course with real Helm and the real upstream chart: every test that renders goes through here.
+
+    `values` overrides the course's layers, as one more values file after them (keys may be dotted:
+    {"archive.run": True}); `show_only` names templates, as `helm template --show-only` does.
+    """
     course = load_course(course) if isinstance(course, str) else course
-    with staged_chart(chart) as staged:
-        return objects(helm.template(staged, course, Release.for_course(course), kube_version))
+    extra: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if values:
+            override = Path(tmp) / "override.yaml"
+            override.write_text(yaml.safe_dump(nested(values)))
+            extra += ["--values", str(override)]
+        for template in show_only or ():
+            extra += ["--show-only", template]
+        with staged_chart(chart) as staged:
+            return objects(helm.template(staged, course, Release.for_course(course), kube_version, extra=extra))
+
+
+def nested(values: dict[str, Any]) -> dict[str, Any]:
+    """{"a.b": 1} as {"a": {"b": 1}} (values files are nested; tests read better dotted)."""
+    out: dict[str, Any] = {}
+    for dotted, value in values.items():
+        node = out
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = nested(value) if isinstance(value, dict) else value
+    return out
 
 
 def find(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

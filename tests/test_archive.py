@@ -27,12 +27,10 @@ from typing import Any
 
 import pytest
 
-from conftest import coursehub
+from conftest import coursehub, render_chart
 from coursehub import kube
-from coursehub.courses import load_course
-from coursehub.helm import Helm, Release, staged_chart
+from coursehub.helm import Helm
 from coursehub.paths import CHART
-from coursehub.rendered import objects
 
 MODULE = CHART / "files" / "archive" / "coursehub_archive.py"
 _spec = importlib.util.spec_from_file_location("coursehub_archive", MODULE)
@@ -473,11 +471,14 @@ def test_retention_prunes_old_archives_but_keeps_each_accounts_newest(tmp_path: 
 # The Jobs, rendered by real Helm with the real z2jh chart.
 
 
-def render(helm: Helm, chart: Path, *sets: str) -> list[dict[str, Any]]:
-    course = load_course("stat159")
-    extra = [a for s in sets for a in ("--set-string" if s.startswith("=") else "--set", s.lstrip("="))]
-    with staged_chart(chart) as staged:
-        return objects(helm.template(staged, course, Release.for_course(course), extra=extra))
+# The settings `make archive` and `make restore` give, plus a schedule: every archive object renders.
+JOB_VALUES = {
+    "archive.run": True,
+    "archive.schedule": "0 3 * * 0",
+    "archive.restore.account": "alice",
+    "archive.restore.archive": "alice-20261125T000000Z.tar.gz",
+    "archive.restore.path": "project/data",
+}
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -488,15 +489,7 @@ def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def jobs(helm: Helm, upstream_chart: Path) -> Iterator[list[dict[str, Any]]]:
     """The archive Job, the CronJob and the restore Job as each pinned Helm renders them."""
-    objs = render(
-        helm,
-        upstream_chart,
-        "archive.run=true",
-        "archive.schedule=0 3 * * 0",
-        "=archive.restore.account=alice",
-        "=archive.restore.archive=alice-20261125T000000Z.tar.gz",
-        "=archive.restore.path=project/data",
-    )
+    objs = render_chart(helm, upstream_chart, values=JOB_VALUES)
     yield [o for o in objs if o["kind"] in ("Job", "CronJob") and is_coursehubs(o)]
 
 
@@ -505,7 +498,7 @@ def is_coursehubs(obj: dict[str, Any]) -> bool:
 
 
 def test_normal_renders_hold_the_archive_code_but_no_job(helm: Helm, upstream_chart: Path) -> None:
-    objs = render(helm, upstream_chart)
+    objs = render_chart(helm, upstream_chart)
     kinds = {(o["kind"], o["metadata"].get("name")) for o in objs}
     assert ("ConfigMap", "coursehub-archive") in kinds
     assert not [o for o in objs if o["kind"] in ("Job", "CronJob") and is_coursehubs(o)]
@@ -549,7 +542,7 @@ def test_every_archive_and_restore_pod_runs_with_least_privilege(jobs: list[dict
 
 
 def test_the_archive_pods_get_no_network(helm: Helm, upstream_chart: Path, jobs: list[dict[str, Any]]) -> None:
-    (policy,) = [o for o in render(helm, upstream_chart) if o["kind"] == "NetworkPolicy" and is_coursehubs(o)]
+    (policy,) = [o for o in render_chart(helm, upstream_chart) if o["kind"] == "NetworkPolicy" and is_coursehubs(o)]
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert "ingress" not in policy["spec"] and "egress" not in policy["spec"]  # no rule: nothing allowed
     selector = policy["spec"]["podSelector"]["matchLabels"]
@@ -593,16 +586,18 @@ def test_the_jobs_run_the_commands_their_values_give(
     ]
     (whole,) = [
         o
-        for o in render(
+        for o in render_chart(
             helm,
             upstream_chart,
-            "archive.run=true",
-            "archive.all=true",
-            "archive.runningServers=skip",
-            "=archive.running={alice,bob}",
-            "archive.retentionDays=180",
-            "archive.maxBytes=5000000000",
-            "=archive.image.digest=sha256:" + "ab" * 32,
+            values={
+                "archive.run": True,
+                "archive.all": True,
+                "archive.runningServers": "skip",
+                "archive.running": ["alice", "bob"],
+                "archive.retentionDays": 180,
+                "archive.maxBytes": 5000000000,
+                "archive.image.digest": "sha256:" + "ab" * 32,
+            },
         )
         if o["kind"] == "Job" and is_coursehubs(o)
     ]
@@ -624,20 +619,20 @@ def test_the_jobs_run_the_commands_their_values_give(
 @pytest.mark.parametrize(
     ("setting", "key"),
     [
-        ("=archive.image.tag=3.12-slim", "archive.image.tag"),
-        ("archive.uid=0", "archive.uid"),
-        ("=archive.runningServers=ignore", "archive.runningServers"),
-        ("=archive.restore.path=../other-home", "archive.restore.path"),
-        ("archive.retentionDays=-1", "archive.retentionDays"),
+        ({"archive.image.tag": "3.12-slim"}, "archive.image.tag"),
+        ({"archive.uid": 0}, "archive.uid"),
+        ({"archive.runningServers": "ignore"}, "archive.runningServers"),
+        ({"archive.restore.path": "../other-home"}, "archive.restore.path"),
+        ({"archive.retentionDays": -1}, "archive.retentionDays"),
     ],
 )
 def test_the_schema_refuses_moving_images_root_and_escaping_paths(
-    helm: Helm, upstream_chart: Path, setting: str, key: str
+    helm: Helm, upstream_chart: Path, setting: dict[str, Any], key: str
 ) -> None:
     from coursehub.errors import CoursehubError
 
     with pytest.raises(CoursehubError, match=key.replace(".", "[./]")):  # Helm 3 says a.b, Helm 4 /a/b
-        render(helm, upstream_chart, setting)
+        render_chart(helm, upstream_chart, values=setting)
 
 
 def test_make_archive_and_restore_print_the_commands_that_start_them() -> None:

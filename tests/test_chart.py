@@ -178,3 +178,11 @@ def test_render_and_deploy_use_the_same_value_layers(helm3: Helm, upstream_chart
     assert [a for a in layers if a != "--values"][:3] == [str(p) for p in course.files]
     assert upgrade[1:4] == ["upgrade", "--install", "stat159"]
     assert upgrade[upgrade.index("--namespace") + 1] == "stat159"
+
+
+def test_render_chart_takes_inline_values_and_shows_only_the_named_templates(helm: Helm, upstream_chart: Path) -> None:
+    """The one rendering helper: inline overrides win over the course's layers; --show-only narrows the render."""
+    (configmap,) = render_chart(helm, upstream_chart, show_only=["templates/hub-python-configmap.yaml"])
+    assert configmap["metadata"]["name"] == "coursehub-hub-python"
+    objs = render_chart(helm, upstream_chart, values={"jupyterhub.singleuser.image.tag": "2026.11.1"})
+    assert hub_values(objs)["singleuser"]["image"]["tag"] == "2026.11.1"  # the course file says 2023.03.1

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import render_chart
 from coursehub import tools
-from coursehub.courses import load_course
-from coursehub.helm import Helm, Release, staged_chart
+from coursehub.helm import Helm
 from coursehub.paths import ROOT
 from coursehub.rendered import objects
 
@@ -28,16 +28,12 @@ CHECKOV = ROOT / ".tools" / f"checkov-{CHECKOV_VERSION}" / "bin" / "checkov"
 # Every object of a Helm render lands in the namespace `helm install` names: the
 # "default namespace" check says nothing about a chart.
 NOISE = "CKV_K8S_21"
-JOBS = (
-    "--set",
-    "archive.run=true",
-    "--set",
-    "archive.schedule=0 3 * * 0",
-    "--set-string",
-    "archive.restore.account=alice",
-    "--set-string",
-    "archive.restore.archive=alice-20261125T000000Z.tar.gz",
-)
+JOBS = {
+    "archive.run": True,
+    "archive.schedule": "0 3 * * 0",
+    "archive.restore.account": "alice",
+    "archive.restore.archive": "alice-20261125T000000Z.tar.gz",
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +70,8 @@ def failed(report: dict[str, Any]) -> list[tuple[str, str]]:
     )
 
 
-def render(upstream_chart: Path, *extra: str) -> list[dict[str, Any]]:
-    course = load_course("stat159")
-    helm = Helm(tools.helm_path(max(tools.HELM_PINS)))
-    with staged_chart(upstream_chart) as staged:
-        return objects(helm.template(staged, course, Release.for_course(course), extra=list(extra)))
+def render(upstream_chart: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
+    return render_chart(Helm(tools.helm_path(max(tools.HELM_PINS))), upstream_chart, values=values)
 
 
 def is_coursehubs(obj: dict[str, Any]) -> bool:
@@ -86,7 +79,7 @@ def is_coursehubs(obj: dict[str, Any]) -> bool:
 
 
 def test_coursehubs_own_objects_fail_no_checkov_check(checkov: Path, upstream_chart: Path, tmp_path: Path) -> None:
-    rendered = render(upstream_chart, *JOBS)
+    rendered = render(upstream_chart, JOBS)
     own = [o for o in rendered if is_coursehubs(o)]
     assert sorted(o["kind"] for o in own) == ["ConfigMap", "ConfigMap", "CronJob", "Job", "Job", "NetworkPolicy"]
     report = run_checkov(checkov, own, tmp_path / "own")
@@ -112,9 +105,7 @@ def test_coursehubs_own_objects_fail_no_checkov_check(checkov: Path, upstream_ch
     # Every skip is one the templates justify, and the digest skip goes once a digest is set.
     assert skipped == ["CKV_K8S_40", "CKV_K8S_43"]
     pinned = [
-        o
-        for o in render(upstream_chart, *JOBS, "--set-string", "archive.image.digest=sha256:" + "ab" * 32)
-        if is_coursehubs(o)
+        o for o in render(upstream_chart, {**JOBS, "archive.image.digest": "sha256:" + "ab" * 32}) if is_coursehubs(o)
     ]
     report = run_checkov(checkov, pinned, tmp_path / "pinned")
     assert failed(report) == []
@@ -123,7 +114,7 @@ def test_coursehubs_own_objects_fail_no_checkov_check(checkov: Path, upstream_ch
 
 def test_checkov_fails_the_jobs_without_their_hardening(checkov: Path, upstream_chart: Path, tmp_path: Path) -> None:
     """The check above can fail: the same Job with its security context taken away fails checkov."""
-    job = next(o for o in render(upstream_chart, *JOBS) if o["kind"] == "Job" and is_coursehubs(o))
+    job = next(o for o in render(upstream_chart, JOBS) if o["kind"] == "Job" and is_coursehubs(o))
     pod = job["spec"]["template"]["spec"]
     del pod["containers"][0]["securityContext"], pod["automountServiceAccountToken"]
     ids = {check for check, _ in failed(run_checkov(checkov, [job], tmp_path / "weak"))}
