@@ -74,7 +74,7 @@ def test_the_hub_python_ships_in_a_configmap_mounted_into_config_d_and_beside_th
     config_d = f"/usr/local/etc/jupyterhub/jupyterhub_config.d/{HUB_PYTHON.name}"
     assert mounts[config_d]["subPath"] == HUB_PYTHON.name  # the one file z2jh executes as config
     # the whole ConfigMap where the hub-side config starts the reconciler service from
-    service = hub_python.reconciler_service("stat159")["command"][1]
+    service = hub_python.reconciler_service()["command"][1]
     assert service.startswith("/usr/local/etc/coursehub/") and "subPath" not in mounts["/usr/local/etc/coursehub/"]
     assert set(mounts) == {config_d, "/usr/local/etc/coursehub/"}
     (volume,) = [v for v in hub["extraVolumes"] if v["name"] == "coursehub-hub-python"]

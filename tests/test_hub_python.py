@@ -84,6 +84,8 @@ def test_apply_keeps_the_hubs_own_roles_services_and_blocked_users_and_blocks_no
     hub_python.apply(c, DECLARATION)
     assert [r["name"] for r in c.JupyterHub.load_roles][:1] == ["graders"]
     assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler", hub_python.RECONCILER]
+    # the reconciler reaches the hub on its own container's loopback, at the hub's port (z2jh: 8081)
+    assert c.JupyterHub.services[1]["environment"]["COURSEHUB_API_URL"] == "http://127.0.0.1:8081/hub/api"
     assert c.Authenticator.blocked_users == ["banned"]  # shared accounts are never blocked users
     assert "load_groups" not in c.JupyterHub  # groups and members are the reconciler's
 

@@ -247,8 +247,9 @@ def configure(c: Any, plan_file: str) -> None:
         )
 
     # 2. coursehub's hub-side Python, as the chart runs it from jupyterhub_config.d (it reads the database
-    # the hub will use, so that is set first)
+    # the hub will use and points its service at the hub's port, so those are set first)
     c.JupyterHub.db_url = f"sqlite:///{workdir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.hub_port = plan.hub_port
     exec(compile(HUB_PYTHON.read_text(), str(HUB_PYTHON), "exec"), {"c": c, "get_config": get_config})
 
     # 3. hub.extraConfig snippets in key order

@@ -307,12 +307,19 @@ def hub_settings(
     return {"load_roles": [*roles, reconciler_role], "refused": refused}
 
 
-def reconciler_service(course: str) -> dict[str, Any]:
-    """The reconciler as a JupyterHub-managed service: started with the hub, restarted if it dies."""
+def reconciler_service(hub_port: int = 8081) -> dict[str, Any]:
+    """The reconciler as a JupyterHub-managed service: started with the hub, restarted if it dies.
+
+    It reaches the hub's API on the loopback of the hub's own container, as z2jh's idle culler does: the
+    hub's public API address is the hub Service, which the hub's network policy need not let the hub reach.
+    """
     return {
         "name": RECONCILER,
         "command": [sys.executable, str(HUB_FILES / "coursehub_reconcile.py"), "--in-hub"],
-        "environment": {"COURSEHUB_VALUES_FILES": VALUES_FILES, "COURSEHUB_COURSE": course},
+        "environment": {
+            "COURSEHUB_VALUES_FILES": VALUES_FILES,
+            "COURSEHUB_API_URL": f"http://127.0.0.1:{hub_port}/hub/api",
+        },
     }
 
 
@@ -348,7 +355,7 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
                 "rename or remove the hub.loadRoles entry (coursehub- role names are coursehub's)",
             )
     hub.load_roles = roles + settings["load_roles"]
-    hub.services = [*_current(hub, "services", []), reconciler_service(course)]
+    hub.services = [*_current(hub, "services", []), reconciler_service(int(_current(hub, "hub_port", 8081)))]
     # The reconciler reads every group at each run: 1,000 a page instead of JupyterHub's 200 keeps a course of
     # a thousand groups to a couple of requests (the admin page asks for its own, smaller pages).
     hub.api_page_max_limit = max(int(_current(hub, "api_page_max_limit", PAGE)), PAGE)

@@ -447,7 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.in_hub:
         parser.error("outside the hub, run `make sync-groups` (it uses this code)")
     logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s")
-    api = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+    api = HubAPI(
+        os.environ.get("COURSEHUB_API_URL") or os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
+    )
     declaration = read_declaration(os.environ.get("COURSEHUB_VALUES_FILES", rules.VALUES_FILES))
     wait = 1.0
     while True:  # until one run succeeds (the hub may still be starting; a request may fail)
