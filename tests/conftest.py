@@ -328,3 +328,18 @@ def checkout_with_chart(folder: Path, upstream_chart: Path) -> Path:
     else:
         (folder / "chart" / "charts" / "jupyterhub").symlink_to(upstream_chart, target_is_directory=True)
     return folder
+
+
+# The settings `make archive` and `make restore` give, plus a schedule: every archive object renders.
+ARCHIVE_JOBS = {
+    "archive.run": True,
+    "archive.schedule": "0 3 * * 0",
+    "archive.restore.account": "alice",
+    "archive.restore.archive": "alice-20261125T000000Z.tar.gz",
+    "archive.restore.path": "project/data",
+}
+
+
+def is_coursehubs(obj: dict[str, Any]) -> bool:
+    """An object coursehub's own templates render (not z2jh's)."""
+    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "coursehub"

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from conftest import coursehub, render_chart
+from conftest import ARCHIVE_JOBS, coursehub, is_coursehubs, render_chart
 from coursehub import kube
 from coursehub.helm import Helm
 from coursehub.paths import CHART
@@ -471,16 +471,6 @@ def test_retention_prunes_old_archives_but_keeps_each_accounts_newest(tmp_path: 
 # The Jobs, rendered by real Helm with the real z2jh chart.
 
 
-# The settings `make archive` and `make restore` give, plus a schedule: every archive object renders.
-JOB_VALUES = {
-    "archive.run": True,
-    "archive.schedule": "0 3 * * 0",
-    "archive.restore.account": "alice",
-    "archive.restore.archive": "alice-20261125T000000Z.tar.gz",
-    "archive.restore.path": "project/data",
-}
-
-
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
     job = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
     return job["template"]["spec"]
@@ -489,12 +479,8 @@ def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def jobs(helm: Helm, upstream_chart: Path) -> Iterator[list[dict[str, Any]]]:
     """The archive Job, the CronJob and the restore Job as each pinned Helm renders them."""
-    objs = render_chart(helm, upstream_chart, values=JOB_VALUES)
+    objs = render_chart(helm, upstream_chart, values=ARCHIVE_JOBS)
     yield [o for o in objs if o["kind"] in ("Job", "CronJob") and is_coursehubs(o)]
-
-
-def is_coursehubs(obj: dict[str, Any]) -> bool:
-    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "coursehub"
 
 
 def test_normal_renders_hold_the_archive_code_but_no_job(helm: Helm, upstream_chart: Path) -> None:

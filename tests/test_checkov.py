@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import render_chart
+from conftest import ARCHIVE_JOBS, is_coursehubs, render_chart
 from coursehub import tools
 from coursehub.helm import Helm
 from coursehub.paths import ROOT
@@ -28,12 +28,6 @@ CHECKOV = ROOT / ".tools" / f"checkov-{CHECKOV_VERSION}" / "bin" / "checkov"
 # Every object of a Helm render lands in the namespace `helm install` names: the
 # "default namespace" check says nothing about a chart.
 NOISE = "CKV_K8S_21"
-JOBS = {
-    "archive.run": True,
-    "archive.schedule": "0 3 * * 0",
-    "archive.restore.account": "alice",
-    "archive.restore.archive": "alice-20261125T000000Z.tar.gz",
-}
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +68,8 @@ def render(upstream_chart: Path, values: dict[str, Any]) -> list[dict[str, Any]]
     return render_chart(Helm(tools.helm_path(max(tools.HELM_PINS))), upstream_chart, values=values)
 
 
-def is_coursehubs(obj: dict[str, Any]) -> bool:
-    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "coursehub"
-
-
 def test_coursehubs_own_objects_fail_no_checkov_check(checkov: Path, upstream_chart: Path, tmp_path: Path) -> None:
-    rendered = render(upstream_chart, JOBS)
+    rendered = render(upstream_chart, ARCHIVE_JOBS)
     own = [o for o in rendered if is_coursehubs(o)]
     assert sorted(o["kind"] for o in own) == ["ConfigMap", "ConfigMap", "CronJob", "Job", "Job", "NetworkPolicy"]
     report = run_checkov(checkov, own, tmp_path / "own")
@@ -105,7 +95,9 @@ def test_coursehubs_own_objects_fail_no_checkov_check(checkov: Path, upstream_ch
     # Every skip is one the templates justify, and the digest skip goes once a digest is set.
     assert skipped == ["CKV_K8S_40", "CKV_K8S_43"]
     pinned = [
-        o for o in render(upstream_chart, {**JOBS, "archive.image.digest": "sha256:" + "ab" * 32}) if is_coursehubs(o)
+        o
+        for o in render(upstream_chart, {**ARCHIVE_JOBS, "archive.image.digest": "sha256:" + "ab" * 32})
+        if is_coursehubs(o)
     ]
     report = run_checkov(checkov, pinned, tmp_path / "pinned")
     assert failed(report) == []
@@ -114,7 +106,7 @@ def test_coursehubs_own_objects_fail_no_checkov_check(checkov: Path, upstream_ch
 
 def test_checkov_fails_the_jobs_without_their_hardening(checkov: Path, upstream_chart: Path, tmp_path: Path) -> None:
     """The check above can fail: the same Job with its security context taken away fails checkov."""
-    job = next(o for o in render(upstream_chart, JOBS) if o["kind"] == "Job" and is_coursehubs(o))
+    job = next(o for o in render(upstream_chart, ARCHIVE_JOBS) if o["kind"] == "Job" and is_coursehubs(o))
     pod = job["spec"]["template"]["spec"]
     del pod["containers"][0]["securityContext"], pod["automountServiceAccountToken"]
     ids = {check for check, _ in failed(run_checkov(checkov, [job], tmp_path / "weak"))}

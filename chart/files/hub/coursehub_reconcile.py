@@ -76,7 +76,6 @@ class HubAPI:
         timeout: float = 30.0,
         retries: int = 5,
         backoff: float = 0.5,
-        context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = api_url.rstrip("/")
         self.token = token
@@ -84,7 +83,7 @@ class HubAPI:
         self.retries = retries
         self.backoff = backoff
         self.requests = 0  # every HTTP request made, retries included (the benchmark counts them)
-        self.opener = urllib.request.build_opener(_NoRedirects(), urllib.request.HTTPSHandler(context=context))
+        self.opener = urllib.request.build_opener(_NoRedirects(), urllib.request.HTTPSHandler())
 
     def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (), accept: str = "") -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -215,12 +214,8 @@ class Plan:
         )
 
     @property
-    def ledger_changes(self) -> bool:
-        return not self.ledger_exists or self.after != self.before
-
-    @property
     def empty(self) -> bool:
-        return not self.changes and not self.ledger_changes
+        return not self.changes and self.ledger_exists and self.after == self.before
 
 
 def _digest(members: set[str]) -> str:
@@ -246,15 +241,15 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
         result.conflicts.append(f"group {ledger_group} exists and is not this course's ledger: rename or delete it")
         return result
 
-    def ours(group: str) -> bool:
-        g = groups.get(group) or {}
-        return (
-            group in before.groups
-            or (g.get("properties") or {}).get(rules.OWNER) == course  # marked by coursehub before the ledger
-            or rules.ROLE_PREFIX + group in (g.get("roles") or ())  # holds the role coursehub's config gave it
-        )
+    # who owns what: the same rule the hub-side config applies to the database at start-up
+    owned_groups, recorded = rules.HubNames(
+        groups={name: g.get("properties") or {} for name, g in groups.items()},
+        with_role={name for name, g in groups.items() if rules.ROLE_PREFIX + name in (g.get("roles") or ())},
+    ).owned(course)
 
-    recorded = before.accounts | set(before.groups.values())
+    def ours(group: str) -> bool:
+        return group in owned_groups
+
     # the account of a group that is coursehub's but not in the ledger yet (made by the roles at start-up, or
     # by coursehub before the ledger): coursehub's too, though it may not exist yet
     adopted = {a.account for a in accounts if a.group in groups and ours(a.group)} - recorded
