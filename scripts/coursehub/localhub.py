@@ -492,11 +492,16 @@ class LocalHub:
             except subprocess.TimeoutExpired:
                 self.proxy.kill()
                 self.proxy.wait()
-        for pid in leftovers(self.workdir):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # A SIGKILLed process is still listed until the kernel has torn it down, and a server being
+        # spawned as the hub stopped may start after the first pass: kill until none is left.
+        deadline = time.monotonic() + 15
+        while (pids := leftovers(self.workdir)) and time.monotonic() < deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
 
 
 def leftovers(workdir: Path) -> list[int]:
@@ -505,6 +510,9 @@ def leftovers(workdir: Path) -> list[int]:
     marker = str(workdir).encode()
     for proc in Path("/proc").glob("[0-9]*"):
         try:
+            # A zombie (state Z) has ended; only its parent's wait is missing.
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
             if marker in (proc / "cmdline").read_bytes() and int(proc.name) != os.getpid():
                 pids.append(int(proc.name))
         except OSError:
