@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coursehub import hubpython, rendered
+from coursehub import hubpython, pods, rendered
 from coursehub.checks import CMD, DECLARATION, check_values, effective
 from coursehub.courses import Course, dotted, get
 from coursehub.errors import Problem
@@ -46,6 +46,9 @@ def validate(
     report.problems += rendered.hub_receives_course(course, values, objs)
     report.problems += rendered.membership_only_in_secrets(course, values, objs)
     report.problems += rendered.hub_python_shipped(objs)
+    if not report.problems:  # the pods are built by running the hub's configuration: only on a sound render
+        users = pods.course_users(objs)
+        report.problems += pods.problems(pods.course_pods(objs, release.namespace), users, kube_versions)
     return report
 
 
