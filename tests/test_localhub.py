@@ -18,7 +18,11 @@ def test_every_key_is_applied_listed_as_kubernetes_only_or_replaced() -> None:
     assert {"singleuser.image", "singleuser.storage", "hub.extraVolumes", "cull", "archive"} <= set(
         report.kubernetes_only
     )
-    assert set(report.replaced) == {"hub.config.JupyterHub.authenticator_class", "hub.config.GenericOAuthenticator"}
+    assert set(report.replaced) == {
+        "hub.config.JupyterHub.authenticator_class",
+        "hub.config.GenericOAuthenticator",
+        "hub.config.KubeSpawner",  # the pods' security context: the local hub's spawner is not KubeSpawner
+    }
 
 
 def test_a_key_the_local_hub_does_not_understand_is_an_error(values_dir: Path) -> None:

@@ -102,3 +102,92 @@ def test_a_field_kubernetes_rejects_in_a_pod_is_a_problem(course_pods: tuple[str
     student["spec"]["containers"] = [{**notebook(built_pods["student"]), "imagePullPolicyy": "Always"}]
     found = pods.problems(broken, pods.course_users(objs), versions=(kube.SUPPORTED[-1],))
     assert len(found) == 1 and "imagePullPolicyy" in found[0].message
+
+
+def pod_templates(objs: list[Obj]) -> dict[str, Obj]:
+    """Every pod the render makes, by `Kind/name`: the workloads' templates (a CronJob's through its Job)."""
+    found = {}
+    for o in objs:
+        spec = o.get("spec") or {}
+        template = (spec.get("jobTemplate") or {}).get("spec", {}).get("template") or spec.get("template")
+        if template and o["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"):
+            meta = o["metadata"]
+            found[f"{o['kind']}/{meta.get('name') or meta['generateName']}"] = template
+    return found
+
+
+def covered(labels: dict[str, str], objs: list[Obj]) -> list[str]:
+    return [
+        p["metadata"]["name"]
+        for p in objs
+        if p["kind"] == "NetworkPolicy" and p["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()
+    ]
+
+
+def test_every_pod_of_the_course_has_a_network_policy(helm: Helm, upstream_chart: Path) -> None:
+    """z2jh's helper pods included (coursehub's component-networkpolicies.yaml), and the servers KubeSpawner makes."""
+    objs, built_pods = built(helm, upstream_chart, "stat159", {"archive.volumeClaim": "archives", "archive.run": True})
+    templates = pod_templates(objs)
+    assert {"DaemonSet/hook-image-puller", "Job/hook-image-awaiter", "StatefulSet/user-placeholder"} <= set(templates)
+    for name, template in templates.items():
+        assert covered(template["metadata"].get("labels", {}), objs), f"{name} has no NetworkPolicy"
+    for who, pod in built_pods.items():
+        assert covered(pod["metadata"]["labels"], objs) == ["singleuser"], who
+    # Without coursehub's component policies, z2jh's helper pods have none: the check above would fail.
+    bare = render_chart(helm, upstream_chart, "stat159", values={"componentNetworkPolicies.enabled": False})
+    assert not covered(pod_templates(bare)["DaemonSet/hook-image-puller"]["metadata"]["labels"], bare)
+
+
+def test_the_helper_pods_reach_only_the_api_server(helm: Helm, upstream_chart: Path) -> None:
+    objs = render_chart(helm, upstream_chart, "stat159")
+    policies = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "NetworkPolicy"}
+    for name in ("coursehub-continuous-image-puller", "coursehub-hook-image-puller", "coursehub-user-placeholder"):
+        assert policies[name]["policyTypes"] == ["Ingress", "Egress"]
+        assert "ingress" not in policies[name] and "egress" not in policies[name]  # nothing in or out
+    for name in ("coursehub-image-puller", "coursehub-user-scheduler"):
+        (rule,) = policies[name]["egress"]
+        assert "to" not in rule and [p["port"] for p in rule["ports"]] == [443, 6443]
+    assert policies["coursehub-user-scheduler"]["ingress"] == [{"ports": [{"port": 10259, "protocol": "TCP"}]}]
+
+
+COURSE_FOLDER = {
+    "jupyterhub.custom.coursehub.courseFolder.subPath": "_course/stat159",
+    "jupyterhub.custom.coursehub.staff": ["ta-1"],
+}
+
+
+def course_folder_mounts(pod: Obj) -> list[Obj]:
+    return [m for m in notebook(pod)["volumeMounts"] if m["mountPath"] == "/home/jovyan/course"]
+
+
+def test_the_course_folder_is_read_only_for_students_and_shared_accounts_and_writable_for_staff(
+    helm: Helm, upstream_chart: Path
+) -> None:
+    """Issue 11 item 2, on the pods KubeSpawner builds: the same folder of the homes claim, three permissions."""
+    objs, built_pods = built(helm, upstream_chart, "stat159", COURSE_FOLDER)
+    assert sorted(built_pods) == ["shared account", "staff", "student"]
+    for who, read_only in (("student", True), ("shared account", True), ("staff", False)):
+        (mount,) = course_folder_mounts(built_pods[who])
+        assert mount["subPath"] == "_course/stat159" and mount["name"] == "home", who
+        assert mount.get("readOnly", False) is read_only, who
+        assert pods.home_subpaths(built_pods[who]) == [pods.course_users(objs)[who].name]  # its home stays its own
+    assert pods.problems(built_pods, pods.course_users(objs), versions=(kube.SUPPORTED[-1],)) == []
+
+
+def test_no_course_folder_unless_the_course_sets_one(course_pods: tuple[str, list[Obj], dict[str, Obj]]) -> None:
+    _, _, built_pods = course_pods
+    assert all(course_folder_mounts(pod) == [] for pod in built_pods.values())
+
+
+def test_a_course_folder_on_storage_without_the_homes_claim_is_a_problem(helm: Helm, upstream_chart: Path) -> None:
+    """Each user's own volume (dynamic storage) has no course folder to mount: refused, not a pod that fails."""
+    objs, built_pods = built(
+        helm, upstream_chart, "stat159", {**COURSE_FOLDER, "jupyterhub.singleuser.storage.type": "none"}
+    )
+    found = pods.problems(built_pods, pods.course_users(objs), versions=())
+    assert found and all("'home'" in p.message and "courseFolder" in p.fix for p in found if "volume" in p.message)
+    assert {p.file.split("'")[0] for p in found if "volume 'home'" in p.message} == {
+        "student",
+        "shared account",
+        "staff",
+    }

@@ -193,3 +193,21 @@ def test_bad_yaml_names_the_file_and_line(values_dir: Path) -> None:
     with pytest.raises(Exception) as caught:
         problems_for(values_dir)
     assert "stat159.yaml" in str(caught.value) and "line" in str(caught.value)
+
+
+@pytest.mark.parametrize("component", ["hub", "proxy.chp", "singleuser"])
+def test_z2jhs_network_policies_stay_on(values_dir: Path, component: str) -> None:
+    edit(values_dir / "stat159.yaml", {f"jupyterhub.{component}.networkPolicy.enabled": False})
+    p = the_problem(values_dir)
+    assert p.file.endswith("stat159.yaml") and p.key == f"jupyterhub.{component}.networkPolicy.enabled"
+    assert "remove this key" in p.fix
+
+
+def test_the_cloud_metadata_server_stays_blocked_without_the_privileged_init_container(values_dir: Path) -> None:
+    key = "jupyterhub.singleuser.networkPolicy.egressAllowRules.cloudMetadataServer"
+    edit(values_dir / "stat159.yaml", {key: True})
+    p = the_problem(values_dir)
+    assert p.key == key and "169.254.169.254" in p.message and "blockWithIptables: true" in p.fix
+    # With z2jh's iptables init container back, the policy may allow it (z2jh's own trade-off).
+    edit(values_dir / "stat159.yaml", {"jupyterhub.singleuser.cloudMetadata.blockWithIptables": True})
+    assert problems_for(values_dir) == []

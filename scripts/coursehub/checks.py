@@ -297,6 +297,34 @@ def course_image(course: Course, values: dict[str, Any], upstream: UpstreamData)
         )
 
 
+# z2jh's NetworkPolicies, which coursehub keeps on: with them the user servers cannot reach the cloud
+# metadata server, which is why coursehub drops z2jh's privileged iptables init container (chart/values.yaml).
+NETWORK_POLICIES: tuple[Key, ...] = ((*JH, "hub"), (*JH, "proxy", "chp"), (*JH, "singleuser"))
+
+
+def network_policies(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """z2jh's NetworkPolicies stay on, and the servers' one never opens the cloud metadata server."""
+    for component in NETWORK_POLICIES:
+        key = (*component, "networkPolicy", "enabled")
+        if get(values, key) is not True:
+            yield problem(
+                course,
+                key,
+                "turns off one of z2jh's NetworkPolicies, which coursehub's hardening relies on",
+                "remove this key (the policies' egress and ingress rules can be widened instead)",
+            )
+    metadata = (*JH, "singleuser", "networkPolicy", "egressAllowRules", "cloudMetadataServer")
+    iptables = (*JH, "singleuser", "cloudMetadata", "blockWithIptables")
+    if get(values, metadata) is True and get(values, iptables) is not True:
+        yield problem(
+            course,
+            metadata,
+            "lets every user server reach the cloud metadata server (169.254.169.254), whose credentials "
+            "are the node's",
+            "remove this key, or set singleuser.cloudMetadata.blockWithIptables: true to block it in each pod",
+        )
+
+
 CHECKS: tuple[Check, ...] = (
     coursehub_schema,
     z2jh_schema,
@@ -306,6 +334,7 @@ CHECKS: tuple[Check, ...] = (
     hub_python_mounted,
     rtc_stores,
     course_image,
+    network_policies,
 )
 
 

@@ -88,6 +88,8 @@ KUBERNETES_ONLY = (
     "singleuser.serviceAccountName",
     "singleuser.extraTolerations",
     "singleuser.startTimeout",
+    "singleuser.cloudMetadata",
+    "singleuser.networkTools",
     "cull",
     "proxy",
     "ingress",
@@ -102,7 +104,7 @@ KUBERNETES_ONLY = (
     "nameOverride",
     "global",
 )
-COURSEHUB_KUBERNETES_ONLY = ("archive", "deploy", "global")
+COURSEHUB_KUBERNETES_ONLY = ("archive", "componentNetworkPolicies", "deploy", "global")
 # hub.config sections for classes the local hub replaces (its own spawner and log-in).
 REPLACED_BASES = ("Spawner", "Authenticator")
 

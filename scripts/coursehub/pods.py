@@ -255,7 +255,7 @@ def pod_manifest(config: Any, user: PodUser) -> Obj:
 
 
 def course_users(objs: list[Obj]) -> dict[str, PodUser]:
-    """Who to build pods for: a student of the first declared group, and that group's shared account."""
+    """Who to build pods for: a student of the first declared group, that group's shared account, a staff member."""
     values = rendered.hub_values(objs)
     if values is None:
         raise LookupError("the render has no Secret/hub values.yaml")
@@ -263,6 +263,9 @@ def course_users(objs: list[Obj]) -> dict[str, PodUser]:
     users = {"student": PodUser("pod-check-student", [Group(shared[0]["group"])] if shared else [])}
     if shared:
         users["shared account"] = PodUser(shared[0]["account"], [], id=2)
+    staff = get(values, ("custom", "coursehub", "staff")) or []
+    if staff:
+        users["staff"] = PodUser(staff[0], [], id=3)
     return users
 
 
@@ -299,6 +302,19 @@ def problems(
                 Problem(where, f"Kubernetes {version}", m, "correct the singleuser values that produce this field")
                 for m in kube.problems(pod, version)
             ]
+        named = {v["name"] for v in pod["spec"].get("volumes", [])}
+        for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] not in named:
+                    found.append(
+                        Problem(
+                            where,
+                            "singleuser.storage",
+                            f"mounts volume {mount['name']!r} at {mount['mountPath']}, which the pod does not have",
+                            "declare the volume (singleuser.storage.extraVolumes), or use singleuser.storage.type "
+                            "static for courseFolder (it is a folder of the homes claim)",
+                        )
+                    )
         homes = home_subpaths(pod)
         if homes != [users[who].name]:
             found.append(

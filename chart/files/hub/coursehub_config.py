@@ -368,9 +368,76 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
     refused = frozenset(a.account for a in accounts)
     auth.post_auth_hook = refuse_accounts(refused, account_prefix(declaration), _current(auth, "post_auth_hook", None))
 
+    apply_course_folder(c, declaration)
+
     for name in _MEMBERSHIP_LOGGERS:
         logging.getLogger(name).addFilter(_HIDE_MEMBERSHIP)
     return accounts
+
+
+HOMES_VOLUME = "home"  # z2jh's volume for the homes claim (singleuser.storage.type static)
+
+
+def course_folder(declaration: Mapping[str, Any]) -> dict[str, str] | None:
+    """The course folder's mount (``courseFolder``): one folder of the homes claim in every server, or None."""
+    folder = declaration.get("courseFolder") or {}
+    if not isinstance(folder, Mapping):
+        raise DeclarationError("courseFolder", "must be a mapping", "write {subPath: ..., mountPath: ...}")
+    sub_path = str(folder.get("subPath") or "")
+    if not sub_path:
+        return None
+    parts = sub_path.split("/")
+    if sub_path.startswith("/") or ".." in parts or "{" in sub_path:
+        raise DeclarationError(
+            "courseFolder.subPath",
+            f"{sub_path!r} is not a plain folder of the homes claim",
+            "use a relative path such as _course/stat159 (no .., no leading /, no {username})",
+        )
+    return {
+        "name": HOMES_VOLUME,
+        "subPath": sub_path,
+        "mountPath": str(folder.get("mountPath") or ""),
+        "readOnly": True,
+    }
+
+
+def staff_names(declaration: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(str(name) for name in declaration.get("staff") or ())
+
+
+def writable_for(names: frozenset[str], mount_path: str, then: Any = None) -> Any:
+    """A KubeSpawner ``modify_pod_hook``: the course folder is writable in the pods of ``names`` (course staff).
+
+    Everyone else's pod (students, shared accounts) keeps the read-only mount. Chains a hook set before.
+    """
+
+    async def hook(spawner: Any, pod: Any) -> Any:
+        if then is not None:
+            pod = then(spawner, pod)
+            if hasattr(pod, "__await__"):
+                pod = await pod
+        if spawner.user.name in names:
+            for container in pod.spec.containers:
+                for mount in container.volume_mounts or ():
+                    if mount.mount_path == mount_path:
+                        mount.read_only = False
+        return pod
+
+    return hook
+
+
+def apply_course_folder(c: Any, declaration: Mapping[str, Any]) -> None:
+    mount = course_folder(declaration)
+    if mount is None:
+        return
+    spawner = c.KubeSpawner
+    current = _current(spawner, "volume_mounts", {})  # z2jh sets a dict (KubeSpawner orders it by key)
+    if isinstance(current, Mapping):
+        spawner.volume_mounts = {**current, "coursehub-course-folder": mount}
+    else:
+        spawner.volume_mounts = [*current, mount]
+    previous = _current(spawner, "modify_pod_hook", None)
+    spawner.modify_pod_hook = writable_for(staff_names(declaration), mount["mountPath"], previous)
 
 
 def refuse_accounts(accounts: frozenset[str], prefix: str, then: Any = None) -> Any:
