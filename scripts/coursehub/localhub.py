@@ -290,9 +290,22 @@ def configure(c: Any, plan_file: str) -> None:
         if f.get("mountPath", "").startswith("/etc/ipython/")
     ]
 
+    # The course folder (custom.coursehub.courseFolder): in the cluster a folder of the homes claim mounted
+    # read-only (writable for staff); here the same folder under the local homes, linked into each home at
+    # the mount path. Every local server runs as this machine's one user: only the cluster enforces read-only.
+    folder = hubpython.load().course_folder(get_config("custom.coursehub") or {})
+
     def map_pod_paths(spawner: Any) -> None:
         tmp, home = server_dirs(workdir, spawner.user.name)
         tmp.mkdir(parents=True, exist_ok=True)
+        if folder is not None:
+            shared = workdir / "home" / folder["subPath"]
+            shared.mkdir(parents=True, exist_ok=True)
+            mount = Path(folder["mountPath"])
+            link = home / (mount.relative_to(POD_HOME) if mount.is_relative_to(POD_HOME) else mount.name)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.is_symlink():
+                link.symlink_to(shared, target_is_directory=True)
         spawner.cmd = [map_path(arg, tmp, home) for arg in spawner.cmd]
         spawner.environment = {**spawner.environment, "TMPDIR": str(tmp), "IPYTHONDIR": str(tmp / "ipython")}
         if os.geteuid() == 0:  # pods never run as root; here (CI) we may: allow it without touching the command
