@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 import jsonschema
 from traitlets import TraitError
@@ -31,6 +32,10 @@ SECRET_NAME = re.compile(r"secret|token|passw|key", re.IGNORECASE)
 CMD: Key = (*JH, "singleuser", "cmd")
 HOME_DEFAULT = "/home/jovyan"
 HUB_PYTHON_VOLUME = "coursehub-hub-python"
+SUBDOMAIN_HOST: Key = (*HUB_CONFIG, "JupyterHub", "subdomain_host")
+COOKIE_PREFIX: Key = (*HUB_CONFIG, "JupyterHub", "cookie_host_prefix_enabled")
+INGRESS: Key = (*JH, "ingress")
+AUTOHTTPS: Key = (*JH, "proxy", "https")
 
 Check = Callable[[Course, dict[str, Any], UpstreamData], Iterator[Problem]]
 
@@ -325,6 +330,97 @@ def network_policies(course: Course, values: dict[str, Any], upstream: UpstreamD
         )
 
 
+def hub_host(values: dict[str, Any]) -> str:
+    """The hub's host name when servers run on subdomains of it (JupyterHub.subdomain_host), else ""."""
+    url = get(values, SUBDOMAIN_HOST)
+    return (urlparse(url).hostname or "") if isinstance(url, str) and url else ""
+
+
+def subdomains_served(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """With subdomain_host, every <user>.<host> must reach the proxy with a certificate that covers it.
+
+    z2jh's Ingress has one rule per ingress.hosts entry (none: every host) and TLS for the ingress.tls
+    hosts; its own Let's Encrypt (proxy.https, HTTP-01 challenges) cannot issue a wildcard certificate.
+    """
+    host = hub_host(values)
+    if not host:
+        return
+    wanted = [host, f"*.{host}"]
+    ingress = get(values, INGRESS)
+    if isinstance(ingress, Mapping) and ingress.get("enabled"):
+        hosts = ingress.get("hosts") or []
+        missing = [h for h in wanted if hosts and h not in hosts]
+        if missing:
+            yield problem(
+                course,
+                (*INGRESS, "hosts"),
+                f"lacks {' and '.join(missing)}, so the ingress does not serve "
+                f"{'the hub or ' if host in missing else ''}the users' servers at <user>.{host}",
+                f"add {', '.join(repr(h) for h in missing)} to jupyterhub.ingress.hosts "
+                f"(and a wildcard DNS record *.{host} pointing at the ingress)",
+            )
+        tls_hosts = {
+            h for entry in ingress.get("tls") or [] if isinstance(entry, Mapping) for h in entry.get("hosts") or []
+        }
+        missing_tls = [h for h in wanted if ingress.get("tls") and h not in tls_hosts]
+        if missing_tls:
+            yield problem(
+                course,
+                (*INGRESS, "tls"),
+                f"has no entry for {' and '.join(missing_tls)}, so browsers get no valid certificate there",
+                f"list {', '.join(repr(h) for h in missing_tls)} in an ingress.tls entry's hosts, with a secretName "
+                f"holding a certificate for both {host} and *.{host} (a wildcard certificate; ACME needs DNS-01)",
+            )
+    https = get(values, AUTOHTTPS)
+    if (
+        isinstance(https, Mapping)
+        and https.get("enabled")
+        and https.get("type", "letsencrypt") == "letsencrypt"
+        and https.get("hosts")
+    ):
+        yield problem(
+            course,
+            AUTOHTTPS,
+            f"gets certificates from Let's Encrypt (type letsencrypt) through z2jh's autohttps, which answers HTTP-01 "
+            f"challenges: they cannot issue the wildcard "
+            f"certificate *.{host} that servers on subdomains need",
+            "terminate TLS at an ingress (ingress.tls) or use proxy.https.type secret with a wildcard certificate",
+        )
+
+
+def isolation_warnings(course: Course, values: dict[str, Any]) -> list[Problem]:
+    """Not errors: a course may run this way, but its users are less protected from each other.
+
+    A shared account's home is writable by every member of its group: a JupyterLab extension or
+    ~/.jupyter config put there runs in the browser of everyone who opens the server. On the hub's own
+    origin that code can act as them (call the hub's API with their log-in); on a subdomain it cannot.
+    """
+    declaration = get(values, DECLARATION)
+    host = get(values, SUBDOMAIN_HOST)
+    found: list[Problem] = []
+    if isinstance(declaration, Mapping) and declaration.get("sharedAccounts") and not host:
+        found.append(
+            problem(
+                course,
+                SUBDOMAIN_HOST,
+                "is not set, so shared accounts' servers run on the hub's own origin, where code a group member "
+                "puts in the account's home (a JupyterLab extension, ~/.jupyter) runs as every visitor",
+                "set it to https://<the hub's host>, with a wildcard DNS record and certificate (see the README)",
+            )
+        )
+    if isinstance(host, str) and host.startswith("https://") and get(values, COOKIE_PREFIX) is not True:
+        found.append(
+            problem(
+                course,
+                COOKIE_PREFIX,
+                "is not true, so a server on a subdomain can still set cookies for the hub's domain "
+                "(cookie tossing, GHSA-7r3h-4ph8-w38g)",
+                "set it to true (the hub's log-in cookie then becomes __Host-, which only the hub's host can set)",
+            )
+        )
+    return found
+
+
 CHECKS: tuple[Check, ...] = (
     coursehub_schema,
     z2jh_schema,
@@ -335,6 +431,7 @@ CHECKS: tuple[Check, ...] = (
     rtc_stores,
     course_image,
     network_policies,
+    subdomains_served,
 )
 
 

@@ -290,6 +290,8 @@ def _validate(helm: Helm, names: list[str]) -> int:
         report = validate(load_course(name), helm, chart)
         for note in report.notes:
             print(f"{name}: note: {note}")
+        for warning in report.warnings:
+            print(f"{name}: warning: {warning}")
         for problem in report.problems:
             print(f"{name}: error: {problem}", file=sys.stderr)
         print(f"{name}: {'FAILED' if report.problems else 'ok'}")

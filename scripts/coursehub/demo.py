@@ -51,7 +51,7 @@ def demo(course: Course, tag: str | None = None) -> None:
     try:
         print("starting the hub and the proxy ...", flush=True)
         with LocalHub(plan) as hub:
-            print(guide(course, plan.url, plan.password, plan.instructor))
+            print(guide(course, plan.public_url, plan.password, plan.instructor))
             print(f"hub log: {hub.log} (kept as {kept_log} when the demo stops)")
             print("Ctrl-C stops the hub, its servers and the proxy.", flush=True)
             _wait_for_interrupt()

@@ -43,6 +43,7 @@ from coursehub.upstream import UpstreamData
 CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 POD_TMP = "/tmp"
 POD_HOME = "/home/jovyan"
+LOCAL_DOMAIN = "hub.localhost"  # the hub's host when the course runs servers on subdomains
 
 # What the local hub does with each key a course (or coursehub's chart defaults) can set.
 APPLIED = {
@@ -107,6 +108,7 @@ KUBERNETES_ONLY = (
 COURSEHUB_KUBERNETES_ONLY = ("archive", "componentNetworkPolicies", "deploy", "global")
 # hub.config sections for classes the local hub replaces (its own spawner and log-in).
 REPLACED_BASES = ("Spawner", "Authenticator")
+SUBDOMAIN_HOST = ("jupyterhub", "hub", "config", "JupyterHub", "subdomain_host")
 
 
 @dataclass
@@ -194,10 +196,19 @@ class Plan:
     proxy_token: str = field(default_factory=lambda: secrets.token_hex(32))
     replaced_sections: list[str] = field(default_factory=list)  # hub.config sections for the cluster's log-in/spawner
     admin_token: str | None = None  # a service token for tests
+    # The course sets JupyterHub.subdomain_host: each server gets its own origin, here <user>.hub.localhost
+    # (browsers resolve *.localhost to loopback; the cluster's DNS name cannot be served here).
+    subdomains: bool = False
 
     @property
     def url(self) -> str:
+        """Where the hub answers on loopback (its API and, without subdomains, everything)."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """The hub's own origin, as a browser opens it."""
+        return f"http://{LOCAL_DOMAIN}:{self.port}" if self.subdomains else self.url
 
 
 def make_plan(
@@ -216,6 +227,7 @@ def make_plan(
         password=secrets.token_urlsafe(9),
         instructor="instructor",
         admin_token=admin_token,
+        subdomains=bool(get(course.values(), SUBDOMAIN_HOST)),
     )
 
 
@@ -264,6 +276,9 @@ def configure(c: Any, plan_file: str) -> None:
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.hub_port = plan.hub_port
     c.JupyterHub.cookie_secret_file = str(workdir / "cookie_secret")
+    if plan.subdomains:  # the course's https://<host> is the cluster's: here the same, on loopback
+        c.JupyterHub.subdomain_host = plan.public_url
+    c.JupyterHub.cookie_host_prefix_enabled = False  # __Host- cookies need https; the local hub is http
     # as z2jh: servers and the proxy outlive the hub, which restarts at every deploy
     c.JupyterHub.cleanup_servers = False
     c.ConfigurableHTTPProxy.should_start = False
@@ -420,6 +435,8 @@ class LocalHub:
                     "--api-ip=127.0.0.1",
                     f"--api-port={self.plan.proxy_api_port}",
                     f"--error-target=http://127.0.0.1:{self.plan.hub_port}/hub/error",
+                    # as z2jh's proxy Deployment does when hub.config.JupyterHub.subdomain_host is set
+                    *(["--host-routing"] if self.plan.subdomains else []),
                 ],
                 cwd=self.workdir,
                 stdout=log,

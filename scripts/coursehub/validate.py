@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursehub import hubpython, pods, rendered
-from coursehub.checks import CMD, DECLARATION, check_values, effective
+from coursehub.checks import CMD, DECLARATION, check_values, effective, isolation_warnings
 from coursehub.courses import Course, dotted, get
 from coursehub.errors import Problem
 from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
@@ -20,6 +20,7 @@ from coursehub.upstream import load_data, require_chart
 class Report:
     course: str
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # reported, but the course still passes
     notes: list[str] = field(default_factory=list)
 
 
@@ -32,12 +33,13 @@ def validate(
     if course.uses_example_secrets:
         report.notes.append(f"using values/{course.name}.secret.example.yaml (no values/{course.name}.secret.yaml)")
     upstream = load_data(chart)
+    values = effective(course, upstream)
     report.problems += check_values(course, upstream)
+    report.warnings += isolation_warnings(course, values)
     if report.problems:
         return report
     report.notes.append(_group_modes(course))
     report.problems += _image(course, report)
-    values = effective(course, upstream)
     release = Release.for_course(course)
     with staged_chart(chart) as staged:
         helm.lint(staged, course, DEFAULT_KUBE_VERSION)
