@@ -6,15 +6,18 @@ file to edit, the key, and a fix.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import edit
+from coursehub import hubpython
 from coursehub.checks import check_values
 from coursehub.courses import course_names, load_course
 from coursehub.errors import Problem
+from coursehub.paths import CHART
 from coursehub.upstream import load_data
 
 
@@ -211,3 +214,17 @@ def test_the_cloud_metadata_server_stays_blocked_without_the_privileged_init_con
     # With z2jh's iptables init container back, the policy may allow it (z2jh's own trade-off).
     edit(values_dir / "stat159.yaml", {"jupyterhub.singleuser.cloudMetadata.blockWithIptables": True})
     assert problems_for(values_dir) == []
+
+
+def test_a_bad_group_name_is_one_problem_from_the_one_rule(values_dir: Path) -> None:
+    """The name rule lives in values.schema.json; the hub-side Python reads it from there: one report, not two."""
+    edit(
+        values_dir / "stat159.yaml",
+        {"jupyterhub.custom.coursehub.sharedAccounts": [{"group": "Shared_1", "account": "collab-1"}]},
+    )
+    p = the_problem(values_dir)
+    assert p.key == "jupyterhub.custom.coursehub.sharedAccounts[0].group" and "Shared_1" in p.message
+    schema = json.loads((CHART / "values.schema.json").read_text())["definitions"]
+    rules = hubpython.load()
+    assert rules.GROUP_NAME.pattern.pattern == schema["groupName"]["pattern"]
+    assert rules.USER_NAME.pattern.pattern == schema["userName"]["pattern"]

@@ -421,6 +421,7 @@ def isolation_warnings(course: Course, values: dict[str, Any]) -> list[Problem]:
     return found
 
 
+SCHEMA_CHECKS: tuple[Check, ...] = (coursehub_schema, z2jh_schema)
 CHECKS: tuple[Check, ...] = (
     coursehub_schema,
     z2jh_schema,
@@ -438,6 +439,14 @@ CHECKS: tuple[Check, ...] = (
 def check_values(course: Course, upstream: UpstreamData) -> list[Problem]:
     values = effective(course, upstream)
     found: list[Problem] = []
+    schema_keys: set[tuple[str, str]] = set()
     for check in CHECKS:
-        found.extend(check(course, values, upstream))
+        for p in check(course, values, upstream):
+            # A later check that trips on a value the schemas already refused (the hub-side Python checks names
+            # against the same schema rule) would only repeat it: one report per bad value.
+            if check in SCHEMA_CHECKS:
+                schema_keys.add((p.file, p.key))
+            elif (p.file, p.key) in schema_keys:
+                continue
+            found.append(p)
     return list(dict.fromkeys(found))  # one report per problem, even when two checks see it

@@ -34,7 +34,7 @@ from coursehub.paths import display
 STUDENT_COLUMNS = ("login_id", "user_id", "canvas_user_id")
 GROUP_COLUMNS = ("group_name", "group_id", "canvas_group_id")
 DEFAULT_STUDENT_COLUMN = "login_id"
-DEFAULT_ACCOUNT_PREFIX = "collab-"
+DEFAULT_ACCOUNT_PREFIX: str = hubpython.load().DEFAULT_ACCOUNT_PREFIX  # the hub-side rule, not a copy
 MAX_NAME = 63
 
 
@@ -107,7 +107,7 @@ def read(
             problems.append(Problem(f"{name}:{number}", student_col, "is empty", "give the row its student"))
         if not group or not student:
             continue
-        if not hubpython.load().USER_NAME.match(student):
+        if not hubpython.load().USER_NAME.pattern.match(student):
             problems.append(
                 Problem(
                     f"{name}:{number}",

@@ -54,13 +54,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Group names end up in role names (``coursehub-access-<group>``), which
-# JupyterHub restricts to ``[a-z0-9-_~.]`` ending in a letter or digit.
-GROUP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._~-]{0,61}[a-z0-9])?$")
-# JupyterHub lower-cases user names before it compares them; campus log-ins
-# may be e-mail addresses.
-USER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._@+-]{0,126}[a-z0-9])?$")
-
 ROLE_PREFIX = "coursehub-access-"
 # What marks a group as coursehub's: the course's ledger group lists it (see ledger_name), or, for groups
 # made by coursehub before the ledger, this group property set to the course.
@@ -75,6 +68,40 @@ VALUES_FILES = os.environ.get(
     "COURSEHUB_VALUES_FILES",
     "/usr/local/etc/jupyterhub/secret/values.yaml:/usr/local/etc/jupyterhub/existing-secret/values.yaml",
 )
+
+
+@dataclass(frozen=True)
+class NameRule:
+    pattern: re.Pattern[str] | None  # None: the values were checked against the schema by Helm already
+    description: str
+
+
+def _name_rules() -> dict[str, NameRule]:
+    """The group and user name rules, written once: in the chart's values.schema.json (``definitions``).
+
+    Group names end up in role names (``coursehub-access-<group>``), which JupyterHub restricts to
+    ``[a-z0-9-_~.]``; JupyterHub lower-cases user names, and campus log-ins may be e-mail addresses.
+    The tooling, ``make sync-groups`` and the local hub read the schema from the chart beside this file.
+    In the cluster the schema is not in the hub (Helm keeps it out of the chart's files), and needs not
+    be: Helm has already checked these values against it before they reached Secret/hub.
+    """
+    here = globals().get("__file__")
+    candidates = [HUB_FILES.parent.parent / "values.schema.json"]
+    if here:
+        candidates.append(Path(here).resolve().parents[2] / "values.schema.json")
+    for path in candidates:
+        if path.is_file():
+            rules = json.loads(path.read_text())["definitions"]
+            return {
+                name: NameRule(re.compile(rules[name]["pattern"]), rules[name]["description"])
+                for name in ("groupName", "userName")
+            }
+    return {name: NameRule(None, "checked by Helm against values.schema.json") for name in ("groupName", "userName")}
+
+
+_RULES = _name_rules()
+GROUP_NAME = _RULES["groupName"]
+USER_NAME = _RULES["userName"]
 
 
 def ledger_name(course: str) -> str:
@@ -232,14 +259,9 @@ def account_prefix(declaration: Mapping[str, Any]) -> str:
     return str((declaration.get("roster") or {}).get("accountPrefix") or DEFAULT_ACCOUNT_PREFIX)
 
 
-def _check_name(key: str, value: Any, pattern: re.Pattern[str], what: str) -> None:
-    if not isinstance(value, str) or not pattern.match(value):
-        allowed = (
-            "lower-case letters, digits and . _ ~ -" if what == "group" else "lower-case letters, digits and . _ @ + -"
-        )
-        raise DeclarationError(
-            key, f"{value!r} is not a valid {what} name", f"use {allowed}, starting and ending with a letter or digit"
-        )
+def _check_name(key: str, value: Any, rule: NameRule, what: str) -> None:
+    if not isinstance(value, str) or (rule.pattern is not None and not rule.pattern.match(value)):
+        raise DeclarationError(key, f"{value!r} is not a valid {what} name", rule.description)
 
 
 @dataclass
