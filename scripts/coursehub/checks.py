@@ -22,6 +22,7 @@ from coursehub import hubpython, hubtraits, images
 from coursehub.courses import Course, Key, coalesce, dotted, get
 from coursehub.errors import CoursehubError, Problem
 from coursehub.paths import CHART
+from coursehub.singleuser import POD_HOME, STORE_FLAGS, flags, parse_flag
 from coursehub.upstream import UpstreamData
 
 JH: Key = ("jupyterhub",)
@@ -30,7 +31,6 @@ HUB_CONFIG: Key = (*JH, "hub", "config")
 LOAD_ROLES: Key = (*JH, "hub", "loadRoles")
 SECRET_NAME = re.compile(r"secret|token|passw|key", re.IGNORECASE)
 CMD: Key = (*JH, "singleuser", "cmd")
-HOME_DEFAULT = "/home/jovyan"
 HUB_PYTHON_VOLUME = "coursehub-hub-python"
 SUBDOMAIN_HOST: Key = (*HUB_CONFIG, "JupyterHub", "subdomain_host")
 COOKIE_PREFIX: Key = (*HUB_CONFIG, "JupyterHub", "cookie_host_prefix_enabled")
@@ -225,7 +225,7 @@ def hub_python_mounted(course: Course, values: dict[str, Any], upstream: Upstrea
 def rtc_stores(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
     """The singleuser command must keep RTC's SQLite files off the (NFS) home directory."""
     cmd = get(values, CMD)
-    home = PurePosixPath(get(values, (*JH, "singleuser", "storage", "homeMountPath")) or HOME_DEFAULT)
+    home = PurePosixPath(get(values, (*JH, "singleuser", "storage", "homeMountPath")) or POD_HOME)
     if not isinstance(cmd, list) or not cmd:
         yield problem(
             course,
@@ -242,9 +242,9 @@ def rtc_stores(course: Course, values: dict[str, Any], upstream: UpstreamData) -
                 f"item {i} is {arg!r}, not a string (YAML reads `--x=:y:` as a mapping)",
                 "put the item in double quotes",
             )
-    flags = dict(_flags(cmd))
-    for flag, what in (("SQLiteYStore.db_path", "the Y store"), ("BaseFileIdManager.db_path", "the file-ID database")):
-        if flag not in flags:
+    given = dict(_flags(cmd))
+    for flag, what in STORE_FLAGS.items():
+        if flag not in given:
             yield problem(
                 course,
                 CMD,
@@ -252,15 +252,15 @@ def rtc_stores(course: Course, values: dict[str, Any], upstream: UpstreamData) -
                 f"add --{flag}=/tmp/<file>.db",
             )
             continue
-        path = PurePosixPath(flags[flag])
-        if flags[flag] != ":memory:" and (not path.is_absolute() or path == home or home in path.parents):
+        path = PurePosixPath(given[flag])
+        if given[flag] != ":memory:" and (not path.is_absolute() or path == home or home in path.parents):
             yield problem(
                 course,
                 CMD,
-                f"--{flag}={flags[flag]} is in the home directory ({home}), which is on NFS",
+                f"--{flag}={given[flag]} is in the home directory ({home}), which is on NFS",
                 f"use a path under /tmp, e.g. --{flag}=/tmp/{path.name or 'store.db'}",
             )
-    store_class = flags.get("YDocExtension.ystore_class", "")
+    store_class = given.get("YDocExtension.ystore_class", "")
     if store_class.startswith("tmpystore"):
         yield problem(
             course,
@@ -274,11 +274,10 @@ def rtc_stores(course: Course, values: dict[str, Any], upstream: UpstreamData) -
 def _flags(cmd: list[Any]) -> Iterator[tuple[str, str]]:
     for arg in cmd:
         text = str(arg)
-        if text.startswith("--") and "=" in text:
-            name, _, value = text[2:].partition("=")
-            yield name, value
-        elif text.startswith("-") and " " in text:  # a flag and its value pasted into one list item
-            yield from _flags(shlex.split(text))
+        if text.startswith("-") and " " in text and "=" not in text.split(" ")[0]:
+            yield from flags(shlex.split(text))  # a flag and its value pasted into one list item
+        elif (parsed := parse_flag(text)) is not None:
+            yield parsed
 
 
 def course_image(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:

@@ -30,11 +30,13 @@ from tornado.websocket import websocket_connect
 from coursehub import hubpython
 from coursehub.courses import Course, get
 from coursehub.errors import CoursehubError, Problem
+from coursehub.singleuser import STORE_FLAGS
 
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 USER = "coursehub-health"
 PROBE_FILE = "coursehub-health.txt"
-# Runs in the kernel: the server is the kernel's parent process; its command line carries the RTC flags.
+# Runs in the kernel of the deployed hub's server, where coursehub is not installed: the one flag parser that
+# is not coursehub.singleuser's. The server is the kernel's parent process; its command line carries the flags.
 KERNEL_CODE = """
 import json, os
 cmd = open(f"/proc/{os.getppid()}/cmdline", "rb").read().split(b"\\0")
@@ -42,7 +44,6 @@ flags = dict(a.decode()[2:].split("=", 1) for a in cmd if a.startswith(b"--") an
 print(json.dumps({"answer": 6 * 7, "home": os.path.realpath(os.path.expanduser("~")), "flags": flags,
                   "exists": {k: os.path.exists(v) for k, v in flags.items() if k.endswith("db_path")}}))
 """
-STORES = {"SQLiteYStore.db_path": "the Y store", "BaseFileIdManager.db_path": "the file-ID database"}
 
 
 class _Api:
@@ -117,7 +118,7 @@ def _server(api: _Api, where: str, timeout: float, say: Callable[[str], None]) -
         return [Problem(where, f"{base}/api/kernels", "a kernel ran the code but did not answer", "read the log")]
     say(f"{where}: a kernel on {USER}'s server runs code")
     home = result["home"]
-    for flag, what in STORES.items():
+    for flag, what in STORE_FLAGS.items():
         path = result["flags"].get(flag)
         if not path or path == home or path.startswith(home.rstrip("/") + "/"):
             problems.append(

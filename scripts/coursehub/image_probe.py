@@ -20,6 +20,11 @@ import sys
 from importlib import metadata
 from typing import Any
 
+try:
+    from coursehub.singleuser import parse_flag
+except ImportError:  # run as a script in a course image's environment, where singleuser.py is beside this file
+    from singleuser import parse_flag  # type: ignore[no-redef]
+
 PACKAGES = (
     "jupyterlab",
     "jupyter-server",
@@ -112,10 +117,13 @@ def check_flag(flag: str, by_name: dict[str, list[type]]) -> str | None:
     from traitlets import TraitError, Type
     from traitlets.utils.importstring import import_item
 
-    name, _, value = flag[2:].partition("=")
+    parsed_flag = parse_flag(flag)
+    if parsed_flag is None:
+        return None  # a plain flag such as --debug
+    name, value = parsed_flag
     section, _, trait_name = name.rpartition(".")
     if not section:
-        return None  # a plain flag such as --debug, not a Class.trait assignment
+        return None  # --name=value without a class: not a Class.trait assignment
     problem = name_problem(by_name, section, trait_name, "this image")
     if problem:
         return problem

@@ -28,11 +28,11 @@ from typing import Any
 import requests
 
 from coursehub.images import Variant, ensure_env
-from coursehub.localhub import POD_HOME, LocalHub, Plan, map_path, server_dirs
+from coursehub.localhub import LocalHub, Plan, map_path, server_dirs
+from coursehub.singleuser import POD_HOME, STORE_FLAGS, flags, parse_flag
 
 PROBE = Path(__file__).with_name("image_probe.py")
 CHECK_USER = "image-check"
-STORE_FLAGS = {"SQLiteYStore.db_path": "the Y store", "BaseFileIdManager.db_path": "the file-ID database"}
 
 
 @dataclass(frozen=True)
@@ -162,17 +162,17 @@ async def _touch_websocket(url: str, headers: dict[str, str]) -> None:
 
 def _store_problems(cmd: list[str], tmp: Path, home: Path) -> list[tuple[str, str]]:
     problems = []
-    flags = {a[2:].partition("=")[0]: a for a in cmd if a.startswith("--") and "=" in a}
+    given = dict(flags(cmd))
     for name, what in STORE_FLAGS.items():
-        flag = flags.get(name)
-        if flag is None:
+        if name not in given:
             problems.append((f"--{name}", f"is not set, so {what} goes to its default place"))
             continue
-        value = flag.partition("=")[2]
+        value = given[name]
+        flag = f"--{name}={value}"
         if value == POD_HOME or value.startswith(POD_HOME + "/") or not value.startswith("/"):
             problems.append((flag, f"puts {what} in the home directory, which is on NFS"))
             continue
-        local = Path(map_path(flag, tmp, home).partition("=")[2])
+        local = Path(dict(flags([map_path(flag, tmp, home)]))[name])
         if not local.is_file():
             problems.append((flag, f"{what} was not written there"))
     for path in sorted(home.rglob("*")):
@@ -200,7 +200,7 @@ def _blame(cmd: list[str], failure: str) -> tuple[str, str]:
     text = failure.lower()
     for arg in cmd[1:]:
         if arg.startswith("--"):
-            name = arg[2:].partition("=")[0]
+            name = (parse_flag(arg) or (arg[2:], ""))[0]
             if any(part[:8].lower() in text for part in name.split(".") if len(part) > 3):  # stems: collabor…
                 return arg, f"the server did not start: {failure}"
     return "command", f"the server did not start: {failure}"

@@ -38,11 +38,10 @@ from coursehub.checks import effective
 from coursehub.courses import Course, dotted, get, walk
 from coursehub.errors import CoursehubError, Problem
 from coursehub.paths import HUB_PYTHON, ROOT
+from coursehub.singleuser import POD_HOME, POD_TMP
 from coursehub.upstream import UpstreamData
 
 CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
-POD_TMP = "/tmp"
-POD_HOME = "/home/jovyan"
 LOCAL_DOMAIN = "hub.localhost"  # the hub's host when the course runs servers on subdomains
 
 # What the local hub does with each key a course (or coursehub's chart defaults) can set.

@@ -36,6 +36,7 @@ from typing import Any
 from coursehub import kube, rendered
 from coursehub.courses import get
 from coursehub.errors import Problem
+from coursehub.singleuser import POD_HOME
 
 Obj = dict[str, Any]
 # Where z2jh's hub image keeps its configuration (z2jh's templates/hub/deployment.yaml mounts it there).
@@ -283,11 +284,8 @@ def home_subpaths(pod: Obj) -> list[str]:
     return [
         m.get("subPath", "")
         for m in container.get("volumeMounts", [])
-        if m["name"] in claims and m.get("mountPath") == HOME
+        if m["name"] in claims and m.get("mountPath") == POD_HOME
     ]
-
-
-HOME = "/home/jovyan"
 
 
 def problems(
@@ -321,7 +319,7 @@ def problems(
                 Problem(
                     where,
                     "singleuser.storage",
-                    f"mounts {homes or 'no folder'} of the homes claim at {HOME}, not {users[who].name!r} alone",
+                    f"mounts {homes or 'no folder'} of the homes claim at {POD_HOME}, not {users[who].name!r} alone",
                     "keep singleuser.storage.static.subPath at '{username}' so that each server gets only its own home",
                 )
             )
