@@ -1,4 +1,4 @@
-"""The entry point the Makefile calls, run as a subprocess: exit codes, messages, files written."""
+"""The entry point the Makefile calls (main(argv) in-process, and the installed command): exit codes, messages, files written."""
 
 from __future__ import annotations
 
@@ -123,24 +123,43 @@ BAD_INPUT = {
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
 def test_bad_input_exits_non_zero_names_file_and_key_and_writes_nothing(
-    case: str, values_dir: Path, upstream_chart: Path, tmp_path: Path
+    case: str,
+    values_dir: Path,
+    upstream_chart: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """In-process, through the entry point's main(argv): the matrix costs no interpreter start-ups."""
     file, change, key, words = BAD_INPUT[case]
     edit(values_dir / file, change)
     out = tmp_path / "out"
     out.mkdir()
     (out / "previous.yaml").write_text("kept: true\n")
+    monkeypatch.setenv("COURSEHUB_VALUES", str(values_dir))
+    monkeypatch.setenv("UPSTREAM_CHART", str(upstream_chart))
     for args in (
         ["validate", "--course", "stat159"],
         ["render", "--course", "stat159", "--out", str(out)],
         ["deploy", "--course", "stat159", "--dry-run"],
     ):
-        result = coursehub(*args, values=values_dir, upstream=upstream_chart)
-        assert result.returncode == 1, (args, result.stdout)
-        errors = [line for line in result.stderr.splitlines() if key in line]
-        assert errors and file in errors[0] and words in errors[0], (args, result.stderr)
-        assert "would run" not in result.stdout
+        code = cli.main(args)
+        printed = capsys.readouterr()
+        assert code == 1, (args, printed.out)
+        errors = [line for line in printed.err.splitlines() if key in line]
+        assert errors and file in errors[0] and words in errors[0], (args, printed.err)
+        assert "would run" not in printed.out
     assert [p.name for p in out.iterdir()] == ["previous.yaml"]
+
+
+def test_bad_input_through_the_installed_command_is_the_same_one_line(values_dir: Path, upstream_chart: Path) -> None:
+    """The one subprocess of the matrix: the console script exits 1 with the same line on stderr."""
+    file, change, key, words = BAD_INPUT["invalid account name"]
+    edit(values_dir / file, change)
+    result = coursehub("validate", "--course", "stat159", values=values_dir, upstream=upstream_chart)
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if key in line]
+    assert file in line and words in line and "Traceback" not in result.stderr
 
 
 def test_deploy_dry_run_shows_helm_upgrade_with_the_render_layers(upstream_chart: Path, values_dir: Path) -> None:

@@ -22,7 +22,8 @@ import yaml
 
 from coursehub import sops
 from coursehub.errors import CoursehubError, Problem
-from coursehub.paths import CHART, VALUES, display
+from coursehub.paths import CHART, display
+from coursehub.paths import values_dir as default_values_dir
 
 COMMON = "common.yaml"
 SECRET_SUFFIX = ".secret.yaml"
@@ -118,7 +119,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return parse_yaml(text, display(path))
 
 
-def course_names(values_dir: Path = VALUES) -> list[str]:
+def course_names(values_dir: Path | None = None) -> list[str]:
+    values_dir = values_dir or default_values_dir()
     return sorted(
         p.name.removesuffix(".yaml")
         for p in values_dir.glob("*.yaml")
@@ -190,7 +192,8 @@ class Course:
         return display(self.course_file)
 
 
-def load_course(name: str, values_dir: Path = VALUES, chart_dir: Path = CHART) -> Course:
+def load_course(name: str, values_dir: Path | None = None, chart_dir: Path = CHART) -> Course:
+    values_dir = values_dir or default_values_dir()
     course_file = values_dir / f"{name}.yaml"
     if not course_file.is_file():
         known = ", ".join(course_names(values_dir)) or "none"

@@ -17,7 +17,8 @@ from coursehub import sops
 from coursehub.checks import check_values
 from coursehub.courses import ENCRYPTED_SUFFIX, EXAMPLE_SUFFIX, SECRET_SUFFIX, load_course, load_yaml
 from coursehub.errors import CoursehubError, Problem
-from coursehub.paths import VALUES, display
+from coursehub.paths import display
+from coursehub.paths import values_dir as default_values_dir
 from coursehub.upstream import find_chart, load_data
 
 
@@ -28,8 +29,9 @@ def blanked(value: Any) -> Any:
     return [] if isinstance(value, list) else ""
 
 
-def edit_secrets(name: str, values_dir: Path = VALUES) -> list[str]:
+def edit_secrets(name: str, values_dir: Path | None = None) -> list[str]:
     """Returns what happened, one line each; raises with the course's problems after the edit."""
+    values_dir = values_dir or default_values_dir()
     load_course(name, values_dir)  # the course exists, and an existing encrypted file can be decrypted here
     encrypted = values_dir / f"{name}{ENCRYPTED_SUFFIX}"
     secret = values_dir / f"{name}{SECRET_SUFFIX}"

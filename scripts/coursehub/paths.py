@@ -17,8 +17,15 @@ def _root() -> Path:
 
 ROOT = _root()
 CHART = ROOT / "chart"
-# COURSEHUB_VALUES points the tools at another values folder (the tests use it for bad input).
-VALUES = Path(os.environ.get("COURSEHUB_VALUES") or ROOT / "values").resolve()
+VALUES = (ROOT / "values").resolve()  # the repository's course values
+
+
+def values_dir() -> Path:
+    """The values folder commands read: $COURSEHUB_VALUES (another folder, e.g. a test's copy), else values/."""
+    pointed = os.environ.get("COURSEHUB_VALUES")
+    return Path(pointed).resolve() if pointed else VALUES
+
+
 HUB_PYTHON = CHART / "files" / "hub" / "coursehub_config.py"
 TOOLS = ROOT / ".tools"
 
