@@ -313,6 +313,7 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
     for group in sorted(dropped):
         if group in groups:
             changes.append(Change("drop-group", group))
+    changes += _ledger_members(declaration, usable, ledger_group, groups)
 
     # 3. shares (access shares), and no shares left behind (dropped groups; a course back on roles)
     for a in usable:
@@ -341,6 +342,18 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
 
     result.after = after
     return result
+
+
+def _ledger_members(
+    declaration: Mapping[str, Any], usable: list[rules.SharedAccount], ledger_group: str, groups: Mapping[str, Any]
+) -> list[Change]:
+    """With rtc "sharedAccounts", the ledger group's members are the course's shared accounts: the hub-side
+    config's Spawner.group_overrides gives RTC to its members' servers. Otherwise it has none."""
+    want = {a.account for a in usable} if rules.rtc_setting(declaration) == "sharedAccounts" else set()
+    have = set((groups.get(ledger_group) or {}).get("users") or ())
+    return [Change("add-members", ledger_group, b) for b in _batches(sorted(want - have))] + [
+        Change("remove-members", ledger_group, b) for b in _batches(sorted(have - want))
+    ]
 
 
 def _shared_with(api: HubAPI, account: str) -> set[str]:
