@@ -87,7 +87,8 @@ RTC_OVERRIDE = "coursehub-rtc"  # its Spawner.group_overrides key
 def ledger_name(course: str) -> str:
     """The group whose properties record what coursehub owns on the hub for `course`.
 
-    Its name has a colon, which declared group names cannot have, so it never collides with one.
+    Its name has a colon, which declared group names cannot have, so it never collides with one. Its members
+    are the course's shared accounts when only they have RTC (rtc "sharedAccounts"), else nobody.
     """
     return f"coursehub:{course}"
 

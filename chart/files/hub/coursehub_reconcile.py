@@ -12,9 +12,10 @@ brings the hub to it, additions and removals alike:
 
 What coursehub owns on a hub is recorded in one ledger group per course
 (``coursehub:<course>``, its properties: ``{group: account}`` and every
-account coursehub ever made). A name is written into the ledger before the
-thing is created, so a run that fails half-way leaves things the next run
-recognises as its own and finishes. Anything not in the ledger is never
+account coursehub ever made; its members: the course's accounts when only
+they have RTC, ``rtc: sharedAccounts``). A name is written into the ledger
+before the thing is created, so a run that fails half-way leaves things the
+next run recognises as its own and finishes. Anything not in the ledger is never
 touched, and a declared name that already exists on the hub without being
 coursehub's is a collision: refused, with the name and the fix.
 
