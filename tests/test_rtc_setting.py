@@ -201,11 +201,15 @@ class _Hub:
 
 
 def _hub(ledger_members: list[str]) -> _Hub:
-    ledger = {"groups": {"shared-1": "collab-shared-1", "shared-2": "collab-shared-2"}}
-    ledger["accounts"] = ["collab-shared-1", "collab-shared-2"]
+    """A hub where coursehub made shared-1 and shared-2 and their accounts, the ledger with these members."""
+    ledger = {
+        "coursehub.course": "stat159",
+        "groups": {"shared-1": "collab-shared-1", "shared-2": "collab-shared-2"},
+        "accounts": ["collab-shared-1", "collab-shared-2"],
+    }
     return _Hub(
         {
-            LEDGER: {"users": ledger_members, "properties": {"coursehub.course": "stat159", **ledger}},
+            LEDGER: {"users": ledger_members, "properties": ledger},
             "shared-1": {"users": ["s-ana"], "roles": ["coursehub-access-shared-1"]},
             "shared-2": {"users": ["s-bo"], "roles": ["coursehub-access-shared-2"]},
         }
