@@ -46,6 +46,16 @@ def test_a_healthy_course_hub_passes(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "s-ana" not in said
 
 
+def test_with_rtc_for_shared_accounts_only_the_health_users_server_has_it_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "values").mkdir()
+    values = stat159_values(tmp_path / "values", SECRET, sharedAccounts=ACCOUNTS, rtc="sharedAccounts")
+    problems, said = check(values, tmp_path / "hub", monkeypatch, 120)
+    assert problems == [], "\n".join(map(str, problems))
+    assert "RTC is off in coursehub-health's server, as rtc: sharedAccounts wants" in said
+
+
 def test_a_server_that_cannot_start_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "values").mkdir()
     values = stat159_values(tmp_path / "values", SECRET, sharedAccounts=ACCOUNTS)

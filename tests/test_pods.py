@@ -191,3 +191,13 @@ def test_a_course_folder_on_storage_without_the_homes_claim_is_a_problem(helm: H
         "shared account",
         "staff",
     }
+
+
+def test_with_rtc_for_shared_accounts_only_the_accounts_pod_runs_the_collaborative_command(
+    helm: Helm, upstream_chart: Path
+) -> None:
+    """The same setting test_rtc_setting.py proves live, on the pods z2jh's config and KubeSpawner really build."""
+    _, built_pods = built(helm, upstream_chart, "stat159", {"jupyterhub.custom.coursehub.rtc": "sharedAccounts"})
+    account, student = notebook(built_pods["shared account"])["args"], notebook(built_pods["student"])["args"]
+    assert "--LabApp.collaborative=true" in account and "--YDocExtension.disable_rtc=True" not in account
+    assert "--LabApp.collaborative=true" not in student and "--YDocExtension.disable_rtc=True" in student

@@ -140,7 +140,8 @@ def _yaml_type(value: Any) -> str:
 
 def hub_traits_config(values: dict[str, Any]) -> Config:
     """The traitlets config the hub builds before coursehub's hub-side Python runs (z2jh's
-    jupyterhub_config.py order): load_roles from hub.loadRoles, then the hub.config sections."""
+    jupyterhub_config.py order): load_roles from hub.loadRoles, Spawner.cmd from singleuser.cmd, then the
+    hub.config sections."""
     c = Config()
     roles = get(values, LOAD_ROLES) or {}
     if isinstance(roles, Mapping):
@@ -148,6 +149,8 @@ def hub_traits_config(values: dict[str, Any]) -> Config:
             {"name": key, **role} if isinstance(role, Mapping) and "name" not in role else role
             for key, role in roles.items()
         ]
+    if "cmd" in (get(values, (*JH, "singleuser")) or {}):
+        c.Spawner.cmd = get(values, CMD)
     for section, traits in (get(values, HUB_CONFIG) or {}).items():
         c[section].update(traits or {})
     return c

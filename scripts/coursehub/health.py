@@ -4,8 +4,9 @@ Through the hub's public URL and REST API, with a token from
 $JUPYTERHUB_API_TOKEN (scopes: admin:users, admin:servers, access:servers,
 admin:groups, read:roles). Checks, in order:
 - the hub answers;
-- a health-check user's server starts, runs code in a kernel, has RTC on, and
-  keeps its RTC stores (Y store, file-ID database) off the home directory;
+- a health-check user's server starts, runs code in a kernel, has RTC on (off
+  with `rtc: sharedAccounts`: it is not a shared account), and keeps its RTC
+  stores (Y store, file-ID database) off the home directory;
 - every shared account exists and its group holds the role that lets members
   start and use it (access "roles");
 and always stops the health-check user's server and deletes the user.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -44,6 +46,7 @@ flags = dict(a.decode()[2:].split("=", 1) for a in cmd if a.startswith(b"--") an
 print(json.dumps({"answer": 6 * 7, "home": os.path.realpath(os.path.expanduser("~")), "flags": flags,
                   "exists": {k: os.path.exists(v) for k, v in flags.items() if k.endswith("db_path")}}))
 """
+PAGE_CONFIG = re.compile(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', re.S)
 
 
 class _Api:
@@ -72,14 +75,18 @@ def health(course: Course, hub_url: str, timeout: float = 300, say: Callable[[st
     say(f"{where}: answers (JupyterHub {version})")
     problems: list[Problem] = []
     try:
-        problems += _server(api, where, timeout, say)
+        problems += _server(api, where, timeout, say, _rtc(course))
     finally:
         problems += _clean_up(api, where, timeout)
     problems += _shared_accounts(course, api, where, say)
     return problems
 
 
-def _server(api: _Api, where: str, timeout: float, say: Callable[[str], None]) -> list[Problem]:
+def _rtc(course: Course) -> str:
+    return str(hubpython.load().rtc_setting(get(course.values(), ("jupyterhub", "custom", "coursehub")) or {}))
+
+
+def _server(api: _Api, where: str, timeout: float, say: Callable[[str], None], rtc: str) -> list[Problem]:
     created = api("POST", f"/hub/api/users/{USER}")
     if created.status_code not in (201, 409):
         return [
@@ -126,11 +133,29 @@ def _server(api: _Api, where: str, timeout: float, say: Callable[[str], None]) -
             )
         elif flag == "BaseFileIdManager.db_path" and not result["exists"].get(flag):
             problems.append(Problem(where, f"{USER}'s server --{flag}", f"{what} was not created", "read the log"))
-    if _rtc_on(api, base):
+    on = _rtc_on(api, base) and _rtc_in_page(api, base)
+    if rtc == "sharedAccounts":
+        if on:
+            problems.append(
+                Problem(
+                    where,
+                    f"{USER}'s server",
+                    "has RTC on, but rtc: sharedAccounts keeps it to the shared accounts' servers",
+                    "restart the hub with the values (the setting applies to servers started after)",
+                )
+            )
+        else:
+            say(f"{where}: RTC is off in {USER}'s server, as rtc: sharedAccounts wants (not a shared account)")
+    elif on:
         say(f"{where}: RTC is on, its stores are off the home directory" if not problems else f"{where}: RTC is on")
     else:
         problems.append(
-            Problem(where, f"{USER}'s server", "has RTC off (no collaboration API)", "check the image's packages")
+            Problem(
+                where,
+                f"{USER}'s server",
+                "has RTC off (no collaboration API, or JupyterLab not collaborative)",
+                "check the image's packages and the singleuser command",
+            )
         )
     return problems
 
@@ -200,6 +225,14 @@ def _rtc_on(api: _Api, base: str) -> bool:
         return False
     finally:
         api("DELETE", f"{base}/api/contents/{PROBE_FILE}")
+
+
+def _rtc_in_page(api: _Api, base: str) -> bool:
+    """What the server's JupyterLab reads to make documents collaborative (the endpoints are there either way):
+    JupyterLab 3.6's `collaborative` (--LabApp.collaborative), jupyter-collaboration's `disableRTC`."""
+    found = PAGE_CONFIG.search(api("GET", f"{base}/lab").text)
+    config = json.loads(found.group(1)) if found else {}
+    return config.get("collaborative") is True or config.get("disableRTC") is False
 
 
 def _clean_up(api: _Api, where: str, timeout: float) -> list[Problem]:

@@ -248,6 +248,8 @@ def configure(c: Any, plan_file: str) -> None:
 
     # 1. as z2jh's jupyterhub_config.py: load_roles from hub.loadRoles, then hub.config as is
     c.JupyterHub.load_roles = [{"name": name, **role} for name, role in (get_config("hub.loadRoles") or {}).items()]
+    if "cmd" in (values.get("singleuser") or {}):  # as z2jh: before hub.config, for the hub-side Python to build on
+        c.Spawner.cmd = get_config("singleuser.cmd")
     for section, traits in (get_config("hub.config") or {}).items():
         if section in plan.replaced_sections:
             continue  # the course's log-in (OAuth) and spawner settings: replaced below
@@ -291,7 +293,8 @@ def configure(c: Any, plan_file: str) -> None:
     c.SimpleLocalProcessSpawner.home_dir_template = str(workdir / "home" / "{username}")
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
-    cmd = list(get_config("singleuser.cmd") or ["jupyterhub-singleuser"])
+    # the command as the hub-side Python left it (the rtc setting changes it), its program from the image's env
+    cmd = list((c.Spawner.cmd if "cmd" in c.Spawner else None) or ["jupyterhub-singleuser"])
     c.Spawner.cmd = [str(Path(plan.singleuser_bin) / cmd[0]), *cmd[1:]]
     if get_config("singleuser.defaultUrl"):
         c.Spawner.default_url = get_config("singleuser.defaultUrl")

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coursehub import kube, rendered
+from coursehub import hubpython, kube, rendered
 from coursehub.courses import get
 from coursehub.errors import Problem
 from coursehub.singleuser import POD_HOME
@@ -260,10 +260,13 @@ def course_users(objs: list[Obj]) -> dict[str, PodUser]:
     values = rendered.hub_values(objs)
     if values is None:
         raise LookupError("the render has no Secret/hub values.yaml")
-    shared = get(values, ("custom", "coursehub", "sharedAccounts")) or []
+    declaration = get(values, ("custom", "coursehub")) or {}
+    shared = declaration.get("sharedAccounts") or []
     users = {"student": PodUser("pod-check-student", [Group(shared[0]["group"])] if shared else [])}
     if shared:
-        users["shared account"] = PodUser(shared[0]["account"], [], id=2)
+        # In the groups the reconciler keeps the accounts in (the hub-side rule): group_overrides match them.
+        groups = [Group(g) for g in hubpython.load().account_groups(declaration)]
+        users["shared account"] = PodUser(shared[0]["account"], groups, id=2)
     staff = get(values, ("custom", "coursehub", "staff")) or []
     if staff:
         users["staff"] = PodUser(staff[0], [], id=3)

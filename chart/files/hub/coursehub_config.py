@@ -104,10 +104,18 @@ GROUP_NAME = _RULES["groupName"]
 USER_NAME = _RULES["userName"]
 
 
+# rtc: which servers have real-time collaboration (see rtc_spawner_settings).
+RTC_SETTINGS = ("everyone", "sharedAccounts")
+RTC_SWITCH = "--LabApp.collaborative"  # JupyterLab 3.6 turns RTC on with it (on JupyterLab 4 it only checks)
+RTC_OFF = "--YDocExtension.disable_rtc=True"  # jupyter-collaboration >= 1.1 (JupyterLab 4)
+RTC_OVERRIDE = "coursehub-rtc"  # its Spawner.group_overrides key
+
+
 def ledger_name(course: str) -> str:
     """The group whose properties record what coursehub owns on the hub for `course`.
 
-    Its name has a colon, which declared group names cannot have, so it never collides with one.
+    Its name has a colon, which declared group names cannot have, so it never collides with one. Its members
+    are the course's shared accounts when only they have RTC (rtc "sharedAccounts"), else nobody.
     """
     return f"coursehub:{course}"
 
@@ -386,6 +394,8 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
     for group, why in settings["refused"].items():
         log.error("coursehub: %s: group %s gets no role and is left alone; rename it in the values", why, group)
 
+    apply_rtc(c, declaration)
+
     auth = c.Authenticator
     refused = frozenset(a.account for a in accounts)
     auth.post_auth_hook = refuse_accounts(refused, account_prefix(declaration), _current(auth, "post_auth_hook", None))
@@ -460,6 +470,80 @@ def apply_course_folder(c: Any, declaration: Mapping[str, Any]) -> None:
         spawner.volume_mounts = [*current, mount]
     previous = _current(spawner, "modify_pod_hook", None)
     spawner.modify_pod_hook = writable_for(staff_names(declaration), mount["mountPath"], previous)
+
+
+def rtc_setting(declaration: Mapping[str, Any]) -> str:
+    """Which servers get real-time collaboration: "everyone" (the default) or "sharedAccounts" only."""
+    value = declaration.get("rtc") or "everyone"
+    if value not in RTC_SETTINGS:
+        raise DeclarationError(
+            "rtc",
+            f"{value!r} is not one of {', '.join(RTC_SETTINGS)}",
+            "write everyone (RTC in every server, the default) or sharedAccounts (in the shared accounts' only)",
+        )
+    return str(value)
+
+
+def rtc_spawner_settings(rtc: str, course: str, cmd: Any, args: list[str]) -> dict[str, Any]:
+    """The Spawner settings (cmd, args, group_overrides) that give RTC to the shared accounts' servers only.
+
+    {} for "everyone": the course's command turns RTC on (JupyterLab 3.6: --LabApp.collaborative=true in it;
+    JupyterLab 4: jupyter-collaboration installed in the image) and nothing changes. For "sharedAccounts" every
+    server starts with RTC off: JupyterLab 3.6's switch leaves the command (it must not be given twice: the lab
+    extension then fails to load) and --YDocExtension.disable_rtc=True is added (JupyterLab 4; jupyter_server_ydoc
+    0.6-0.8 only warns that it does not know it). Spawner.group_overrides puts the switch back, and drops the off
+    flag, for the members of the course's ledger group, where the reconciler keeps the shared accounts: JupyterHub
+    matches the groups of the user whose server starts (the account), not the visitor's. Spawner.args, not cmd,
+    carry the difference because KubeSpawner runs cmd + args (and drops args when cmd is null).
+    """
+    if rtc == "everyone":
+        return {}
+    command = [cmd] if isinstance(cmd, str) else list(cmd or ())
+    if not command:
+        raise DeclarationError(
+            "rtc",
+            "sharedAccounts needs a singleuser command (with the image's own, KubeSpawner passes no arguments)",
+            "set jupyterhub.singleuser.cmd (start from the one in chart/values.yaml), or rtc: everyone",
+        )
+    switches = [arg for arg in command[1:] if str(arg).partition("=")[0] == RTC_SWITCH]
+    return {
+        "cmd": [command[0], *(arg for arg in command[1:] if arg not in switches)],
+        "args": [*args, RTC_OFF],
+        "group_overrides": {
+            RTC_OVERRIDE: {"groups": [ledger_name(course)], "spawner_override": {"args": [*args, *switches]}}
+        },
+    }
+
+
+def account_groups(declaration: Mapping[str, Any]) -> list[str]:
+    """The groups the reconciler keeps every shared account in: the course's ledger group under rtc
+    "sharedAccounts" (its Spawner.group_overrides entry gives their servers RTC), else none."""
+    if rtc_setting(declaration) == "sharedAccounts":
+        return [ledger_name(str(declaration.get("course") or ""))]
+    return []
+
+
+def apply_rtc(c: Any, declaration: Mapping[str, Any]) -> None:
+    """Set the Spawner traits for the course's `rtc` (see rtc_spawner_settings), on top of z2jh's Spawner.cmd."""
+    spawner = c.Spawner
+    settings = rtc_spawner_settings(
+        rtc_setting(declaration),
+        str(declaration.get("course") or ""),
+        spawner["cmd"] if "cmd" in spawner else None,
+        list(_current(spawner, "args", [])),
+    )
+    if not settings:
+        return
+    overrides = dict(_current(spawner, "group_overrides", {}))
+    if RTC_OVERRIDE in overrides:
+        raise DeclarationError(
+            "rtc",
+            f"hub.config.Spawner.group_overrides already has the key {RTC_OVERRIDE!r}",
+            "rename that entry (coursehub- keys are coursehub's)",
+        )
+    spawner.cmd = settings["cmd"]
+    spawner.args = settings["args"]
+    spawner.group_overrides = {**overrides, **settings["group_overrides"]}
 
 
 def refuse_accounts(accounts: frozenset[str], prefix: str, then: Any = None) -> Any:

@@ -12,9 +12,10 @@ brings the hub to it, additions and removals alike:
 
 What coursehub owns on a hub is recorded in one ledger group per course
 (``coursehub:<course>``, its properties: ``{group: account}`` and every
-account coursehub ever made). A name is written into the ledger before the
-thing is created, so a run that fails half-way leaves things the next run
-recognises as its own and finishes. Anything not in the ledger is never
+account coursehub ever made; its members: the course's accounts when only
+they have RTC, ``rtc: sharedAccounts``). A name is written into the ledger
+before the thing is created, so a run that fails half-way leaves things the
+next run recognises as its own and finishes. Anything not in the ledger is never
 touched, and a declared name that already exists on the hub without being
 coursehub's is a collision: refused, with the name and the fix.
 
@@ -313,6 +314,7 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
     for group in sorted(dropped):
         if group in groups:
             changes.append(Change("drop-group", group))
+    changes += _ledger_members(declaration, usable, ledger_group, groups)
 
     # 3. shares (access shares), and no shares left behind (dropped groups; a course back on roles)
     for a in usable:
@@ -341,6 +343,18 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
 
     result.after = after
     return result
+
+
+def _ledger_members(
+    declaration: Mapping[str, Any], usable: list[rules.SharedAccount], ledger_group: str, groups: Mapping[str, Any]
+) -> list[Change]:
+    """With rtc "sharedAccounts", the ledger group's members are the course's shared accounts: the hub-side
+    config's Spawner.group_overrides gives RTC to its members' servers. Otherwise it has none."""
+    want = {a.account for a in usable} if ledger_group in rules.account_groups(declaration) else set()
+    have = set((groups.get(ledger_group) or {}).get("users") or ())
+    return [Change("add-members", ledger_group, b) for b in _batches(sorted(want - have))] + [
+        Change("remove-members", ledger_group, b) for b in _batches(sorted(have - want))
+    ]
 
 
 def _shared_with(api: HubAPI, account: str) -> set[str]:
