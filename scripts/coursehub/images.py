@@ -15,6 +15,7 @@ on a first run (`make bench` measures it).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import queue
@@ -138,9 +139,19 @@ def uv_bin() -> Path:
 
 
 def ensure_env(variant: Variant) -> Path:
-    """The variant's environment, built first if needed. Returns the venv folder."""
-    if not variant.built:
-        build_env(variant, variant.env)
+    """The variant's environment, built first if needed. Returns the venv folder.
+
+    Two processes may want the same environment at once (parallel tests, a demo beside a test run): the
+    first builds it under a lock beside it, the other waits and then finds it built. The environment is
+    built in place (its scripts name their own path), never moved.
+    """
+    if variant.built:
+        return variant.env
+    variant.env.parent.mkdir(parents=True, exist_ok=True)
+    with open(variant.env.parent / f".{variant.env.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if not variant.built:
+            build_env(variant, variant.env)
     return variant.env
 
 
