@@ -501,3 +501,19 @@ def test_staff_names_stay_out_of_the_hub_log() -> None:
     for name in STAFF:
         assert orm.User.find(app.db, name) is not None  # created, holding the role
         assert not [line for line in lines.lines if name in line]
+
+
+@pytest.mark.parametrize(
+    ("message", "hidden"),
+    [
+        ("Creating user ta-x found in role: coursehub-staff", "Creating user a TA found in role: coursehub-staff"),
+        ("200 GET /hub/api/users (ta-x@127.0.0.1) 3.1ms", "200 GET /hub/api/users (a TA@127.0.0.1) 3.1ms"),
+        ("User logged in: ta-y@campus.edu", "User logged in: a TA"),
+        ("User logged in: ta-xy", "User logged in: ta-xy"),  # another user, whose name begins like a TA's
+        ("User logged in: ta-x.", "User logged in: a TA."),
+    ],
+)
+def test_the_staff_filter_hides_whole_names_only(message: str, hidden: str) -> None:
+    record = logging.LogRecord("JupyterHub", logging.INFO, "", 0, message, (), None)
+    hub_python.HideStaff(STAFF).filter(record)
+    assert record.getMessage() == hidden

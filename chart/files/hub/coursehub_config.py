@@ -715,16 +715,17 @@ class HideStaff(logging.Filter):
 
     At start-up JupyterHub names the users of a role it creates (``Creating user X found in role:
     coursehub-staff``) and then gives them the default role (``Adding role user for User: X``), so the TA is
-    named with the role or next to it. Every hub message naming a TA says ``a TA`` instead. (Request lines, the
-    ``tornado.access`` logger, name whoever makes a request, TAs like anyone: they do not say who holds the role.)
+    named with the role or next to it, and later lines (log-ins, request lines) say what the TA does. Every hub
+    message naming a TA says ``a TA`` instead.
     """
 
     def __init__(self, names: Iterable[str]) -> None:
         super().__init__()
         self.names = frozenset(names)
         alternatives = "|".join(map(re.escape, sorted(self.names, key=len, reverse=True)))
-        # a name is a whole user name: not part of a longer one (ta-x in ta-xy, or in ta-x@campus.edu)
-        self.pattern = re.compile(rf"(?<![\w.@+-])(?:{alternatives})(?![\w.@+-])") if self.names else None
+        # a whole user name, not part of a longer one (ta-x in ta-xy or ta-x.y); followed by @ it is still the
+        # name: request lines say `(ta-x@10.0.0.1)` (a longer staff name, ta-x@campus.edu, is tried first)
+        self.pattern = re.compile(rf"(?<![\w.@+-])(?:{alternatives})(?![\w+-]|\.\w)") if self.names else None
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.pattern is not None:
@@ -738,7 +739,7 @@ class HideStaff(logging.Filter):
 def hide_staff(names: Iterable[str]) -> None:
     """Put a HideStaff filter for `names` on the hub's loggers, in place of an earlier one (apply may run more
     than once in a process: the tooling checks several courses)."""
-    for logger in map(logging.getLogger, _MEMBERSHIP_LOGGERS):
+    for logger in map(logging.getLogger, (*_MEMBERSHIP_LOGGERS, "tornado.access", "tornado.general")):
         for old in [f for f in logger.filters if isinstance(f, HideStaff)]:
             logger.removeFilter(old)
         logger.addFilter(HideStaff(names))
