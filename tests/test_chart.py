@@ -84,14 +84,16 @@ def test_the_hub_python_ships_in_a_configmap_mounted_into_config_d_and_beside_th
 
 def test_membership_is_in_a_secret_and_in_no_configmap(helm: Helm, upstream_chart: Path) -> None:
     course = load_course("stat159")
-    members = {m for g in course.values()["jupyterhub"]["custom"]["coursehub"]["members"].values() for m in g}
-    assert members
+    declaration = course.values()["jupyterhub"]["custom"]["coursehub"]
+    members = {m for g in declaration["members"].values() for m in g} | set(declaration["staff"])  # TAs too
+    assert members and declaration["staff"]
     objs = render_chart(helm, upstream_chart, course)
     for obj in objs:
         text = yaml.safe_dump(obj)
         if obj["kind"] == "ConfigMap":
             assert not any(m in text for m in members), obj["metadata"]["name"]
-    assert members <= {m for g in hub_values(objs)["custom"]["coursehub"]["members"].values() for m in g}
+    received = hub_values(objs)["custom"]["coursehub"]
+    assert members <= {m for g in received["members"].values() for m in g} | set(received["staff"])
     assert list(rendered.membership_only_in_secrets(course, course.values(), objs)) == []
 
 
@@ -99,6 +101,10 @@ def test_the_membership_check_catches_a_leak() -> None:
     course = load_course("stat159")
     leak = {"kind": "ConfigMap", "metadata": {"name": "oops"}, "data": {"x": "example-student-1 is in shared-1"}}
     assert [p.file for p in rendered.membership_only_in_secrets(course, course.values(), [leak])] == [
+        "rendered ConfigMap/oops"
+    ]
+    ta = {"kind": "ConfigMap", "metadata": {"name": "oops"}, "data": {"x": "TAs: example-ta"}}
+    assert [p.file for p in rendered.membership_only_in_secrets(course, course.values(), [ta])] == [
         "rendered ConfigMap/oops"
     ]
 

@@ -180,3 +180,16 @@ def test_deploy_dry_run_shows_helm_upgrade_with_the_render_layers(upstream_chart
     assert argv[argv.index("--namespace") + 1] == "stat159-prod"
     files = [Path(argv[i + 1]).name for i, a in enumerate(argv) if a == "--values"]
     assert files == ["common.yaml", "stat159.yaml", "stat159.secret.yaml"]
+
+
+def test_the_demo_guide_names_the_example_ta_but_only_counts_a_real_staff_list(values_dir: Path) -> None:
+    from coursehub import demo
+    from coursehub.courses import load_course
+
+    example = demo.guide(load_course("stat159", values_dir=values_dir), "http://hub", "pw", "instructor")
+    assert "  example-ta: TA, every shared account and the course's groups in the admin page" in example
+    (values_dir / "stat159.secret.yaml").write_text(
+        yaml.safe_dump({"jupyterhub": {"custom": {"coursehub": {"members": {}, "staff": ["real-ta", "other-ta"]}}}})
+    )
+    real = demo.guide(load_course("stat159", values_dir=values_dir), "http://hub", "pw", "instructor")
+    assert "  2 TAs of the private staff list: TA" in real and "real-ta" not in real

@@ -366,3 +366,154 @@ def test_access_shares_loads_no_per_group_role_and_lets_the_reconciler_share_onl
             *(f"servers!user={a}" for a in ACCOUNTS),
         ]
     )
+
+
+# --- the course's staff (TAs): one role ----------------------------------------------------
+
+STAFF = ["ta-x", "ta-y@campus.edu"]
+STAFFED = {**DECLARATION, "staff": STAFF}
+GROUPS = ["shared-1", "shared-2", "empty.group_3"]
+
+
+def _staff_role(settings_roles: list[dict[str, Any]]) -> dict[str, Any]:
+    (role,) = [r for r in settings_roles if r["name"] == hub_python.STAFF_ROLE]
+    return role
+
+
+def test_the_staff_role_has_exactly_the_ta_scopes_for_every_account_and_declared_group() -> None:
+    c = Config()
+    hub_python.apply(c, STAFFED)
+    role = _staff_role(c.JupyterHub.load_roles)
+    assert role["users"] == STAFF and "groups" not in role and "services" not in role
+    expected = ["admin-ui"]
+    for group, account in zip(GROUPS, ACCOUNTS, strict=True):
+        expected += [
+            f"access:servers!user={account}",  # use the server
+            f"servers!user={account}",  # start, stop, read it (not admin:servers: no server state)
+            f"list:users!user={account}",  # see it in the admin page
+            f"groups!group={group}",  # see the group and its members, add and remove members
+            f"list:users!group={group}",  # see its students by name in the admin page
+        ]
+    assert sorted(role["scopes"]) == sorted(expected)
+
+
+def test_no_staff_no_role_and_the_course_without_staff_is_unchanged() -> None:
+    with_staff, without = Config(), Config()
+    hub_python.apply(with_staff, STAFFED)
+    hub_python.apply(without, {**DECLARATION, "staff": []})
+    assert [r for r in with_staff.JupyterHub.load_roles if r["name"] != hub_python.STAFF_ROLE] == list(
+        without.JupyterHub.load_roles
+    )
+    assert hub_python.STAFF_ROLE not in {r["name"] for r in without.JupyterHub.load_roles}
+
+
+def test_a_group_whose_name_is_taken_on_the_hub_is_not_the_staffs() -> None:
+    """Another course's group of the same name gets no role: the TAs get nothing on it, nor on its account."""
+    names = hub_python.HubNames(groups={"shared-1": {}})
+    role = _staff_role(hub_python.staff_roles(STAFFED, hub_python.parse(STAFFED), {"shared-1": "not coursehub's"}))
+    assert not [s for s in role["scopes"] if s.endswith(("=shared-1", "=collab-shared-1"))]
+    c = Config()
+    hub_python.apply(c, STAFFED, names)
+    assert _staff_role(c.JupyterHub.load_roles) == role
+
+
+@pytest.mark.parametrize(
+    ("staff", "key", "message"),
+    [
+        ("ta-x", "staff", "must be a list"),
+        (["TA X"], "staff[0]", "not a valid user"),
+        (["ta-x", "collab-shared-2"], "staff[1]", "is the shared account of group shared-2"),
+        (["collab-someone"], "staff[0]", "starts with the course's account prefix 'collab-'"),
+        (["ta-x", "ta-x"], "staff[1]", "listed twice"),
+    ],
+)
+def test_bad_staff_lists_name_the_key_and_the_fix(staff: Any, key: str, message: str) -> None:
+    c = Config()
+    with pytest.raises(hub_python.DeclarationError) as caught:
+        hub_python.apply(c, {**DECLARATION, "staff": staff})
+    assert caught.value.key == key
+    assert message in caught.value.problem
+    assert caught.value.fix
+    assert "load_roles" not in c.JupyterHub  # nothing was applied
+
+
+def test_a_role_in_hub_load_roles_named_like_the_staff_role_is_refused() -> None:
+    c = Config()
+    c.JupyterHub.load_roles = [{"name": hub_python.STAFF_ROLE, "scopes": ["admin:users"], "users": ["ta-x"]}]
+    with pytest.raises(hub_python.DeclarationError, match=r"'coursehub-staff' is also in hub\.loadRoles"):
+        hub_python.apply(c, STAFFED)
+
+
+@pytest.fixture(scope="module")
+def staffed_hub() -> JupyterHub:
+    """The staffed course in JupyterHub's own classes, with a foreign group beside the course's."""
+    c = Config()
+    c.Authenticator.manage_groups = False
+    hub_python.apply(c, STAFFED)
+    c.JupyterHub.load_groups = {
+        **{a.group: {"users": list(a.members)} for a in hub_python.parse(STAFFED)},
+        "other-course": {"users": ["ana"]},
+    }
+    c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, {"name": "accounts", "scopes": [], "users": ACCOUNTS}]
+    return asyncio.run(_start_hub(c))
+
+
+# What JupyterHub 5.5 gives a user for themselves (scopes._expand_self_scope): every TA has it as a user.
+_SELF = {"read:users", "read:users:name", "read:users:groups", "users:shares", "read:users:shares", "read:shares"}
+_SELF |= {"users:activity", "read:users:activity", "servers", "delete:servers", "read:servers", "tokens"}
+_SELF |= {"read:tokens", "access:servers"}
+
+
+@pytest.mark.parametrize("ta", STAFF)
+def test_a_tas_expanded_scopes_reach_only_the_accounts_the_declared_groups_and_themselves(
+    staffed_hub: JupyterHub, ta: str
+) -> None:
+    """Expanded by JupyterHub itself (subscopes included): the admin page, their own things as any user has them,
+    and only filtered scopes on the accounts and the declared groups; nothing on another user or group, and no
+    scope that creates, deletes or administers users or groups, or reads anyone else's tokens."""
+    on_account = {"access:servers", "servers", "read:servers", "delete:servers", "list:users", "read:users:name"}
+    on_group = {"groups", "read:groups", "list:groups", "read:groups:name", "list:users", "read:users:name"}
+    expected = {"admin-ui"} | {f"{s}!user={ta}" for s in _SELF}
+    expected |= {f"{s}!user={a}" for s in on_account for a in ACCOUNTS}
+    expected |= {f"{s}!group={g}" for s in on_group for g in GROUPS}
+    granted = _scopes(staffed_hub, ta)
+    assert granted == expected, (sorted(granted - expected), sorted(expected - granted))
+    bases = {s.partition("!")[0] for s in granted}
+    for never in ("admin:users", "admin:groups", "delete:groups", "delete:users", "admin:servers", "shares"):
+        assert never not in bases, never
+    assert not [s for s in granted if s.endswith(("=other-course", "=ana", "=bo"))]
+
+
+def test_a_student_gets_nothing_from_the_staff_role(staffed_hub: JupyterHub) -> None:
+    assert "admin-ui" in _scopes(staffed_hub, "ana")  # from the group role: the tutorial's limited admin page
+    assert not [s for s in _scopes(staffed_hub, "ana") if s.startswith(("groups", "list:users!group"))]
+
+
+def test_staff_names_stay_out_of_the_hub_log() -> None:
+    """JupyterHub creates a role's users it does not know yet and says so, with the role: not for the staff."""
+    c = Config()
+    c.JupyterHub.log_level = "DEBUG"
+    hub_python.apply(c, STAFFED)
+    lines = _Lines()
+    app = asyncio.run(_start_hub(c, lines))
+    app.log.removeHandler(lines)
+    assert lines.lines.count(f"Creating user a TA found in role: {hub_python.STAFF_ROLE}") == len(STAFF)
+    for name in STAFF:
+        assert orm.User.find(app.db, name) is not None  # created, holding the role
+        assert not [line for line in lines.lines if name in line]
+
+
+@pytest.mark.parametrize(
+    ("message", "hidden"),
+    [
+        ("Creating user ta-x found in role: coursehub-staff", "Creating user a TA found in role: coursehub-staff"),
+        ("200 GET /hub/api/users (ta-x@127.0.0.1) 3.1ms", "200 GET /hub/api/users (a TA@127.0.0.1) 3.1ms"),
+        ("User logged in: ta-y@campus.edu", "User logged in: a TA"),
+        ("User logged in: ta-xy", "User logged in: ta-xy"),  # another user, whose name begins like a TA's
+        ("User logged in: ta-x.", "User logged in: a TA."),
+    ],
+)
+def test_the_staff_filter_hides_whole_names_only(message: str, hidden: str) -> None:
+    record = logging.LogRecord("JupyterHub", logging.INFO, "", 0, message, (), None)
+    hub_python.HideStaff(STAFF).filter(record)
+    assert record.getMessage() == hidden

@@ -161,6 +161,39 @@ def test_membership_in_a_committed_file_is_refused(values_dir: Path) -> None:
     assert any(p.file.endswith("stat159.yaml") and "private" in p.message for p in found)
 
 
+def test_the_staff_list_in_a_committed_file_is_refused(values_dir: Path) -> None:
+    edit(values_dir / "stat159.yaml", {"jupyterhub.custom.coursehub.staff": ["ta-x"]})
+    p = the_problem(values_dir)
+    assert p.file.endswith("stat159.yaml") and p.key == "jupyterhub.custom.coursehub.staff"
+    assert "private" in p.message and "stat159.secret.yaml" in p.fix
+
+
+@pytest.mark.parametrize(
+    ("staff", "key", "words"),
+    [
+        (["example-ta", "collab-shared-2"], "staff[1]", "is the shared account of group shared-2"),
+        (["collab-ta"], "staff[0]", "account prefix"),
+        (["example-ta", "example-ta"], "staff[1]", "listed twice"),
+    ],
+)
+def test_a_bad_staff_list_names_the_secrets_file_the_key_and_the_fix(
+    values_dir: Path, staff: list[str], key: str, words: str
+) -> None:
+    edit(values_dir / "stat159.secret.example.yaml", {"jupyterhub.custom.coursehub.staff": staff})
+    p = the_problem(values_dir)
+    assert p.file.endswith("stat159.secret.example.yaml") and p.key == f"jupyterhub.custom.coursehub.{key}"
+    assert words in p.message and p.fix
+    assert "example-ta" not in str(p)  # who the staff are is never printed
+
+
+def test_a_staff_name_that_is_no_user_name_is_refused_by_the_schema(values_dir: Path) -> None:
+    edit(values_dir / "stat159.secret.example.yaml", {"jupyterhub.custom.coursehub.staff": ["TA X"]})
+    found = problems_for(values_dir)
+    assert found and all(p.file.endswith("stat159.secret.example.yaml") for p in found), "\n".join(map(str, found))
+    assert {p.key for p in found} == {"jupyterhub.custom.coursehub.staff[0]"}, "\n".join(map(str, found))
+    assert "TA X" not in "\n".join(map(str, found))  # not even a mistyped name is printed
+
+
 def test_manage_groups_true_would_stop_the_hub(values_dir: Path) -> None:
     edit(values_dir / "common.yaml", {"jupyterhub.hub.config.Authenticator.manage_groups": True})
     p = the_problem(values_dir)

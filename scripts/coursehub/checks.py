@@ -29,6 +29,8 @@ JH: Key = ("jupyterhub",)
 DECLARATION: Key = (*JH, "custom", "coursehub")
 HUB_CONFIG: Key = (*JH, "hub", "config")
 LOAD_ROLES: Key = (*JH, "hub", "loadRoles")
+# Declaration keys that name people and are private to the course: only its secrets file may set them.
+PRIVATE = {"members": "group membership", "staff": "the course's staff list"}
 SECRET_NAME = re.compile(r"secret|token|passw|key", re.IGNORECASE)
 CMD: Key = (*JH, "singleuser", "cmd")
 HUB_PYTHON_VOLUME = "coursehub-hub-python"
@@ -76,7 +78,8 @@ def _schema_problems(course: Course, schema: dict[str, Any], data: Any, prefix: 
         description = error.schema.get("description", "") if isinstance(error.schema, Mapping) else ""
         fix = description.strip().split("\n")[0] if description else "give it a value of the right type"
         message = error.message
-        if any(secret_like(part) for part in key):  # jsonschema quotes the value: not a secret's
+        # jsonschema quotes the value: not a secret's, nor a student's or a TA's name
+        if any(secret_like(part) for part in key) or private_key(key):
             message = message.replace(repr(error.instance), "the value (hidden)")
         yield Problem(course.origin(key), dotted((*prefix, *path)), message, fix)
 
@@ -84,6 +87,11 @@ def _schema_problems(course: Course, schema: dict[str, Any], data: Any, prefix: 
 def secret_like(name: str) -> bool:
     """A key whose value must never be shown (OAuth client secrets, proxy tokens, passwords, keys)."""
     return bool(SECRET_NAME.search(name))
+
+
+def private_key(key: Key) -> bool:
+    """A key under the declaration's members or staff: its values are people's names."""
+    return key[: len(DECLARATION)] == DECLARATION and len(key) > len(DECLARATION) and key[len(DECLARATION)] in PRIVATE
 
 
 def hub_config_names(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
@@ -171,8 +179,10 @@ def shared_accounts(course: Course, values: dict[str, Any], upstream: UpstreamDa
         key = (*DECLARATION, *e.key.replace("[", ".").replace("]", "").split("."))
         message = e.problem
         student = get(values, key)
-        if key[len(DECLARATION)] == "members" and isinstance(student, str):
-            message = message.replace(repr(student), "this student")  # membership is never printed
+        if private_key(key) and isinstance(student, str):  # membership and staff are never printed
+            message = message.replace(
+                repr(student), "this student" if key[len(DECLARATION)] == "members" else "this TA"
+            )
         yield Problem(course.origin(key), f"{dotted(DECLARATION)}.{e.key}", message, e.fix)
         return
     manage = get(values, (*HUB_CONFIG, "Authenticator", "manage_groups"))
@@ -184,13 +194,14 @@ def shared_accounts(course: Course, values: dict[str, Any], upstream: UpstreamDa
             "set it to false: groups come from coursehub and the admin page",
         )
     for layer in course.layers:
-        if not layer.private and get(layer.data, (*DECLARATION, "members")):
-            yield Problem(
-                layer.name,
-                dotted((*DECLARATION, "members")),
-                "group membership is private",
-                f"move it to values/{course.name}.secret.yaml, which git ignores",
-            )
+        for key, what in PRIVATE.items():
+            if not layer.private and get(layer.data, (*DECLARATION, key)):
+                yield Problem(
+                    layer.name,
+                    dotted((*DECLARATION, key)),
+                    f"{what} is private",
+                    f"move it to values/{course.name}.secret.yaml, which git ignores",
+                )
 
 
 def _role_clash(course: Course, values: dict[str, Any], message: str) -> Iterator[Problem]:

@@ -81,6 +81,10 @@ def guide(course: Course, url: str, password: str, instructor: str) -> str:
         f"open {url}/hub/login  (password for every demo log-in: {password})",
         f"  {instructor}: instructor, full admin page at {url}/hub/admin",
     ]
+    staff = declaration.get("staff") or []
+    if staff:  # who the TAs are is private: named only from the example secrets
+        who = ", ".join(staff) if course.uses_example_secrets else f"{len(staff)} TAs of the private staff list"
+        lines.append(f"  {who}: TA, every shared account and the course's groups in the admin page at {url}/hub/admin")
     for entry in accounts:
         members = (declaration.get("members") or {}).get(entry["group"]) or []
         if not course.uses_example_secrets:  # real membership is private: not even on the terminal

@@ -94,12 +94,11 @@ def differences(a: Any, b: Any, prefix: Key = ()) -> Iterator[Key]:
 
 
 def membership_only_in_secrets(course: Course, values: dict[str, Any], objs: list[dict[str, Any]]) -> Iterator[Problem]:
-    """No student named in a group may appear in a ConfigMap (or any object that is not a Secret)."""
-    members = {
-        m
-        for group in (get(values, ("jupyterhub", "custom", "coursehub", "members")) or {}).values()
-        for m in group or ()
-    }
+    """No student named in a group, and no TA (`staff`), may appear in a ConfigMap (or any object that is not a
+    Secret)."""
+    declaration = get(values, ("jupyterhub", "custom", "coursehub")) or {}
+    members = {m for group in (declaration.get("members") or {}).values() for m in group or ()}
+    members |= set(declaration.get("staff") or ())
     if not members:
         return
     pattern = re.compile(r"(?<![\w.@+-])(" + "|".join(map(re.escape, sorted(members))) + r")(?![\w.@+-])")
@@ -111,8 +110,8 @@ def membership_only_in_secrets(course: Course, values: dict[str, Any], objs: lis
             yield Problem(
                 f"rendered {name_of(obj)}",
                 "",
-                f"names group member {hit.group(1)!r}: membership is private",
-                "keep membership in custom.coursehub.members, which reaches the hub in Secret/hub only",
+                f"names group member or TA {hit.group(1)!r}: membership and staff are private",
+                "keep them in custom.coursehub.members and .staff, which reach the hub in Secret/hub only",
             )
 
 

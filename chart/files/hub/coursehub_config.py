@@ -22,6 +22,7 @@ A declaration looks like::
     members:                       # private: lives in the course's secrets file
       shared-1: [student-a, student-b]
       # lab-b is not listed: its members are managed in the admin page
+    staff: [ta-x]                  # private too: the course's TAs (see staff_role)
 
 and becomes, per shared account A of group G:
 - the role ``coursehub-access-G`` granted to G and nothing else (``access:
@@ -60,6 +61,7 @@ ROLE_PREFIX = "coursehub-access-"
 OWNER = "coursehub.course"
 DEFAULT_ACCOUNT_PREFIX = "collab-"
 RECONCILER = "coursehub-reconciler"  # the managed service and its role
+STAFF_ROLE = "coursehub-staff"  # the one role of the course's TAs (staff_role)
 PAGE = 1000  # the reconciler's page size (see apply: the hub's api_page_max_limit is raised to it)
 # Where the reconciler and this file are in the hub container (the chart mounts the ConfigMap there), and the
 # files z2jh reads the chart values from (Secret/hub, and hub.existingSecret when there is one).
@@ -337,6 +339,87 @@ def hub_settings(
     return {"load_roles": [*roles, reconciler_role], "refused": refused}
 
 
+def parse_staff(declaration: Mapping[str, Any], accounts: Iterable[SharedAccount]) -> tuple[str, ...]:
+    """The course's TAs (``staff``), checked: real log-in names, each once, none of them a shared account.
+
+    A name under the account prefix could never log in (``refuse_accounts``), and one that is a declared account
+    would hand the TA role to the group's account: both are mistakes to fix in the values, not to load.
+    """
+    staff = declaration.get("staff") or []
+    if not isinstance(staff, list):
+        raise DeclarationError("staff", "must be a list of user names", "write `staff: [ta-login, ...]`")
+    declared = {a.account: a.group for a in accounts}
+    prefix = account_prefix(declaration)
+    seen: set[str] = set()
+    for i, name in enumerate(staff):
+        key = f"staff[{i}]"
+        _check_name(key, name, USER_NAME, "user")
+        if name in declared:
+            raise DeclarationError(
+                key,
+                f"{name!r} is the shared account of group {declared[name]}, not a person",
+                "list the TA's own log-in name (nobody can log in as a shared account)",
+            )
+        if name.startswith(prefix):
+            raise DeclarationError(
+                key,
+                f"{name!r} starts with the course's account prefix {prefix!r}, under which nobody can log in",
+                "list the TA's own log-in name",
+            )
+        if name in seen:
+            raise DeclarationError(key, f"{name!r} is listed twice", "list each TA once")
+        seen.add(name)
+    return tuple(staff)
+
+
+def staff_role(staff: Iterable[str], accounts: Iterable[SharedAccount]) -> dict[str, Any]:
+    """The one role of the course's TAs: the course's shared accounts and groups, and nothing else.
+
+    Every scope is filtered to a declared account or group (JupyterHub 5.5 ``scopes.py``):
+    - ``access:servers``, ``servers`` (start, stop, read; ``admin:servers`` would add the server state, which
+      the admin page does not need) and ``list:users``, each ``!user=<account>``: use, start and stop every
+      account and see it in the admin page;
+    - ``groups!group=<group>`` (read and list the group, add and remove members; not create or delete, which are
+      ``admin:groups`` and ``delete:groups``) and ``list:users!group=<group>`` (the group's students by name in
+      the admin page, not their servers, tokens or other groups);
+    - ``admin-ui``: the admin page itself (what may be done there is the scopes above).
+    No scope reaches a user who is not an account or in a declared group, or a group the course did not declare.
+    """
+    scopes = ["admin-ui"]
+    for a in accounts:
+        scopes += [
+            f"access:servers!user={a.account}",
+            f"servers!user={a.account}",
+            f"list:users!user={a.account}",
+            f"groups!group={a.group}",
+            f"list:users!group={a.group}",
+        ]
+    return {
+        "name": STAFF_ROLE,
+        "description": "The course's TAs: use, start and stop its shared accounts; see and change its groups",
+        "scopes": scopes,
+        "users": list(staff),
+    }
+
+
+def staff_roles(
+    declaration: Mapping[str, Any], accounts: Iterable[SharedAccount], refused: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The staff role, when the course has staff, over its groups that got a role (not the `refused` ones:
+    a group of that name on the hub is someone else's).
+
+    With no staff there is no role: JupyterHub deletes a role that left the config at its next start, and with
+    it every assignment; a TA left out of a shorter list loses the role then too (``load_roles`` sets a role's
+    users to exactly its list). A name not on the hub yet is created by JupyterHub at that start, holding the
+    role, so the TA can log in at once.
+    """
+    accounts = list(accounts)
+    staff = parse_staff(declaration, accounts)
+    if not staff:
+        return []
+    return [staff_role(staff, [a for a in accounts if a.group not in refused])]
+
+
 def reconciler_service(hub_port: int = 8081) -> dict[str, Any]:
     """The reconciler as a JupyterHub-managed service: started with the hub, restarted if it dies.
 
@@ -364,6 +447,7 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
     access = str(declaration.get("access") or "roles")
     course = str(declaration.get("course") or "")
     settings = hub_settings(accounts, course, access, names)
+    settings["load_roles"] += staff_roles(declaration, accounts, settings["refused"])
 
     hub = c.JupyterHub
     loaded = dict(_current(hub, "load_groups", {}))
@@ -404,6 +488,7 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
 
     for name in _MEMBERSHIP_LOGGERS:
         logging.getLogger(name).addFilter(_HIDE_MEMBERSHIP)
+    hide_staff(parse_staff(declaration, accounts))
     return accounts
 
 
@@ -623,6 +708,41 @@ class HideMembership(logging.Filter):
 
 
 _HIDE_MEMBERSHIP = HideMembership()
+
+
+class HideStaff(logging.Filter):
+    """Keep who the course's TAs are out of the hub's log.
+
+    At start-up JupyterHub names the users of a role it creates (``Creating user X found in role:
+    coursehub-staff``) and then gives them the default role (``Adding role user for User: X``), so the TA is
+    named with the role or next to it, and later lines (log-ins, request lines) say what the TA does. Every hub
+    message naming a TA says ``a TA`` instead.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        super().__init__()
+        self.names = frozenset(names)
+        alternatives = "|".join(map(re.escape, sorted(self.names, key=len, reverse=True)))
+        # a whole user name, not part of a longer one (ta-x in ta-xy or ta-x.y); followed by @ it is still the
+        # name: request lines say `(ta-x@10.0.0.1)` (a longer staff name, ta-x@campus.edu, is tried first)
+        self.pattern = re.compile(rf"(?<![\w.@+-])(?:{alternatives})(?![\w+-]|\.\w)") if self.names else None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.pattern is not None:
+            message = record.getMessage()
+            hidden = self.pattern.sub("a TA", message)
+            if hidden != message:
+                record.msg, record.args = hidden, ()
+        return True
+
+
+def hide_staff(names: Iterable[str]) -> None:
+    """Put a HideStaff filter for `names` on the hub's loggers, in place of an earlier one (apply may run more
+    than once in a process: the tooling checks several courses)."""
+    for logger in map(logging.getLogger, (*_MEMBERSHIP_LOGGERS, "tornado.access", "tornado.general")):
+        for old in [f for f in logger.filters if isinstance(f, HideStaff)]:
+            logger.removeFilter(old)
+        logger.addFilter(HideStaff(names))
 
 
 # Executed by z2jh's jupyterhub_config.py (and by `make demo`): `c` and z2jh's
