@@ -39,6 +39,9 @@ HELM_MAJOR ?= 3
 export HELM_MAJOR UPSTREAM_CHART
 
 KUBE_VERSION ?= 1.33
+# Test files run in parallel (pytest-xdist), each file in one worker (its hubs and fixtures stay together).
+# Most of the suite waits on hubs and servers, so more workers than cores still pays: 3 on 2 cores.
+TEST_WORKERS ?= 3
 # checkov is heavy and pins its own dependencies: its own venv, never the main one.
 # Keep in step with CHECKOV_VERSION in tests/test_checkov.py.
 CHECKOV_VERSION := 3.3.30
@@ -81,11 +84,11 @@ chart: tools
 test:
 	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed node_modules/.installed $(CHECKOV)
 	@$(MAKE) --no-print-directory chart
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # A developer's loop: everything but the live hubs and the course-scale run (CI runs `make test`).
 test-fast: chart
-	$(PY) -m pytest -m "not live and not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not live and not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check scripts tests chart/files

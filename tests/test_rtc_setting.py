@@ -15,8 +15,6 @@ there either way, so they do not tell).
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
 import re
 from collections.abc import Iterator
@@ -26,16 +24,14 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 from traitlets.config import Config
 
-from conftest import HubClient, edit, find, hub_groups, live_hub, render_chart, stat159_values
-from coursehub import hubpython
+from conftest import HubClient, edit, hub_groups, live_hub, render_chart, stat159_values
+from coursehub import hubpython, pods
 from coursehub.checks import check_values
 from coursehub.courses import load_course
 from coursehub.helm import Helm
 from coursehub.localhub import LocalHub
-from coursehub.paths import HUB_PYTHON
 from coursehub.upstream import load_data
 
 hub_python = hubpython.load()
@@ -43,77 +39,21 @@ reconciler = hubpython.reconciler()
 
 LEDGER = hub_python.ledger_name("stat159")
 ACCOUNT, STUDENT = "collab-shared-1", "s-ana"
-KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: none, user: {token: none}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-current-context: none
-"""
-
-
 # --- what the hub in the cluster makes of it -------------------------------------------------
-
-
-@dataclass
-class _Group:
-    name: str
-
-
-@dataclass
-class _User:
-    name: str
-    groups: list[_Group]
-    id: int = 1
-
-    @property
-    def url(self) -> str:
-        return f"/user/{self.name}/"
 
 
 def pod_commands(objs: list[dict[str, Any]], users: dict[str, list[str]]) -> dict[str, list[str]]:
     """The singleuser container's command line of each user's pod (user: their groups), from a rendered chart:
-    z2jh's config step for singleuser.cmd, then coursehub's hub-side file as the ConfigMap ships it, then
-    KubeSpawner 7.0.0 with JupyterHub's group overrides, as the hub applies them before every start."""
-    from kubespawner import KubeSpawner  # z2jh 4.4.0's spawner, pinned in pyproject.toml
-
-    values = yaml.safe_load(base64.b64decode(find(objs, "Secret", "hub")["data"]["values.yaml"]))
-    source = find(objs, "ConfigMap", "coursehub-hub-python")["data"][HUB_PYTHON.name]
-    c = Config()
-    if "cmd" in values["singleuser"]:  # z2jh's jupyterhub_config.py, before hub.config and config.d
-        c.Spawner.cmd = values["singleuser"]["cmd"]
-
-    def get_config(key: str, default: Any = None) -> Any:  # z2jh's, over Secret/hub's values
-        node: Any = values
-        for part in key.split("."):
-            node = node.get(part, default) if isinstance(node, dict) else default
-        return node
-
-    exec(compile(source, HUB_PYTHON.name, "exec"), {"c": c, "get_config": get_config})
-
-    async def build() -> dict[str, list[str]]:
-        commands = {}
-        for name, groups in users.items():
-            spawner = KubeSpawner(_mock=True, config=c, user=_User(name, [_Group(g) for g in groups]))
-            await spawner.apply_group_overrides()
-            pod = await spawner.get_pod_manifest()
-            commands[name] = list(pod.spec.containers[0].args)
-        return commands
-
-    return asyncio.run(build())
+    z2jh's own jupyterhub_config.py with coursehub's hub-side file as the ConfigMap ships it (coursehub.pods),
+    then KubeSpawner 7.0.0 with JupyterHub's group overrides, as the hub applies them before every start."""
+    config = pods.hub_config(objs)
+    built = {
+        name: pods.pod_manifest(config, pods.PodUser(name, [pods.Group(g) for g in groups]))
+        for name, groups in users.items()
+    }
+    return {name: list(pod["spec"]["containers"][0]["args"]) for name, pod in built.items()}
 
 
-@pytest.fixture
-def kube_client_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """KubeSpawner loads a client config when it is made (it never connects here); the database the hub-side
-    file reads is a new one in tmp_path."""
-    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.mark.usefixtures("kube_client_config")
 @pytest.mark.parametrize("course", ["stat159", "data100"])
 def test_shared_accounts_pods_get_the_courses_rtc_and_students_pods_none(
     helm3: Helm, upstream_chart: Path, course: str
@@ -121,22 +61,21 @@ def test_shared_accounts_pods_get_the_courses_rtc_and_students_pods_none(
     objs = render_chart(helm3, upstream_chart, course, {"jupyterhub.custom.coursehub.rtc": "sharedAccounts"})
     cmd = load_course(course).values()["jupyterhub"]["singleuser"]["cmd"]
     ledger = hub_python.ledger_name(course)
-    pods = pod_commands(objs, {"collab-shared-1": [ledger], "s-ana": ["shared-1"], "instructor": []})
+    commands = pod_commands(objs, {"collab-shared-1": [ledger], "s-ana": ["shared-1"], "instructor": []})
     switch = [arg for arg in cmd if arg.startswith(hub_python.RTC_SWITCH + "=")]
     assert switch == (["--LabApp.collaborative=true"] if course == "stat159" else [])  # JupyterLab 3.6's switch
     # the account: every flag of the course's command, RTC's switch last (Spawner.args), no off flag
-    assert pods["collab-shared-1"] == [arg for arg in cmd if arg not in switch] + switch
+    assert commands["collab-shared-1"] == [arg for arg in cmd if arg not in switch] + switch
     # a student's own server (and anyone's not in the ledger group, whatever their groups): off on both stacks
     off = [arg for arg in cmd if arg not in switch] + [hub_python.RTC_OFF]
-    assert pods["s-ana"] == off and pods["instructor"] == off
+    assert commands["s-ana"] == off and commands["instructor"] == off
 
 
-@pytest.mark.usefixtures("kube_client_config")
 def test_everyone_the_default_runs_the_courses_command_unchanged(helm3: Helm, upstream_chart: Path) -> None:
     objs = render_chart(helm3, upstream_chart, "stat159")
     cmd = load_course("stat159").values()["jupyterhub"]["singleuser"]["cmd"]
-    pods = pod_commands(objs, {"collab-shared-1": [LEDGER], "s-ana": ["shared-1"]})
-    assert pods == {"collab-shared-1": cmd, "s-ana": cmd}
+    commands = pod_commands(objs, {"collab-shared-1": [LEDGER], "s-ana": ["shared-1"]})
+    assert commands == {"collab-shared-1": cmd, "s-ana": cmd}
 
 
 def test_the_settings_keep_the_hubs_own_args_and_group_overrides() -> None:

@@ -147,8 +147,9 @@ def ensure_env(variant: Variant) -> Path:
     """
     if variant.built:
         return variant.env
-    variant.env.parent.mkdir(parents=True, exist_ok=True)
-    with open(variant.env.parent / f".{variant.env.name}.lock", "w") as lock:
+    locks = variant.env.parent.parent / "locks"  # beside the environments' folder, which holds environments only
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{variant.env.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
         if not variant.built:
             build_env(variant, variant.env)
