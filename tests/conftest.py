@@ -25,13 +25,13 @@ import requests
 import yaml
 
 from coursehub import tools
+from coursehub.chart.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
+from coursehub.chart.rendered import objects
+from coursehub.chart.upstream import HOW_TO_GET, UpstreamData, find_chart, load_data
 from coursehub.courses import Course, load_course
-from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
-from coursehub.images import deployed, ensure_env
-from coursehub.localhub import LocalHub, Plan, classify, make_plan
+from coursehub.hub.local import LocalHub, Plan, classify, make_plan
+from coursehub.images.build import deployed, ensure_env
 from coursehub.paths import CHART, ROOT, VALUES
-from coursehub.rendered import objects
-from coursehub.upstream import HOW_TO_GET, UpstreamData, find_chart, load_data
 
 
 @pytest.fixture(scope="session", params=sorted(tools.HELM_PINS), ids=lambda m: f"helm{m}")
@@ -148,7 +148,7 @@ def coursehub(
 
 @contextmanager
 def live_hub(values: Path, workdir: Path) -> Iterator[LocalHub]:
-    """A real hub (localhub.py) for stat159 with the values in `values`, stopped whatever happens."""
+    """A real hub (hub/local.py) for stat159 with the values in `values`, stopped whatever happens."""
     course = load_course("stat159", values_dir=values)
     env = ensure_env(deployed("stat159", course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
     plan = make_plan(course, load_data(), workdir, env, classify(course), admin_token=secrets.token_hex(16))
@@ -277,7 +277,7 @@ class Browser:
 
 def sync_groups(hub: LocalHub, values: Path, *, dry_run: bool = False, token: str | None = None) -> tuple[int, str]:
     """`make sync-groups` in-process against the live hub: (exit code, what it printed)."""
-    from coursehub import sync
+    from coursehub.groups import sync
 
     out = io.StringIO()
     old = os.environ.get(sync.TOKEN_ENV)

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from conftest import ARCHIVE_JOBS, coursehub, is_coursehubs, render_chart
-from coursehub import kube
-from coursehub.helm import Helm
+from coursehub.chart import kube
+from coursehub.chart.helm import Helm
 from coursehub.paths import CHART
 
 MODULE = CHART / "files" / "archive" / "coursehub_archive.py"

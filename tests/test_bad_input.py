@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from conftest import coursehub, edit
-from coursehub import rendered
-from coursehub.checks import check_values, effective
+from coursehub.chart import rendered
+from coursehub.chart.checks import check_values, effective
+from coursehub.chart.render import MARKER, check_out
+from coursehub.chart.upstream import load_data
 from coursehub.courses import MAX_DEPTH, load_course
 from coursehub.errors import CoursehubError, Problem
-from coursehub.render import MARKER, check_out
-from coursehub.upstream import load_data
 
 UPSTREAM = load_data(None)
 EXAMPLE = "stat159.secret.example.yaml"

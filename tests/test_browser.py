@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from conftest import HubClient, edit, live_hub, stat159_values
-from coursehub.localhub import LocalHub
+from coursehub.hub.local import LocalHub
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

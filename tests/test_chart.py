@@ -14,14 +14,15 @@ import pytest
 import yaml
 
 from conftest import edit, find, render_chart
-from coursehub import hubpython, kube, rendered
-from coursehub.checks import effective
+from coursehub.chart import kube, rendered
+from coursehub.chart.checks import effective
+from coursehub.chart.helm import Helm, Release, staged_chart, value_args
+from coursehub.chart.upstream import load_data
 from coursehub.courses import course_names, load_course
 from coursehub.errors import CoursehubError
-from coursehub.helm import Helm, Release, staged_chart, value_args
-from coursehub.hubpython import RECONCILER
+from coursehub.groups import hubpython
+from coursehub.groups.hubpython import RECONCILER
 from coursehub.paths import CHART, HUB_PYTHON
-from coursehub.upstream import load_data
 
 hub_python = hubpython.load()
 

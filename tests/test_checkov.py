@@ -18,10 +18,11 @@ import pytest
 import yaml
 
 from conftest import ARCHIVE_JOBS, is_coursehubs, render_chart
-from coursehub import pods, tools
-from coursehub.helm import Helm
+from coursehub import tools
+from coursehub.chart import pods
+from coursehub.chart.helm import Helm
+from coursehub.chart.rendered import objects
 from coursehub.paths import ROOT
-from coursehub.rendered import objects
 
 # Keep in step with CHECKOV_VERSION in the Makefile.
 CHECKOV_VERSION = "3.3.30"

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from conftest import coursehub, edit
-from coursehub import cli, upstream
+from coursehub import cli
+from coursehub.chart import upstream
 from coursehub.courses import course_names
 
 
@@ -183,8 +184,8 @@ def test_deploy_dry_run_shows_helm_upgrade_with_the_render_layers(upstream_chart
 
 
 def test_the_demo_guide_names_the_example_ta_but_only_counts_a_real_staff_list(values_dir: Path) -> None:
-    from coursehub import demo
     from coursehub.courses import load_course
+    from coursehub.hub import demo
 
     example = demo.guide(load_course("stat159", values_dir=values_dir), "http://hub", "pw", "instructor")
     assert "  example-ta: TA, every shared account and the course's groups in the admin page" in example

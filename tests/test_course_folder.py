@@ -1,7 +1,7 @@
 """The course folder in the local demo (issue 11 item 2): one folder, seen in every server's home.
 
 The permissions (read-only for students and shared accounts, writable for staff) are
-the pods' and are asserted on KubeSpawner's manifests in tests/test_pods.py; here every
+the pods' and are asserted on KubeSpawner's manifests in tests/test_chart/pods.py; here every
 local server runs as this machine's one user, so only the sharing itself can be shown.
 """
 

@@ -17,7 +17,7 @@ import yaml
 
 from conftest import DENIED, Browser, HubClient, coursehub, live_hub, stat159_values, sync_groups
 from coursehub.courses import load_course
-from coursehub.localhub import LocalHub
+from coursehub.hub.local import LocalHub
 from coursehub.paths import VALUES
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]

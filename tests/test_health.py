@@ -11,8 +11,8 @@ import yaml
 from conftest import live_hub, stat159_values
 from coursehub.courses import load_course
 from coursehub.errors import Problem
-from coursehub.health import TOKEN_ENV, USER, health
-from coursehub.preflight import running_servers
+from coursehub.ops.health import TOKEN_ENV, USER, health
+from coursehub.ops.preflight import running_servers
 
 ACCOUNTS = [{"group": "shared-1", "account": "collab-shared-1"}]
 SECRET = {"jupyterhub": {"custom": {"coursehub": {"members": {"shared-1": ["s-ana"]}}}}}

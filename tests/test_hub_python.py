@@ -19,8 +19,8 @@ from jupyterhub import orm, scopes
 from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 
-from coursehub import hubpython
-from coursehub.hubpython import RECONCILER
+from coursehub.groups import hubpython
+from coursehub.groups.hubpython import RECONCILER
 from coursehub.paths import HUB_PYTHON
 
 hub_python = hubpython.load()

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from conftest import coursehub, edit
-from coursehub.checks import check_values
+from coursehub.chart.checks import check_values
+from coursehub.chart.upstream import load_data
 from coursehub.courses import course_names, load_course
-from coursehub.imagecheck import check_command
-from coursehub.images import IMAGES, Variant, variants
-from coursehub.upstream import load_data
+from coursehub.images.build import IMAGES, Variant, variants
+from coursehub.images.check import check_command
 
 BROKEN_IMAGE = Variant(
     "test",

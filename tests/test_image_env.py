@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from coursehub import images
 from coursehub.errors import CoursehubError
+from coursehub.images import build as images
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Shared accounts on a live JupyterHub: the access matrix, log-in, live membership changes and RTC.
 
 A real JupyterHub 5.5.0 with configurable-http-proxy on 127.0.0.1 (free ports),
-configured from stat159's values through the chart's own path (localhub.py),
+configured from stat159's values through the chart's own path (hub/local.py),
 with a generated roster: a student in two groups, an empty group, a group whose
 name needs care, and a student in no group. Singleuser servers are real
 JupyterLab 3.6 servers from stat159's image environment, started with the
@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from conftest import DENIED, HubClient, live_hub, stat159_values
-from coursehub.localhub import LocalHub, leftovers, server_dirs
+from coursehub.hub.local import LocalHub, leftovers, server_dirs
 
 pytestmark = pytest.mark.live
 

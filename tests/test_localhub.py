@@ -9,7 +9,7 @@ import pytest
 from conftest import edit
 from coursehub.courses import load_course
 from coursehub.errors import CoursehubError
-from coursehub.localhub import classify, map_path
+from coursehub.hub.local import classify, map_path
 
 
 def test_every_key_is_applied_listed_as_kubernetes_only_or_replaced() -> None:

@@ -1,6 +1,6 @@
 """The pods students get (issue 10, item 5): built by the real KubeSpawner from the render's hub configuration.
 
-`coursehub.pods` runs z2jh 4.4.0's own jupyterhub_config.py (from the chart in use) on the
+`coursehub.chart.pods` runs z2jh 4.4.0's own jupyterhub_config.py (from the chart in use) on the
 rendered hub files, then asks KubeSpawner 7.0.0 for the pod of a student and of a shared
 account. These tests read those manifests as a cluster would receive them.
 """
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from conftest import render_chart
-from coursehub import kube, pods, rendered
-from coursehub.helm import Helm
+from coursehub.chart import kube, pods, rendered
+from coursehub.chart.helm import Helm
 
 Obj = dict[str, Any]
 

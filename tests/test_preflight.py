@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 from conftest import coursehub, edit, render_chart
+from coursehub.chart.helm import Helm, Release
 from coursehub.courses import load_course
 from coursehub.errors import CoursehubError
-from coursehub.helm import Helm, Release
-from coursehub.localhub import free_port
-from coursehub.preflight import check_context, preflight, safety_flags
+from coursehub.hub.local import free_port
+from coursehub.ops.preflight import check_context, preflight, safety_flags
 from coursehub.tools import HELM_PINS
 
 CONTEXT = "stat159-prod"

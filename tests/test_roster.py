@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from conftest import coursehub
-from coursehub import roster
 from coursehub.errors import CoursehubError
+from coursehub.groups import roster
 
 CANVAS = """name,canvas_user_id,user_id,login_id,sections,group_name,canvas_group_id,group_id
 "Ana, A",1,s001,ana,Lab 1,Project Team 1,11,g1

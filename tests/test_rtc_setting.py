@@ -27,12 +27,13 @@ import requests
 from traitlets.config import Config
 
 from conftest import HubClient, edit, hub_groups, live_hub, render_chart, stat159_values
-from coursehub import hubpython, pods
-from coursehub.checks import check_values
+from coursehub.chart import pods
+from coursehub.chart.checks import check_values
+from coursehub.chart.helm import Helm
+from coursehub.chart.upstream import load_data
 from coursehub.courses import load_course
-from coursehub.helm import Helm
-from coursehub.localhub import LocalHub
-from coursehub.upstream import load_data
+from coursehub.groups import hubpython
+from coursehub.hub.local import LocalHub
 
 hub_python = hubpython.load()
 reconciler = hubpython.reconciler()
@@ -44,7 +45,7 @@ ACCOUNT, STUDENT = "collab-shared-1", "s-ana"
 
 def pod_commands(objs: list[dict[str, Any]], users: dict[str, list[str]]) -> dict[str, list[str]]:
     """The singleuser container's command line of each user's pod (user: their groups), from a rendered chart:
-    z2jh's own jupyterhub_config.py with coursehub's hub-side file as the ConfigMap ships it (coursehub.pods),
+    z2jh's own jupyterhub_config.py with coursehub's hub-side file as the ConfigMap ships it (coursehub.chart.pods),
     then KubeSpawner 7.0.0 with JupyterHub's group overrides, as the hub applies them before every start."""
     config = pods.hub_config(objs)
     built = {

@@ -18,11 +18,11 @@ import pytest
 import yaml
 
 from conftest import checkout_with_chart, coursehub
-from coursehub import sops
+from coursehub.chart.rendered import hub_values
 from coursehub.courses import course_names, load_course
 from coursehub.errors import CoursehubError
+from coursehub.ops import sops
 from coursehub.paths import ROOT
-from coursehub.rendered import hub_values
 
 SECRET = "s3cr3t-from-sops"
 

@@ -1,7 +1,7 @@
 """The course's staff (TAs) on a live JupyterHub: one role, exactly what a TA needs.
 
 A real JupyterHub 5.5.0 with configurable-http-proxy and real singleuser
-servers (localhub.py), configured from stat159's values with a generated
+servers (hub/local.py), configured from stat159's values with a generated
 roster, two TAs in `staff`, and, beside the course, another course's group
 with its own student, as on a shared hub. Through the proxy, with the TA's own
 API token: every allowed action succeeds, every other one is refused; a
@@ -20,7 +20,7 @@ import requests
 
 from conftest import DENIED, Browser, HubClient, edit, live_hub, redeploy, stat159_values, write_roster
 from coursehub.errors import CoursehubError
-from coursehub.localhub import LocalHub
+from coursehub.hub.local import LocalHub
 
 pytestmark = pytest.mark.live
 

@@ -29,12 +29,12 @@ from urllib3.connectionpool import HTTPConnectionPool
 
 from conftest import DENIED, HubClient, coursehub, edit, find, live_hub, nested, render_chart, stat159_values
 from coursehub import tools
-from coursehub.checks import check_values, effective, isolation_warnings
+from coursehub.chart.checks import check_values, effective, isolation_warnings
+from coursehub.chart.helm import Helm, Release, staged_chart, value_args
+from coursehub.chart.upstream import load_data
 from coursehub.courses import load_course
 from coursehub.errors import Problem
-from coursehub.helm import Helm, Release, staged_chart, value_args
-from coursehub.localhub import LocalHub
-from coursehub.upstream import load_data
+from coursehub.hub.local import LocalHub
 
 HOST = "stat159.example.edu"
 ORIGIN = f"https://{HOST}"

@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from conftest import COMMAND, hub_groups, live_hub, stat159_values, sync_groups, write_roster
-from coursehub import hubpython
 from coursehub.errors import CoursehubError
-from coursehub.localhub import LocalHub
+from coursehub.groups import hubpython
+from coursehub.hub.local import LocalHub
 
 pytestmark = pytest.mark.live
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from conftest import DENIED, Browser, HubClient, hub_groups, live_hub, stat159_values, sync_groups, write_roster
-from coursehub.localhub import LocalHub
+from coursehub.hub.local import LocalHub
 
 pytestmark = pytest.mark.live
 

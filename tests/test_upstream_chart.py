@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from conftest import find, render_chart
-from coursehub import kube
+from coursehub.chart import kube
+from coursehub.chart.helm import Helm
+from coursehub.chart.validate import validate
 from coursehub.courses import course_names, load_course
-from coursehub.helm import Helm
 from coursehub.paths import HUB_PYTHON
-from coursehub.validate import validate
 
 
 @pytest.mark.parametrize("course", course_names())

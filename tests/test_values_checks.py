@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from conftest import edit
-from coursehub import hubpython
-from coursehub.checks import check_values
+from coursehub.chart.checks import check_values
+from coursehub.chart.upstream import load_data
 from coursehub.courses import course_names, load_course
 from coursehub.errors import Problem
+from coursehub.groups import hubpython
 from coursehub.paths import CHART
-from coursehub.upstream import load_data
 
 
 def problems_for(values_dir: Path, course: str = "stat159") -> list[Problem]:

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coursehub import kube
+from coursehub.chart import kube
+from coursehub.chart.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
+from coursehub.chart.rendered import objects
+from coursehub.chart.upstream import require_chart
 from coursehub.courses import Course
-from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
-from coursehub.rendered import objects
-from coursehub.upstream import require_chart
 
 
 def _median_seconds(action: Callable[[], object], repetitions: int) -> float:
@@ -49,9 +49,9 @@ def validate_vs_render(course: Course, helm: Helm, repetitions: int) -> str:
 
 def hub_startup(course: Course, repetitions: int) -> str:
     """Live hub start-up with the course's config and roster, against a plain JupyterHub, alternating in one run."""
-    from coursehub.images import deployed, ensure_env
-    from coursehub.localhub import LocalHub, classify, make_plan, plain_hub_config
-    from coursehub.upstream import load_data
+    from coursehub.chart.upstream import load_data
+    from coursehub.hub.local import LocalHub, classify, make_plan, plain_hub_config
+    from coursehub.images.build import deployed, ensure_env
 
     upstream, report = load_data(), classify(course)
     env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
@@ -126,8 +126,8 @@ def _login(url: str, user: str, password: str) -> tuple[Any, dict[str, str]]:
 
 def _sync(course: Course, api: Any) -> tuple[int, float]:
     """One reconciliation from outside (make sync-groups' code): (HTTP requests made, seconds)."""
-    from coursehub import hubpython
     from coursehub.courses import get
+    from coursehub.groups import hubpython
 
     reconciler = hubpython.reconciler()
     declaration = get(course.values(), ("jupyterhub", "custom", "coursehub"))
@@ -147,10 +147,10 @@ def scale(course: Course, groups: int, students: int, repetitions: int) -> str:
 
     import requests
 
-    from coursehub import hubpython, sync
-    from coursehub.images import deployed, ensure_env
-    from coursehub.localhub import LocalHub, classify, make_plan, plain_hub_config
-    from coursehub.upstream import load_data
+    from coursehub.chart.upstream import load_data
+    from coursehub.groups import hubpython, sync
+    from coursehub.hub.local import LocalHub, classify, make_plan, plain_hub_config
+    from coursehub.images.build import deployed, ensure_env
 
     upstream = load_data()
     env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
@@ -236,9 +236,9 @@ def visitor_cache(course: Course, caches: tuple[int, ...] = (1, 10, 300), second
 
     import requests
 
-    from coursehub.images import deployed, ensure_env
-    from coursehub.localhub import LocalHub, classify, make_plan
-    from coursehub.upstream import load_data
+    from coursehub.chart.upstream import load_data
+    from coursehub.hub.local import LocalHub, classify, make_plan
+    from coursehub.images.build import deployed, ensure_env
 
     upstream = load_data()
     cmd = course.values()["jupyterhub"]["singleuser"]["cmd"]
@@ -297,7 +297,7 @@ def env_build(course: Course) -> str:
     PyPI (this machine's pip and uv configuration, such as a local mirror, is off
     for both), so the ratio is what a newcomer's first run sees, not a warm cache's.
     """
-    from coursehub.images import build_env, deployed
+    from coursehub.images.build import build_env, deployed
 
     variant = deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"])
     with tempfile.TemporaryDirectory(prefix="coursehub-bench-env-") as tmp:

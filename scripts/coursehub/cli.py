@@ -19,19 +19,19 @@ from coursehub.errors import CoursehubError, Problem
 from coursehub.paths import ROOT, display
 
 if TYPE_CHECKING:
-    from coursehub.helm import Helm
+    from coursehub.chart.helm import Helm
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def _helm(args: argparse.Namespace) -> Helm:
-    from coursehub.helm import Helm
+    from coursehub.chart.helm import Helm
 
     return Helm(tools.helm_path(args.helm))
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
-    from coursehub import sops
+    from coursehub.ops import sops
 
     for major in sorted(tools.HELM_PINS) if args.all else [args.helm]:
         print(f"helm {tools.HELM_PINS[major].version}: {display(tools.install_helm(major))}")
@@ -45,7 +45,7 @@ def cmd_courses(args: argparse.Namespace) -> int:
 
 
 def cmd_deps(args: argparse.Namespace) -> int:
-    from coursehub import upstream
+    from coursehub.chart import upstream
 
     helm_binary = tools.helm_path(args.helm)
     chart, fetched = upstream.ensure_chart(helm_binary) if args.if_missing else (upstream.fetch(helm_binary), True)
@@ -60,7 +60,7 @@ def cmd_check_image(args: argparse.Namespace) -> int:
 
 
 def cmd_groups(args: argparse.Namespace) -> int:
-    from coursehub import roster
+    from coursehub.groups import roster
 
     course = load_course(args.course)
     groups = roster.read(args.roster, *roster.settings(course))
@@ -71,14 +71,14 @@ def cmd_groups(args: argparse.Namespace) -> int:
 
 
 def cmd_edit_secrets(args: argparse.Namespace) -> int:
-    from coursehub.editsecrets import edit_secrets
+    from coursehub.ops.editsecrets import edit_secrets
 
     print("\n".join(edit_secrets(args.course)))
     return 0
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from coursehub.health import health
+    from coursehub.ops.health import health
 
     problems = health(load_course(args.course), args.hub_url, args.timeout)
     if problems:
@@ -88,30 +88,30 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_sync_groups(args: argparse.Namespace) -> int:
-    from coursehub.sync import sync
+    from coursehub.groups.sync import sync
 
     return sync(load_course(args.course), args.hub_url, args.dry_run, sys.stdout)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from coursehub.demo import demo
+    from coursehub.hub.demo import demo
 
     demo(load_course(args.course), args.tag)
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from coursehub.diff import diff
+    from coursehub.chart.diff import diff
 
     print("\n".join(diff(load_course(args.a), load_course(args.b))))
     return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from coursehub.checks import check_values
-    from coursehub.helm import Release
-    from coursehub.render import render
-    from coursehub.upstream import load_data
+    from coursehub.chart.checks import check_values
+    from coursehub.chart.helm import Release
+    from coursehub.chart.render import render
+    from coursehub.chart.upstream import load_data
 
     course = load_course(args.course)
     problems = check_values(course, load_data())  # bad values stop before Helm runs
@@ -129,8 +129,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from coursehub.deploy import deploy
-    from coursehub.helm import Release
+    from coursehub.chart.helm import Release
+    from coursehub.ops.deploy import deploy
 
     course = load_course(args.course)
     release = Release.for_course(course, args.release, args.namespace)
@@ -157,7 +157,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from coursehub.helm import DEFAULT_KUBE_VERSION
+    from coursehub.chart.helm import DEFAULT_KUBE_VERSION
 
     parser = argparse.ArgumentParser(prog="coursehub", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -281,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(helm: Helm, names: list[str]) -> int:
-    from coursehub.upstream import require_chart
-    from coursehub.validate import validate
+    from coursehub.chart.upstream import require_chart
+    from coursehub.chart.validate import validate
 
     chart = require_chart()
     failed = 0
@@ -300,7 +300,7 @@ def _validate(helm: Helm, names: list[str]) -> int:
 
 
 def _archive_commands(args: argparse.Namespace, helm: Helm) -> int:
-    from coursehub.helm import Release, job_command
+    from coursehub.chart.helm import Release, job_command
 
     course = load_course(args.course)
     values = course.values()
@@ -347,8 +347,8 @@ def _archive_commands(args: argparse.Namespace, helm: Helm) -> int:
 
 
 def _check_images(names: list[str], tag: str | None) -> int:
-    from coursehub.imagecheck import check_command
-    from coursehub.images import variants
+    from coursehub.images.build import variants
+    from coursehub.images.check import check_command
 
     failed = 0
     for name in names:

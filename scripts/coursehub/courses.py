@@ -5,7 +5,7 @@ A course's values are, in order (later wins):
   values/common.yaml                     what this campus's courses share
   values/<course>.yaml                   the course itself (committed)
   values/<course>.secret.yaml            private: membership, credentials (git-ignored)
-    or values/<course>.secret.enc.yaml   the same, sops-encrypted and committed (see sops.py)
+    or values/<course>.secret.enc.yaml   the same, sops-encrypted and committed (see ops/sops.py)
     or values/<course>.secret.example.yaml when neither exists
 Render, validate and deploy all take the layers from `Course.files`.
 """
@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from coursehub import sops
 from coursehub.errors import CoursehubError, Problem
+from coursehub.ops import sops
 from coursehub.paths import CHART, display
 from coursehub.paths import values_dir as default_values_dir
 

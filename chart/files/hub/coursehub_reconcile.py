@@ -7,7 +7,7 @@ brings the hub to it, additions and removals alike:
   that ``coursehub_config.py`` registers with a role holding only the scopes
   it needs: once at every hub start (``--in-hub``). It reads the declaration
   where z2jh keeps it, the chart values in Secret/hub;
-- from outside, as ``make sync-groups`` (``scripts/coursehub/sync.py``
+- from outside, as ``make sync-groups`` (``scripts/coursehub/groups/sync.py``
   imports this file) with an operator's token against a remote hub.
 
 What coursehub owns on a hub is recorded in one ledger group per course

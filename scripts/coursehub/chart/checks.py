@@ -18,12 +18,14 @@ import jsonschema
 from traitlets import TraitError
 from traitlets.config import Config
 
-from coursehub import hubpython, hubtraits, images
+from coursehub.chart import hubtraits
+from coursehub.chart.upstream import UpstreamData
 from coursehub.courses import Course, Key, coalesce, dotted, get
 from coursehub.errors import CoursehubError, Problem
+from coursehub.groups import hubpython
+from coursehub.images import build as images
 from coursehub.paths import CHART
 from coursehub.singleuser import POD_HOME, STORE_FLAGS, flags, parse_flag
-from coursehub.upstream import UpstreamData
 
 JH: Key = ("jupyterhub",)
 DECLARATION: Key = (*JH, "custom", "coursehub")

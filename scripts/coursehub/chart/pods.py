@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coursehub import hubpython, kube, rendered
+from coursehub.chart import kube, rendered
 from coursehub.courses import get
 from coursehub.errors import Problem
+from coursehub.groups import hubpython
 from coursehub.singleuser import POD_HOME
 
 Obj = dict[str, Any]

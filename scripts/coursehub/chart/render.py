@@ -7,11 +7,11 @@ from pathlib import Path
 
 import yaml
 
+from coursehub.chart.helm import Helm, Release, staged_chart
+from coursehub.chart.rendered import objects
 from coursehub.courses import Course
 from coursehub.errors import CoursehubError, Problem
-from coursehub.helm import Helm, Release, staged_chart
 from coursehub.paths import display
-from coursehub.rendered import objects
 
 # Written into every render folder: a later render may replace only a folder that carries it.
 MARKER = ".coursehub-render"

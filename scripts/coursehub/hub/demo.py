@@ -9,12 +9,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from coursehub.checks import check_values
+from coursehub.chart.checks import check_values
+from coursehub.chart.upstream import find_chart, load_data
 from coursehub.courses import Course, get
 from coursehub.errors import CoursehubError, Problem
-from coursehub.images import deployed, ensure_env, variants
-from coursehub.localhub import APPLIED, LocalHub, classify, describe_mapping, make_plan
-from coursehub.upstream import find_chart, load_data
+from coursehub.hub.local import APPLIED, LocalHub, classify, describe_mapping, make_plan
+from coursehub.images.build import deployed, ensure_env, variants
 
 
 def demo(course: Course, tag: str | None = None) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coursehub.courses import Course, dotted, get, walk
-from coursehub.images import deployed
+from coursehub.images.build import deployed
 
 
 def _leaves(course: Course) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from coursehub.image_probe import configurable_classes as _imported_classes
-from coursehub.image_probe import import_packages, name_problem
+from coursehub.images.probe import configurable_classes as _imported_classes
+from coursehub.images.probe import import_packages, name_problem
 
 _PACKAGES = ("jupyterhub", "kubespawner", "oauthenticator")
 # Modules that import optional extras or start things on import.

@@ -29,9 +29,9 @@ import requests
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from coursehub import hubpython
 from coursehub.courses import Course, get
 from coursehub.errors import CoursehubError, Problem
+from coursehub.groups import hubpython
 from coursehub.singleuser import STORE_FLAGS
 
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"

@@ -4,10 +4,10 @@ Jupyter only warns about misspelled options, and the seed's RTC flags stop
 working when an image moves stacks; nothing else catches that before students
 do. Two checks, each problem reported as one line that names the flag and the
 package versions involved:
-1. static, inside the image's environment (image_probe.py): every
+1. static, inside the image's environment (probe.py): every
    `--Class.trait=value` names a real class and trait there, the value parses,
    and a Type trait's class imports and is accepted;
-2. live: `jupyterhub-singleuser` started by a real hub (localhub.py) with exactly
+2. live: `jupyterhub-singleuser` started by a real hub (hub/local.py) with exactly
    that command must come up, serve its API, have RTC on, and write its Y store
    and file-ID database where the command says, not in the home directory.
 """
@@ -27,11 +27,11 @@ from typing import Any
 
 import requests
 
-from coursehub.images import Variant, ensure_env
-from coursehub.localhub import LocalHub, Plan, map_path, server_dirs
+from coursehub.hub.local import LocalHub, Plan, map_path, server_dirs
+from coursehub.images.build import Variant, ensure_env
 from coursehub.singleuser import POD_HOME, STORE_FLAGS, flags, parse_flag
 
-PROBE = Path(__file__).with_name("image_probe.py")
+PROBE = Path(__file__).with_name("probe.py")
 CHECK_USER = "image-check"
 
 

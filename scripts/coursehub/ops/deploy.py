@@ -7,14 +7,15 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from coursehub import rendered, sops
+from coursehub.chart import rendered
+from coursehub.chart.helm import Helm, Release, staged_chart
+from coursehub.chart.upstream import NAME, require_chart
+from coursehub.chart.validate import validate
 from coursehub.courses import EXAMPLE_SUFFIX, SECRET_SUFFIX, Course, dotted
 from coursehub.errors import CoursehubError, Problem
-from coursehub.helm import Helm, Release, staged_chart
+from coursehub.ops import sops
+from coursehub.ops.preflight import CONTEXT, preflight, safety_flags, wanted_context
 from coursehub.paths import CHART, display
-from coursehub.preflight import CONTEXT, preflight, safety_flags, wanted_context
-from coursehub.upstream import NAME, require_chart
-from coursehub.validate import validate
 
 
 def refuse_example(course: Course) -> None:

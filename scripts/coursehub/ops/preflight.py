@@ -24,9 +24,9 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
 from coursehub import tools
+from coursehub.chart.helm import Helm, Release
 from coursehub.courses import Course, dotted, get
 from coursehub.errors import CoursehubError, Problem
-from coursehub.helm import Helm, Release
 
 CONTEXT = ("deploy", "kubeContext")
 TIMEOUT = ("deploy", "timeout")

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from coursehub.chart.upstream import NAME, require_chart
 from coursehub.courses import Course
 from coursehub.errors import CoursehubError, Problem
 from coursehub.paths import CHART, HUB_PYTHON, display
-from coursehub.upstream import NAME, require_chart
 
 DEFAULT_KUBE_VERSION = "1.33"
 # A pod annotation on the hub: when coursehub's hub-side Python (any file) changes, the

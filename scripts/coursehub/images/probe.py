@@ -1,6 +1,6 @@
 """Runs INSIDE a course image's Python environment (standard library and traitlets only).
 
-    python image_probe.py '["--Class.trait=value", ...]'
+    python probe.py '["--Class.trait=value", ...]'
 
 Prints one JSON object: the versions of the packages RTC depends on, and for
 every `--Class.trait=value` flag either null (fine) or what is wrong with it in
@@ -18,12 +18,17 @@ import os
 import pkgutil
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]  # run as a script: this folder's modules (build.py, check.py) must not shadow the image's
 
 try:
     from coursehub.singleuser import parse_flag
-except ImportError:  # run as a script in a course image's environment, where singleuser.py is beside this file
-    from singleuser import parse_flag  # type: ignore[no-redef]
+except ImportError:  # run as a script in a course image's environment: coursehub's folder is two levels up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from coursehub.singleuser import parse_flag
 
 PACKAGES = (
     "jupyterlab",
@@ -65,7 +70,7 @@ def enabled_extensions() -> list[str]:
 def import_packages(names: list[str] | tuple[str, ...], skip: tuple[str, ...] = SKIP) -> None:
     """Import every module of these packages, so that their Configurable classes exist.
 
-    Also used by coursehub.hubtraits for the hub's own packages.
+    Also used by coursehub.chart.hubtraits for the hub's own packages.
     """
     for name in names:
         try:

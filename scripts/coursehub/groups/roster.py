@@ -26,9 +26,10 @@ from typing import Any
 
 import yaml
 
-from coursehub import hubpython, sops
 from coursehub.courses import ENCRYPTED_SUFFIX, SECRET_SUFFIX, Course, Layer, get
 from coursehub.errors import CoursehubError, Problem
+from coursehub.groups import hubpython
+from coursehub.ops import sops
 from coursehub.paths import display
 
 STUDENT_COLUMNS = ("login_id", "user_id", "canvas_user_id")
@@ -210,8 +211,8 @@ def write_membership(course: Course, groups: list[RosterGroup]) -> Path:
     credentials and students are examples. The course is checked with the new membership
     before anything is written.
     """
-    from coursehub.checks import check_values
-    from coursehub.upstream import find_chart, load_data
+    from coursehub.chart.checks import check_values
+    from coursehub.chart.upstream import find_chart, load_data
 
     secret = course.course_file.with_name(course.name + SECRET_SUFFIX)
     encrypted = course.course_file.with_name(course.name + ENCRYPTED_SUFFIX)

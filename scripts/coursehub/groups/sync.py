@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from coursehub import hubpython
 from coursehub.courses import Course, get
 from coursehub.errors import CoursehubError, Problem
+from coursehub.groups import hubpython
 
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 SCOPES = "admin:users, admin:groups (and for access: shares, shares and servers)"

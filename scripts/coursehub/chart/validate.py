@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coursehub import hubpython, pods, rendered
-from coursehub.checks import CMD, DECLARATION, check_values, effective, isolation_warnings
+from coursehub.chart import pods, rendered
+from coursehub.chart.checks import CMD, DECLARATION, check_values, effective, isolation_warnings
+from coursehub.chart.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
+from coursehub.chart.kube import SUPPORTED
+from coursehub.chart.upstream import load_data, require_chart
 from coursehub.courses import Course, dotted, get
 from coursehub.errors import Problem
-from coursehub.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
-from coursehub.imagecheck import check_command
-from coursehub.images import deployed
-from coursehub.kube import SUPPORTED
-from coursehub.upstream import load_data, require_chart
+from coursehub.groups import hubpython
+from coursehub.images.build import deployed
+from coursehub.images.check import check_command
 
 
 @dataclass

@@ -13,13 +13,13 @@ from typing import Any
 
 import yaml
 
-from coursehub import sops
-from coursehub.checks import check_values
+from coursehub.chart.checks import check_values
+from coursehub.chart.upstream import find_chart, load_data
 from coursehub.courses import ENCRYPTED_SUFFIX, EXAMPLE_SUFFIX, SECRET_SUFFIX, load_course, load_yaml
 from coursehub.errors import CoursehubError, Problem
+from coursehub.ops import sops
 from coursehub.paths import display
 from coursehub.paths import values_dir as default_values_dir
-from coursehub.upstream import find_chart, load_data
 
 
 def blanked(value: Any) -> Any:

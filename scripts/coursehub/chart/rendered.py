@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from coursehub import kube
+from coursehub.chart import kube
 from coursehub.courses import Course, Key, dotted, drop_nulls, get
 from coursehub.errors import Problem
 from coursehub.paths import HUB_PYTHON
