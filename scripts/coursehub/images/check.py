@@ -91,12 +91,21 @@ def run_server(env: Path, cmd: list[str]) -> list[tuple[str, str]]:
 def _exercise(hub: LocalHub, cmd: list[str]) -> list[tuple[str, str]]:
     url, admin = hub.plan.url, {"Authorization": f"token {hub.plan.admin_token}"}
     requests.post(f"{url}/hub/api/users/{CHECK_USER}", headers=admin).raise_for_status()
-    requests.post(f"{url}/hub/api/users/{CHECK_USER}/server", headers=admin)
+    spawn = requests.post(f"{url}/hub/api/users/{CHECK_USER}/server", headers=admin)
+    if spawn.status_code >= 400:  # the server died within the hub's first wait: its log says why
+        return [_blame(cmd, _failure(hub.log))]
+    # 201/202: the spawner has started the server's process (the local spawner starts it before anything else).
     deadline = time.monotonic() + 120
     server: dict[str, Any] = {}
     while time.monotonic() < deadline:
         server = requests.get(f"{url}/hub/api/users/{CHECK_USER}", headers=admin).json()["servers"].get("", {})
         if server.get("ready") or not server:
+            break
+        # The hub waits for a server's HTTP up to its http_timeout, even when the process has already exited:
+        # a server that died is a verdict now. The server is the hub's child that runs the image's programs.
+        hub_pid = hub.process.pid if hub.process else -1
+        servers = [pid for pid in _children(hub_pid) if hub.plan.singleuser_bin in _cmdline(pid)]
+        if not any(_running(pid) for pid in servers):
             break
         time.sleep(0.25)
     if not server.get("ready"):
@@ -130,6 +139,33 @@ def _exercise(hub: LocalHub, cmd: list[str]) -> list[tuple[str, str]]:
             )
     tmp, home = server_dirs(Path(hub.plan.workdir), CHECK_USER)
     return problems + _store_problems(cmd, tmp, home)
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _running(pid: int) -> bool:
+    """Whether the process runs (an exited child the hub has not reaped yet is a zombie: not running)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _open_room(base: str, headers: dict[str, str]) -> str | None:
