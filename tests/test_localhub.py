@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from conftest import edit
 from coursehub.courses import load_course
 from coursehub.errors import CoursehubError
-from coursehub.hub.local import classify, map_path
+from coursehub.hub.local import classify, leftovers, map_path
 
 
 def test_every_key_is_applied_listed_as_kubernetes_only_or_replaced() -> None:
@@ -45,3 +50,32 @@ def test_the_pods_tmp_and_home_are_mapped_per_server() -> None:
     assert map_path("--X.path=/home/jovyan/.db", tmp, home) == "--X.path=/w/home/ana/.db"
     assert map_path("--X.path=/tmpfile", tmp, home) == "--X.path=/tmpfile"
     assert map_path("--LabApp.collaborative=true", tmp, home) == "--LabApp.collaborative=true"
+
+
+@pytest.mark.live
+def test_a_process_ended_by_sigterm_stops_the_hub_it_started(tmp_path: Path) -> None:
+    """`timeout`, `kill` or a CI runner giving up send SIGTERM: the hub and its proxy go with the process."""
+    work = tmp_path / "hub"
+    code = (
+        "import secrets, time\n"
+        "from coursehub.hub.local import LocalHub, Plan\n"
+        f"plan = Plan(values={{}}, workdir={str(work)!r}, singleuser_bin='/nonexistent', password='x',\n"
+        "            instructor='instructor', admin_token=secrets.token_hex(16))\n"
+        "with LocalHub(plan) as hub:\n"
+        "    print(hub.plan.port, hub.proxy.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        port, proxy = (int(x) for x in owner.stdout.readline().split())  # type: ignore[union-attr]
+        assert leftovers(work)  # the hub runs (its command line names its folder)...
+        owner.send_signal(signal.SIGTERM)
+        assert owner.wait(timeout=60) == 128 + signal.SIGTERM
+        assert leftovers(work) == []  # ...and is gone, with the proxy
+        assert not Path(f"/proc/{proxy}").exists() or "Z" in Path(f"/proc/{proxy}/stat").read_text().split(")")[1][:3]
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/hub/api/", timeout=2)
+    finally:
+        owner.kill()
+        for pid in leftovers(work):  # only when the check above failed
+            os.kill(pid, signal.SIGKILL)

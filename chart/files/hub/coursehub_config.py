@@ -484,7 +484,7 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
     refused = frozenset(a.account for a in accounts)
     auth.post_auth_hook = refuse_accounts(refused, account_prefix(declaration), _current(auth, "post_auth_hook", None))
 
-    apply_course_folder(c, declaration)
+    apply_course_folder(c, declaration, parse_staff(declaration, accounts))
 
     for name in _MEMBERSHIP_LOGGERS:
         logging.getLogger(name).addFilter(_HIDE_MEMBERSHIP)
@@ -518,10 +518,6 @@ def course_folder(declaration: Mapping[str, Any]) -> dict[str, str] | None:
     }
 
 
-def staff_names(declaration: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset(str(name) for name in declaration.get("staff") or ())
-
-
 def writable_for(names: frozenset[str], mount_path: str, then: Any = None) -> Any:
     """A KubeSpawner ``modify_pod_hook``: the course folder is writable in the pods of ``names`` (course staff).
 
@@ -543,7 +539,7 @@ def writable_for(names: frozenset[str], mount_path: str, then: Any = None) -> An
     return hook
 
 
-def apply_course_folder(c: Any, declaration: Mapping[str, Any]) -> None:
+def apply_course_folder(c: Any, declaration: Mapping[str, Any], staff: Iterable[str]) -> None:
     mount = course_folder(declaration)
     if mount is None:
         return
@@ -554,7 +550,7 @@ def apply_course_folder(c: Any, declaration: Mapping[str, Any]) -> None:
     else:
         spawner.volume_mounts = [*current, mount]
     previous = _current(spawner, "modify_pod_hook", None)
-    spawner.modify_pod_hook = writable_for(staff_names(declaration), mount["mountPath"], previous)
+    spawner.modify_pod_hook = writable_for(frozenset(staff), mount["mountPath"], previous)
 
 
 def rtc_setting(declaration: Mapping[str, Any]) -> str:

@@ -62,10 +62,6 @@ class PodUser:
     def url(self) -> str:
         return f"/user/{self.name}/"
 
-    @property
-    def escaped_name(self) -> str:
-        return self.name
-
 
 def _find(objs: list[Obj], kind: str, name: str) -> Obj | None:
     return next((o for o in objs if o.get("kind") == kind and get(o, ("metadata", "name")) == name), None)

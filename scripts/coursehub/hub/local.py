@@ -27,8 +27,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -410,6 +412,7 @@ class LocalHub:
         if not CHP.exists():
             raise CoursehubError(Problem(str(CHP), "", "configurable-http-proxy is not installed", "run `make tools`"))
         self.workdir.mkdir(parents=True, exist_ok=True)
+        _stop_on_sigterm()
         try:
             self._start_proxy()
             return self._start_hub(timeout, reconciled)
@@ -539,20 +542,30 @@ class LocalHub:
             time.sleep(0.1)
 
 
-def leftovers(workdir: Path) -> list[int]:
-    """Processes still running from this hub: its servers and services (their command lines name workdir)."""
-    pids = []
-    marker = str(workdir).encode()
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (`timeout`, `kill`, a CI runner giving up) end this process as Ctrl-C does, through its
+    `finally` and `with` blocks, so that a hub it started is stopped with everything the hub started. Python's
+    default is to die on the spot and leave them running. Only where no one has set a handler already."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def processes() -> Iterator[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of every running process; an ended one (a zombie: state Z, only its
+    parent's wait missing) is not running."""
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            # A zombie (state Z) has ended; only its parent's wait is missing.
-            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            if marker in (proc / "cmdline").read_bytes() and int(proc.name) != os.getpid():
-                pids.append(int(proc.name))
-        except OSError:
+            state, parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
             continue
-    return pids
+        if state != "Z":
+            yield int(proc.name), int(parent), cmdline
+
+
+def leftovers(workdir: Path) -> list[int]:
+    """Processes still running from this hub: its servers and services (their command lines name workdir)."""
+    return [pid for pid, _, cmdline in processes() if str(workdir) in cmdline and pid != os.getpid()]
 
 
 def describe_mapping(plan: Plan) -> list[str]:

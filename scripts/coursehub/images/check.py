@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from coursehub.hub.local import LocalHub, Plan, map_path, server_dirs
+from coursehub.hub.local import LocalHub, Plan, map_path, processes, server_dirs
 from coursehub.images.build import Variant, ensure_env
 from coursehub.singleuser import POD_HOME, STORE_FLAGS, flags, parse_flag
 
@@ -104,8 +104,7 @@ def _exercise(hub: LocalHub, cmd: list[str]) -> list[tuple[str, str]]:
         # The hub waits for a server's HTTP up to its http_timeout, even when the process has already exited:
         # a server that died is a verdict now. The server is the hub's child that runs the image's programs.
         hub_pid = hub.process.pid if hub.process else -1
-        servers = [pid for pid in _children(hub_pid) if hub.plan.singleuser_bin in _cmdline(pid)]
-        if not any(_running(pid) for pid in servers):
+        if not any(parent == hub_pid and hub.plan.singleuser_bin in cmdline for _, parent, cmdline in processes()):
             break
         time.sleep(0.25)
     if not server.get("ready"):
@@ -139,33 +138,6 @@ def _exercise(hub: LocalHub, cmd: list[str]) -> list[tuple[str, str]]:
             )
     tmp, home = server_dirs(Path(hub.plan.workdir), CHECK_USER)
     return problems + _store_problems(cmd, tmp, home)
-
-
-def _children(parent: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _running(pid: int) -> bool:
-    """Whether the process runs (an exited child the hub has not reaped yet is a zombie: not running)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _open_room(base: str, headers: dict[str, str]) -> str | None:
