@@ -14,7 +14,7 @@ import requests
 from conftest import edit
 from coursehub.courses import load_course
 from coursehub.errors import CoursehubError
-from coursehub.hub.local import classify, leftovers, map_path
+from coursehub.hub.local import classify, free_port, leftovers, map_path
 
 
 def test_every_key_is_applied_listed_as_kubernetes_only_or_replaced() -> None:
@@ -28,6 +28,14 @@ def test_every_key_is_applied_listed_as_kubernetes_only_or_replaced() -> None:
         "hub.config.GenericOAuthenticator",
         "hub.config.KubeSpawner",  # the pods' security context: the local hub's spawner is not KubeSpawner
     }
+
+
+def test_hub_ports_are_free_distinct_and_outside_the_range_outgoing_connections_use() -> None:
+    # a port in the ephemeral range can be taken by any process's outgoing connection before the hub binds it
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(20000 <= port < low for port in ports)
 
 
 def test_a_key_the_local_hub_does_not_understand_is_an_error(values_dir: Path) -> None:

@@ -177,8 +177,38 @@ def _add(items: list[str], item: str, seen: set[str]) -> None:
         items.append(item)
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands out to outgoing connections and to bind(0)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free loopback port, below the kernel's ephemeral range and not given out before in this process.
+
+    A port from bind(0) is in the ephemeral range, where every outgoing connection of every process takes its
+    local port: in the seconds before the hub binds it, another test worker's request could take it ("Address
+    already in use" at start-up, seen in a parallel `make test`). Picked at random (not `random`, which a test
+    plugin may seed alike in every worker), so parallel workers rarely try the same port.
+    """
+    low, high = 20000, _ephemeral_floor() - 1
+    for _ in range(500 if high - low > 1000 else 0):
+        port = low + secrets.randbelow(high - low + 1)
+        if port in _GIVEN_PORTS:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN_PORTS.add(port)
+        return port
+    with socket.socket() as s:  # no room below the ephemeral range on this machine
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
