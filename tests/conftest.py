@@ -34,6 +34,17 @@ from coursehub.images.build import deployed, ensure_env
 from coursehub.paths import CHART, ROOT, VALUES
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tier first, then the live one, each in the random order pytest-randomly gave it.
+
+    `make test` hands whole test files to parallel workers in this order: the file of the 1,000-group course
+    (two minutes) must not be the last to start, or the run waits on it alone. A stable sort keeps pytest's
+    grouping of a parametrized fixture's tests and the random order within each tier.
+    """
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.get_closest_marker("live") is None))
+
+
 @pytest.fixture(scope="session", params=sorted(tools.HELM_PINS), ids=lambda m: f"helm{m}")
 def helm(request: pytest.FixtureRequest) -> Helm:
     """Real Helm, every pinned major version (installed by `make tools`)."""

@@ -14,11 +14,15 @@ from pathlib import Path
 import pytest
 
 from conftest import coursehub, edit
+from coursehub import tools
 from coursehub.chart.checks import check_values
+from coursehub.chart.helm import Helm
 from coursehub.chart.upstream import load_data
+from coursehub.chart.validate import validate
 from coursehub.courses import course_names, load_course
+from coursehub.images import check
 from coursehub.images.build import IMAGES, Variant, variants
-from coursehub.images.check import check_command
+from coursehub.images.check import check_command, passed_before
 
 BROKEN_IMAGE = Variant(
     "test",
@@ -46,6 +50,32 @@ COURSE_VARIANTS = [(c, v.tag) for c in course_names() for v in variants(c)]
 def test_the_course_command_works_on_every_variant_of_its_image(course: str, tag: str) -> None:
     cmd = load_course(course).values()["jupyterhub"]["singleuser"]["cmd"]
     assert [str(v) for v in check_command(variant(course, tag), cmd)] == []
+    # the pass is remembered for exactly this command on exactly these pins
+    assert passed_before(variant(course, tag), cmd)
+    assert not passed_before(variant(course, tag), [*cmd, "--ServerApp.shutdown_no_activity_timeout=60"])
+
+
+def test_validate_reuses_a_passed_check_and_runs_a_changed_command(
+    upstream_chart: Path, values_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    helm = Helm(tools.helm_path(max(tools.HELM_PINS)))
+    course = load_course("stat159", values_dir=values_dir)
+    cmd = course.values()["jupyterhub"]["singleuser"]["cmd"]
+    deployed = variant("stat159", course.values()["jupyterhub"]["singleuser"]["image"]["tag"])
+    if not passed_before(deployed, cmd):
+        assert check_command(deployed, cmd) == []
+    # from here a live run fails: validate must not start a server for the command that passed...
+    monkeypatch.setattr(check, "run_server", lambda env, cmd: [("command", "a live run happened")])
+    report = validate(course, helm, upstream_chart, ("1.35",))
+    assert report.problems == []
+    assert any(n.startswith("image check: the command passed on ") for n in report.notes), report.notes
+    # ...and must run it for a command that did not
+    edit(
+        values_dir / "stat159.yaml",
+        {"jupyterhub.singleuser.cmd": [*cmd, "--ServerApp.shutdown_no_activity_timeout=60"]},
+    )
+    report = validate(load_course("stat159", values_dir=values_dir), helm, upstream_chart, ("1.35",))
+    assert any("a live run happened" in p.message for p in report.problems), report.problems
 
 
 def test_stat159_has_the_seed_stack_and_the_current_stack() -> None:

@@ -14,7 +14,7 @@ from coursehub.courses import Course, dotted, get
 from coursehub.errors import Problem
 from coursehub.groups import hubpython
 from coursehub.images.build import deployed
-from coursehub.images.check import check_command
+from coursehub.images.check import check_command, passed_before
 
 
 @dataclass
@@ -63,6 +63,12 @@ def _image(course: Course, report: Report) -> list[Problem]:
         report.notes.append(
             f"skipped the image check: {variant.ref}'s environment is not built here "
             f"(`make check-image COURSE={course.name}` builds and checks it)"
+        )
+        return []
+    if passed_before(variant, get(values, CMD)):
+        report.notes.append(
+            f"image check: the command passed on {variant.ref} before, with these pins and this code "
+            f"(`make check-image COURSE={course.name}` runs it again)"
         )
         return []
     return [

@@ -15,6 +15,8 @@ package versions involved:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib.metadata
 import json
 import re
 import secrets
@@ -27,8 +29,11 @@ from typing import Any
 
 import requests
 
+from coursehub import singleuser
+from coursehub.hub import local
 from coursehub.hub.local import LocalHub, Plan, map_path, processes, server_dirs
 from coursehub.images.build import Variant, ensure_env
+from coursehub.paths import HUB_PYTHON
 from coursehub.singleuser import POD_HOME, STORE_FLAGS, flags, parse_flag
 
 PROBE = Path(__file__).with_name("probe.py")
@@ -62,14 +67,44 @@ def probe(env: Path, cmd: list[str]) -> tuple[dict[str, str | None], dict[str, s
 
 
 def check_command(variant: Variant, cmd: list[str], live: bool = True) -> list[Verdict]:
-    """Every problem with running `cmd` on `variant`, as one-line verdicts (empty when it works)."""
+    """Every problem with running `cmd` on `variant`, as one-line verdicts (empty when it works).
+
+    A live check that passes is remembered (`passed_before`)."""
     env = ensure_env(variant)
     versions, flags = probe(env, cmd)
     where = f"{variant.ref}: " + _versions_line(versions)
     verdicts = [Verdict(flag, problem, where) for flag, problem in flags.items() if problem]
     if live:
         verdicts += [Verdict(flag, problem, where) for flag, problem in run_server(env, cmd)]
+        if not verdicts:
+            _remember_pass(variant, cmd)
     return verdicts
+
+
+def _pass_record(variant: Variant, cmd: list[str]) -> Path:
+    """Where a passed live check of `cmd` on `variant` is recorded: in the environment's folder, whose name
+    carries the image's pins, under a key of everything else the verdict depends on (the command, this check's
+    code and the local hub's, coursehub's hub-side Python, the tooling's JupyterHub)."""
+    key = hashlib.sha256(json.dumps(cmd).encode())
+    for code in (Path(__file__), PROBE, Path(local.__file__), Path(singleuser.__file__), HUB_PYTHON):
+        key.update(code.read_bytes())
+    key.update(importlib.metadata.version("jupyterhub").encode())
+    return variant.env / ".coursehub-passed" / key.hexdigest()[:24]
+
+
+def passed_before(variant: Variant, cmd: list[str]) -> bool:
+    """The live check of exactly this command on exactly these pins, with this code, has passed here before.
+
+    `make validate` then skips running it again (about 13 s a course); `make check-image` always runs it."""
+    return variant.built and _pass_record(variant, cmd).is_file()
+
+
+def _remember_pass(variant: Variant, cmd: list[str]) -> None:
+    record = _pass_record(variant, cmd)
+    record.parent.mkdir(exist_ok=True)
+    partial = record.with_suffix(f".{secrets.token_hex(4)}.partial")  # parallel checks: each its own, then rename
+    partial.write_text(json.dumps(cmd) + "\n")
+    partial.replace(record)
 
 
 def run_server(env: Path, cmd: list[str]) -> list[tuple[str, str]]:
