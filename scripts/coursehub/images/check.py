@@ -103,8 +103,11 @@ def _remember_pass(variant: Variant, cmd: list[str]) -> None:
     record = _pass_record(variant, cmd)
     record.parent.mkdir(exist_ok=True)
     partial = record.with_suffix(f".{secrets.token_hex(4)}.partial")  # parallel checks: each its own, then rename
-    partial.write_text(json.dumps(cmd) + "\n")
-    partial.replace(record)
+    try:
+        partial.write_text(json.dumps(cmd) + "\n")
+        partial.replace(record)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def run_server(env: Path, cmd: list[str]) -> list[tuple[str, str]]:
