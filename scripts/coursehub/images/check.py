@@ -30,6 +30,7 @@ from typing import Any
 import requests
 
 from coursehub import singleuser
+from coursehub.files import replace_file
 from coursehub.hub import local
 from coursehub.hub.local import LocalHub, Plan, map_path, processes, server_dirs
 from coursehub.images.build import Variant, ensure_env
@@ -102,12 +103,7 @@ def passed_before(variant: Variant, cmd: list[str]) -> bool:
 def _remember_pass(variant: Variant, cmd: list[str]) -> None:
     record = _pass_record(variant, cmd)
     record.parent.mkdir(exist_ok=True)
-    partial = record.with_suffix(f".{secrets.token_hex(4)}.partial")  # parallel checks: each its own, then rename
-    try:
-        partial.write_text(json.dumps(cmd) + "\n")
-        partial.replace(record)
-    finally:
-        partial.unlink(missing_ok=True)
+    replace_file(record, json.dumps(cmd) + "\n")
 
 
 def run_server(env: Path, cmd: list[str]) -> list[tuple[str, str]]:

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from coursehub.errors import CoursehubError, Problem
+from coursehub.files import replace_file
 from coursehub.paths import display
 
 VERSION = "3.11.0"
@@ -138,14 +139,7 @@ def write_encrypted(encrypted: Path, data: dict[str, Any]) -> None:
         raise CoursehubError(
             Problem(display(encrypted), "", f"cannot be encrypted ({_reason(result.stderr)})", f"check {CONFIG}")
         )
-    fd, tmp = tempfile.mkstemp(dir=encrypted.parent, prefix=f".{encrypted.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(result.stdout)
-        os.replace(tmp, encrypted)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(encrypted, result.stdout, 0o600)
 
 
 def edit(encrypted: Path) -> bool:
