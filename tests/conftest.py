@@ -52,6 +52,12 @@ def helm(request: pytest.FixtureRequest) -> Helm:
 
 
 @pytest.fixture(scope="session")
+def newest_helm() -> Helm:
+    """The newest pinned Helm, for tests about something other than Helm's versions."""
+    return Helm(tools.helm_path(max(tools.HELM_PINS)))
+
+
+@pytest.fixture(scope="session")
 def helm3() -> Helm:
     return Helm(tools.helm_path(3))
 

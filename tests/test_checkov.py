@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from conftest import ARCHIVE_JOBS, is_coursehubs, render_chart
-from coursehub import tools
 from coursehub.chart import pods
 from coursehub.chart.helm import Helm
 from coursehub.chart.rendered import objects
@@ -66,12 +65,10 @@ def failed(report: dict[str, Any]) -> list[tuple[str, str]]:
     )
 
 
-def render(upstream_chart: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
-    return render_chart(Helm(tools.helm_path(max(tools.HELM_PINS))), upstream_chart, values=values)
-
-
-def test_coursehubs_own_objects_fail_no_checkov_check(checkov: Path, upstream_chart: Path, tmp_path: Path) -> None:
-    rendered = render(upstream_chart, ARCHIVE_JOBS)
+def test_coursehubs_own_objects_fail_no_checkov_check(
+    checkov: Path, newest_helm: Helm, upstream_chart: Path, tmp_path: Path
+) -> None:
+    rendered = render_chart(newest_helm, upstream_chart, values=ARCHIVE_JOBS)
     own = [o for o in rendered if is_coursehubs(o)]
     assert sorted(o["kind"] for o in own) == ["ConfigMap", "ConfigMap", "CronJob", "Job", "Job"] + ["NetworkPolicy"] * 6
     report = run_checkov(checkov, own, tmp_path / "own")
@@ -87,7 +84,7 @@ def test_coursehubs_own_objects_fail_no_checkov_check(checkov: Path, upstream_ch
         run_checkov(
             checkov,
             objects(
-                Helm(tools.helm_path(max(tools.HELM_PINS))).run(
+                newest_helm.run(
                     ["template", "stat159", str(upstream_chart), "--namespace", "stat159"], str(upstream_chart)
                 )
             ),
@@ -106,7 +103,9 @@ def test_coursehubs_own_objects_fail_no_checkov_check(checkov: Path, upstream_ch
     assert skipped == ["CKV_K8S_40", "CKV_K8S_43"]
     pinned = [
         o
-        for o in render(upstream_chart, {**ARCHIVE_JOBS, "archive.image.digest": "sha256:" + "ab" * 32})
+        for o in render_chart(
+            newest_helm, upstream_chart, values={**ARCHIVE_JOBS, "archive.image.digest": "sha256:" + "ab" * 32}
+        )
         if is_coursehubs(o)
     ]
     report = run_checkov(checkov, pinned, tmp_path / "pinned")
@@ -114,9 +113,15 @@ def test_coursehubs_own_objects_fail_no_checkov_check(checkov: Path, upstream_ch
     assert sorted({c["check_id"] for c in report["results"]["skipped_checks"]}) == ["CKV_K8S_40"]
 
 
-def test_checkov_fails_the_jobs_without_their_hardening(checkov: Path, upstream_chart: Path, tmp_path: Path) -> None:
+def test_checkov_fails_the_jobs_without_their_hardening(
+    checkov: Path, newest_helm: Helm, upstream_chart: Path, tmp_path: Path
+) -> None:
     """The check above can fail: the same Job with its security context taken away fails checkov."""
-    job = next(o for o in render(upstream_chart, ARCHIVE_JOBS) if o["kind"] == "Job" and is_coursehubs(o))
+    job = next(
+        o
+        for o in render_chart(newest_helm, upstream_chart, values=ARCHIVE_JOBS)
+        if o["kind"] == "Job" and is_coursehubs(o)
+    )
     pod = job["spec"]["template"]["spec"]
     del pod["containers"][0]["securityContext"], pod["automountServiceAccountToken"]
     ids = {check for check, _ in failed(run_checkov(checkov, [job], tmp_path / "weak"))}

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from conftest import coursehub, edit
-from coursehub import tools
 from coursehub.chart.checks import check_values
 from coursehub.chart.helm import Helm
 from coursehub.chart.upstream import load_data
@@ -56,9 +55,9 @@ def test_the_course_command_works_on_every_variant_of_its_image(course: str, tag
 
 
 def test_validate_reuses_a_passed_check_and_runs_a_changed_command(
-    upstream_chart: Path, values_dir: Path, monkeypatch: pytest.MonkeyPatch
+    newest_helm: Helm, upstream_chart: Path, values_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    helm = Helm(tools.helm_path(max(tools.HELM_PINS)))
+    helm = newest_helm
     course = load_course("stat159", values_dir=values_dir)
     cmd = course.values()["jupyterhub"]["singleuser"]["cmd"]
     deployed = variant("stat159", course.values()["jupyterhub"]["singleuser"]["image"]["tag"])

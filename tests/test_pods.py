@@ -31,10 +31,10 @@ def built(
 
 
 @pytest.fixture(scope="module", params=["stat159", "data100"])
-def course_pods(request: pytest.FixtureRequest, upstream_chart: Path) -> tuple[str, list[Obj], dict[str, Obj]]:
-    from coursehub import tools
-
-    helm = Helm(tools.helm_path(max(tools.HELM_PINS)))
+def course_pods(
+    request: pytest.FixtureRequest, newest_helm: Helm, upstream_chart: Path
+) -> tuple[str, list[Obj], dict[str, Obj]]:
+    helm = newest_helm
     objs, built_pods = built(helm, upstream_chart, request.param)
     return request.param, objs, built_pods
 
