@@ -263,8 +263,8 @@ class HubClient:
 class Browser:
     """A student in a web browser: a log-in session, and the consent page a server not their own asks for once.
 
-    (With access "shares", shares count for the student's own session; JupyterHub 5.5 does not add them to
-    API tokens.)
+    `use` goes through the server's own OAuth log-in, so it checks the token a server is given, not only the
+    hub session (with access "shares" they differ in JupyterHub alone: see count_group_shares_in_tokens).
     """
 
     def __init__(self, hub: LocalHub, user: str) -> None:

@@ -227,6 +227,15 @@ def test_the_hubs_database_is_read_for_names_without_being_changed(tmp_path: Pat
     assert not (tmp_path / "none.sqlite").exists()
 
 
+@pytest.fixture(autouse=True)
+def jupyterhubs_own_token_scopes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with JupyterHub's own scope code: apply() with access "shares" wraps it in-process."""
+    original = scopes.get_scopes_for
+    while getattr(original, hub_python.GROUP_SHARES_MARK, False):
+        original = original.__wrapped__  # type: ignore[attr-defined]
+    monkeypatch.setattr(scopes, "get_scopes_for", original)
+
+
 # --- inside a real JupyterHub -------------------------------------------------------------
 
 
@@ -366,6 +375,97 @@ def test_access_shares_loads_no_per_group_role_and_lets_the_reconciler_share_onl
             *(f"servers!user={a}" for a in ACCOUNTS),
         ]
     )
+
+
+# --- access "shares": a group's share reaches the OAuth token its server checks -------------------
+
+SHARED = "collab-team-a"
+ACCESS_SCOPE, START_SCOPE, READ_SCOPE = (f"{s}!server={SHARED}/" for s in ("access:servers", "servers", "read:servers"))
+
+
+class SharedServer:
+    """JupyterHub's own database and scope code: a server shared with a group, as the reconciler shares it."""
+
+    def __init__(self) -> None:
+        from jupyterhub import roles
+
+        self.db = db = orm.new_session_factory("sqlite://")()
+        for role in roles.get_default_roles():
+            roles.create_role(db, role)
+        self.ana, self.cy, account = orm.User(name="ana"), orm.User(name="cy"), orm.User(name=SHARED)
+        db.add_all([self.ana, self.cy, account])
+        db.commit()
+        for student in (self.ana, self.cy):
+            roles.grant_role(db, student, "user")
+        self.group = orm.Group(name="team-a", users=[self.ana])
+        spawner = orm.Spawner(user=account, name="")
+        # the OAuth client JupyterHub makes for a server, which the token a server checks is issued to
+        self.client = orm.OAuthClient(identifier=f"jupyterhub-user-{SHARED}", allowed_scopes=[ACCESS_SCOPE])
+        hub_client = orm.OAuthClient(identifier="jupyterhub")  # the client of API tokens made at the hub
+        db.add_all([self.group, spawner, self.client, hub_client])
+        db.commit()
+        spawner.oauth_client_id = self.client.identifier
+        orm.Share.grant(db, spawner, self.group, scopes=[ACCESS_SCOPE, START_SCOPE, READ_SCOPE])
+
+    def token(self, user: orm.User, token_scopes: list[str], client: str = "") -> orm.APIToken:
+        found = orm.APIToken.find(
+            self.db, orm.APIToken.new(user=user, scopes=token_scopes, client_id=client or self.client.identifier)
+        )
+        assert found is not None
+        return found
+
+
+@pytest.fixture
+def shared() -> SharedServer:
+    return SharedServer()
+
+
+def test_jupyterhub_alone_leaves_a_group_share_out_of_a_members_token(shared: SharedServer) -> None:
+    """Why count_group_shares_in_tokens exists: the member's session has the share, the token a server checks
+    does not. When JupyterHub counts group shares for tokens itself this fails, and the wrapper can go."""
+    assert ACCESS_SCOPE in scopes.get_scopes_for(shared.ana)
+    assert ACCESS_SCOPE not in scopes.get_scopes_for(shared.token(shared.ana, []))
+
+
+def test_with_the_fix_a_members_token_gets_what_it_asks_of_the_share_and_nobody_else_gets_anything(
+    shared: SharedServer,
+) -> None:
+    assert hub_python.count_group_shares_in_tokens() is True
+    assert hub_python.count_group_shares_in_tokens() is False  # once per process, however often the config runs
+    server_token = scopes.get_scopes_for(shared.token(shared.ana, []))  # what the server's OAuth log-in gives
+    assert ACCESS_SCOPE in server_token and not {START_SCOPE, READ_SCOPE} & server_token
+    assert {ACCESS_SCOPE, START_SCOPE, READ_SCOPE} <= scopes.get_scopes_for(shared.token(shared.ana, ["inherit"]))
+    api_token = scopes.get_scopes_for(shared.token(shared.ana, [START_SCOPE], client="jupyterhub"))
+    assert START_SCOPE in api_token and ACCESS_SCOPE not in api_token
+    for token_scopes in ([], ["inherit"]):  # not in the group: nothing of the share, whatever the token asks
+        assert not {ACCESS_SCOPE, START_SCOPE, READ_SCOPE} & scopes.get_scopes_for(
+            shared.token(shared.cy, token_scopes)
+        )
+    token = shared.token(shared.ana, [])
+    shared.group.users.remove(shared.ana)  # removed from the group: the same token loses the server
+    shared.db.commit()
+    assert ACCESS_SCOPE not in scopes.get_scopes_for(token)
+
+
+def test_the_fix_adds_nothing_when_jupyterhubs_internals_move(
+    shared: SharedServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub_python.count_group_shares_in_tokens()
+
+    def moved(token: Any) -> set[str]:
+        raise TypeError("expand_scopes() got an unexpected keyword argument 'owner'")
+
+    monkeypatch.setattr(hub_python, "group_share_scopes", moved)
+    with caplog.at_level(logging.ERROR, logger="JupyterHub"):
+        assert ACCESS_SCOPE not in scopes.get_scopes_for(shared.token(shared.ana, []))
+    assert "could not add group shares to a token's scopes" in caplog.text
+
+
+def test_only_access_shares_changes_how_jupyterhub_counts_token_scopes(shared: SharedServer) -> None:
+    hub_python.apply(Config(), DECLARATION)
+    assert not getattr(scopes.get_scopes_for, hub_python.GROUP_SHARES_MARK, False)
+    hub_python.apply(Config(), {**DECLARATION, "access": "shares"})
+    assert getattr(scopes.get_scopes_for, hub_python.GROUP_SHARES_MARK, False)
 
 
 # --- the course's staff (TAs): one role ----------------------------------------------------

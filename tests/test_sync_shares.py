@@ -1,4 +1,5 @@
-"""Large courses (`access: shares`): no per-group config at all; the reconciler shares each account's server.
+"""Large courses (`access: shares`): no per-group config at all; the reconciler shares each account's server
+with its group, so membership alone decides who may use it.
 
 A new group works as soon as sync has run, with no restart; a student removed
 from the roster, or a whole group dropped from it, loses the account's server.
@@ -67,7 +68,8 @@ def test_a_new_group_works_at_once_and_removals_take_access_away(hub: LocalHub, 
     write_roster(values, {"team-a": ["s-ana"], "team-new": ["s-dee"]}, access="shares")  # team-b dropped
     code, out = sync_groups(hub, values)
     assert code == 0, out
-    assert "unshare collab-team-a: s-bo" in out and "unshare-all collab-team-b" in out
+    assert "remove-members team-a: s-bo" in out and "unshare-all collab-team-b" in out
+    assert "share collab-team-new with group team-new" in out and "unshare-all collab-team-a" not in out
     assert "drop-group team-b" in out and "make deploy" not in out
     dee, ana, bo, cy = (Browser(hub, s) for s in ("s-dee", "s-ana", "s-bo", "s-cy"))
     try:
@@ -87,5 +89,30 @@ def test_a_new_group_works_at_once_and_removals_take_access_away(hub: LocalHub, 
         data={"username": "collab-team-new", "password": hub.plan.password, "_xsrf": login.cookies.get("_xsrf")},
     )
     assert r.status_code == 403
+    code, out = sync_groups(hub, values)
+    assert code == 0 and "nothing to change" in out, out
+
+
+def test_shares_with_single_students_give_way_to_the_groups_share(hub: LocalHub, values: Path) -> None:
+    """An account shared student by student (by hand, or by coursehub before it shared with groups): the next
+    sync leaves the group's share alone on it, and a student it was shared with outside the group loses it."""
+    url, admin = f"{hub.plan.url}/hub/api", {"Authorization": f"token {hub.plan.admin_token}"}
+    r = requests.post(f"{url}/shares/collab-team-a/", headers=admin, json={"user": "s-cy"})
+    assert r.status_code == 200, r.text
+    ledger = hub_groups(hub)["coursehub:stat159"]["properties"]
+    ledger["shared"]["collab-team-a"] = "0123456789abcdef"  # how coursehub before group shares recorded it
+    requests.put(f"{url}/groups/coursehub:stat159/properties", headers=admin, json=ledger).raise_for_status()
+    code, out = sync_groups(hub, values)
+    assert code == 0, out
+    assert "unshare-all collab-team-a" in out and "share collab-team-a with group team-a" in out
+    shares = requests.get(f"{url}/shares/collab-team-a", headers=admin).json()["items"]
+    assert [(s["kind"], (s["group"] or {}).get("name")) for s in shares] == [("group", "team-a")]
+    ana, cy = Browser(hub, "s-ana"), Browser(hub, "s-cy")
+    try:
+        assert ana.start("collab-team-a") in {201, 202}
+        HubClient(hub).wait("collab-team-a", ready=True)
+        assert ana.use("collab-team-a") == 200 and cy.use("collab-team-a") in DENIED
+    finally:
+        stop(hub, "collab-team-a")
     code, out = sync_groups(hub, values)
     assert code == 0 and "nothing to change" in out, out

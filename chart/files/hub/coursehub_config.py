@@ -29,7 +29,8 @@ and becomes, per shared account A of group G:
   roles``, the default), with exactly the scopes JupyterHub's
   collaboration-accounts tutorial names: use A's server, start and stop it,
   and see A (only A) in the admin page. With ``access: shares`` the
-  reconciler shares A's server with each member instead;
+  reconciler shares A's server with G instead, and tokens are made to count
+  group shares as sessions do (``count_group_shares_in_tokens``);
 - a log-in refusal for A (``Authenticator.post_auth_hook``), whatever the
   authenticator. A is never a blocked user: JupyterHub revokes a blocked
   user's roles and stops its servers at every start, and every deploy
@@ -45,6 +46,7 @@ a declared group or account that collides gets no role (``collisions``).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -319,7 +321,7 @@ def hub_settings(
 
     access "roles" (the default): one role per group, loaded at every start (a new group's role needs a
     restart). access "shares": no per-group config at all; the reconciler shares each account's server with
-    its group's members, so a new group needs no restart and a restart does no per-group work.
+    its group, so a new group needs no restart and a restart does no per-group work.
     Groups whose names collide with the hub's (`collisions`) get no role.
     """
     accounts = list(accounts)
@@ -478,6 +480,9 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
     for group, why in settings["refused"].items():
         log.error("coursehub: %s: group %s gets no role and is left alone; rename it in the values", why, group)
 
+    if access == "shares" and count_group_shares_in_tokens():
+        log.info("coursehub: tokens count their owner's group shares (access: shares shares with each group)")
+
     apply_rtc(c, declaration)
 
     auth = c.Authenticator
@@ -625,6 +630,59 @@ def apply_rtc(c: Any, declaration: Mapping[str, Any]) -> None:
     spawner.cmd = settings["cmd"]
     spawner.args = settings["args"]
     spawner.group_overrides = {**overrides, **settings["group_overrides"]}
+
+
+GROUP_SHARES_MARK = "coursehub_group_shares"  # on the wrapped function: the fix is applied once per process
+
+
+def group_share_scopes(token: Any) -> set[str]:
+    """The scopes of the shares made with the groups of a user's token's owner that the token asks for."""
+    from jupyterhub import scopes
+
+    user = token.user
+    granted = {s for group in user.groups for share in group.shared_with_me for s in share.scopes}
+    if not granted or "inherit" in (token.scopes or ()):
+        return granted
+    client = token.oauth_client
+    asked = set(scopes.expand_scopes(token.scopes, owner=user, oauth_client=client))
+    if client is not None and token.client_id != "jupyterhub":
+        asked |= set(scopes.access_scopes(client))  # what JupyterHub grants every token of this client
+    return granted & asked
+
+
+def count_group_shares_in_tokens() -> bool:
+    """Give a user's tokens the scopes of the shares made with the user's groups, as their session has.
+
+    JupyterHub 5 (5.5, and 6.1 still) counts a server shared with a group for a member's own session
+    (``scopes.get_scopes_for(user)``), but for a token it adds only the shares made with the user by name. The
+    OAuth token a server checks is such a token, so a member could start a server shared with their group
+    and then be refused by it. ``access: shares`` shares each account's server with its group (one request
+    per group, and a member moved between groups is two membership changes), so coursehub wraps
+    ``jupyterhub.scopes.get_scopes_for``: a user's token also gets a group share's scopes, and only those
+    the token itself asks for (exactly, filters included); anything else is JupyterHub's answer unchanged.
+    If the wrapper's own work fails it logs the error and adds nothing. Returns whether it was applied now.
+    """
+    from jupyterhub import orm, scopes
+
+    original = scopes.get_scopes_for
+    if getattr(original, GROUP_SHARES_MARK, False):
+        return False
+    log = logging.getLogger("JupyterHub")
+
+    @functools.wraps(original)
+    def get_scopes_for(orm_object: Any) -> Any:
+        found = original(orm_object)
+        if not isinstance(orm_object, orm.APIToken) or orm_object.user is None:
+            return found
+        try:
+            return found | group_share_scopes(orm_object)
+        except Exception:  # a JupyterHub whose internals moved: its own answer, and one line saying why
+            log.exception("coursehub: could not add group shares to a token's scopes; JupyterHub's answer stands")
+            return found
+
+    setattr(get_scopes_for, GROUP_SHARES_MARK, True)
+    scopes.get_scopes_for = get_scopes_for
+    return True
 
 
 def refuse_accounts(accounts: frozenset[str], prefix: str, then: Any = None) -> Any:

@@ -26,7 +26,6 @@ hub configuration uses) to read the values file.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import json
 import logging
@@ -49,10 +48,12 @@ import coursehub_config as rules  # the declaration's rules: next to this file i
 
 BATCH = 200  # names per request: bounded, whatever the course size
 PAGE = rules.PAGE  # a hub whose api_page_max_limit is lower returns smaller pages, and pagination goes on
-# What each member gets on the account's server with access "shares" (JupyterHub adds the !server= filter).
-# Shares go to each student, not to the group: JupyterHub 5.5 counts a group's shares for the user's own
-# session but not for the OAuth tokens a server checks.
+# What the group gets on its account's server with access "shares" (JupyterHub adds the !server= filter).
+# One share per account, with its group: membership alone then decides who may use it. JupyterHub 5 counts a
+# group's shares for a member's session only; the hub-side config makes tokens count them too
+# (coursehub_config.count_group_shares_in_tokens), as the OAuth token a server checks must.
 SHARE_SCOPES = ("access:servers", "servers", "read:servers")
+GROUP_MARK = "group:"  # the ledger's record of an account shared with its group: GROUP_MARK + group
 IN_STEP = "in step with the declaration of"  # logged after every in-hub run (the local hub waits for it)
 
 log = logging.getLogger("coursehub-reconciler")
@@ -149,12 +150,15 @@ def _q(name: str) -> str:
 
 @dataclass(frozen=True)
 class Change:
-    action: str  # create-accounts | create-users | create-group | add-members | remove-members | drop-group | share | unshare
+    action: str  # create-accounts | create-users | create-group | add-members | remove-members | drop-group | share | unshare-all
     target: str
     users: tuple[str, ...] = ()
+    group: str = ""  # share: the group the target account's server is shared with
 
     def describe(self, names: bool) -> str:
         """With names for the operator's terminal; with counts only for the hub's log (membership is private)."""
+        if self.group:
+            return f"{self.action} {self.target} with group {self.group}"
         if not self.users:
             return f"{self.action} {self.target}"
         who = ", ".join(self.users) if names else f"{len(self.users)} user(s)"
@@ -167,7 +171,8 @@ class Ledger:
 
     groups: dict[str, str] = field(default_factory=dict)  # group -> account
     accounts: set[str] = field(default_factory=set)  # every account coursehub made, kept after its group goes
-    shared: dict[str, str] = field(default_factory=dict)  # account -> digest of the members its server is shared with
+    # account -> GROUP_MARK + the group its server is shared with (older ledgers: a digest of per-student shares)
+    shared: dict[str, str] = field(default_factory=dict)
     # False from the moment a run records new names until it has made them all: the next run then makes sure
     # every account exists, instead of trusting that what the ledger names was created.
     complete: bool = True
@@ -206,7 +211,7 @@ class Plan:
     @property
     def intent(self) -> Ledger:
         """What the ledger says while changes are under way: everything that is or is about to be coursehub's.
-        Share digests change only at the end, once every share is applied."""
+        Share records change only at the end, once every share is applied."""
         return Ledger(
             {**self.before.groups, **self.after.groups},
             self.before.accounts | self.after.accounts,
@@ -217,10 +222,6 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not self.changes and self.ledger_exists and self.after == self.before
-
-
-def _digest(members: set[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(members)).encode()).hexdigest()[:16]
 
 
 def _batches(names: list[str]) -> Iterator[tuple[str, ...]]:
@@ -316,27 +317,23 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
             changes.append(Change("drop-group", group))
     changes += _ledger_members(declaration, usable, ledger_group, groups)
 
-    # 3. shares (access shares), and no shares left behind (dropped groups; a course back on roles)
+    # 3. shares (access shares): each account's server shared with its group and nobody else; no shares left
+    # behind (dropped groups; a course back on roles; the per-student shares of coursehub before 0.x)
     for a in usable:
         if not shares:
             if a.account in before.shared:
                 changes.append(Change("unshare-all", a.account))
                 after.shared.pop(a.account)
             continue
-        existing = groups.get(a.group) or {}
-        on_hub = set(existing.get("users") or ())
-        want = set(a.members) if a.managed else on_hub
-        if existing and before.shared.get(a.account) == _digest(on_hub):
-            # Shared with exactly the group's members on the hub when last applied (membership changes are
-            # applied before shares, so a run that stopped in between leaves a digest that no longer matches).
-            have = on_hub
-        elif a.account in (users or {}) or a.account in owned_accounts:
-            have = _shared_with(api, a.account)
-        else:
-            have = set()
-        changes += [Change("share", a.account, b) for b in _batches(sorted(want - have))]
-        changes += [Change("unshare", a.account, b) for b in _batches(sorted(have - want))]
-        after.shared[a.account] = _digest(want)
+        mark = after.shared[a.account] = GROUP_MARK + a.group
+        if a.group in groups and before.shared.get(a.account) == mark:
+            continue  # shared with the group when last applied (JupyterHub deletes a group's shares with it)
+        found = _shares(api, a.account) if a.account in (users or {}) or a.account in owned_accounts else []
+        if _is_group_share(found, a):
+            continue
+        if found:
+            changes.append(Change("unshare-all", a.account))
+        changes.append(Change("share", a.account, group=a.group))
     for account in sorted(set(dropped.values()) & set(after.shared)):
         changes.append(Change("unshare-all", account))
         after.shared.pop(account)
@@ -357,16 +354,24 @@ def _ledger_members(
     ]
 
 
-def _shared_with(api: HubAPI, account: str) -> set[str]:
-    """Students the account's default server is shared with (every share scope granted)."""
-    want = {f"{s}!server={account}/" for s in SHARE_SCOPES}
+def _shares(api: HubAPI, account: str) -> list[dict[str, Any]]:
+    """The shares of the account's default server (none when it has no server yet)."""
     try:
-        shares = list(api.pages(f"/shares/{_q(account)}"))
+        return list(api.pages(f"/shares/{_q(account)}"))
     except HubError as e:
         if "HTTP 404" in str(e):  # the account has no server yet
-            return set()
+            return []
         raise
-    return {s["user"]["name"] for s in shares if s.get("user") and want <= set(s.get("scopes") or ())}
+
+
+def _is_group_share(found: list[dict[str, Any]], a: rules.SharedAccount) -> bool:
+    """The account's server is shared with its group, with every share scope, and with nobody else."""
+    want = {f"{s}!server={a.account}/" for s in SHARE_SCOPES}
+    return (
+        len(found) == 1
+        and (found[0].get("group") or {}).get("name") == a.group
+        and want <= set(found[0].get("scopes") or ())
+    )
 
 
 def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda change: None) -> None:
@@ -402,11 +407,7 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
         elif change.action == "drop-group":
             api.call("DELETE", f"/groups/{_q(change.target)}", ok=(404,))
         elif change.action == "share":
-            for user in change.users:
-                api.call("POST", f"/shares/{_q(change.target)}/", {"user": user, "scopes": list(SHARE_SCOPES)})
-        elif change.action == "unshare":
-            for user in change.users:
-                api.call("PATCH", f"/shares/{_q(change.target)}/", {"user": user})
+            api.call("POST", f"/shares/{_q(change.target)}/", {"group": change.group, "scopes": list(SHARE_SCOPES)})
         elif change.action == "unshare-all":
             api.call("DELETE", f"/shares/{_q(change.target)}/", ok=(404,))
         else:
