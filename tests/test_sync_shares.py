@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from conftest import DENIED, Browser, HubClient, hub_groups, live_hub, stat159_values, sync_groups, write_roster
 from coursehub.hub.local import LocalHub
@@ -114,5 +115,28 @@ def test_shares_with_single_students_give_way_to_the_groups_share(hub: LocalHub,
         assert ana.use("collab-team-a") == 200 and cy.use("collab-team-a") in DENIED
     finally:
         stop(hub, "collab-team-a")
+    code, out = sync_groups(hub, values)
+    assert code == 0 and "nothing to change" in out, out
+
+
+def test_a_group_renamed_with_its_account_kept_stays_shared_with_the_new_name(hub: LocalHub, values: Path) -> None:
+    """team-b becomes team-z, keeping collab-team-b: the dropped name's share goes with its group, and the
+    account is shared with team-z at the end of that same sync (not unshared again as the dropped group's)."""
+    roster = yaml.safe_load((values / "stat159.secret.yaml").read_text())
+    declaration = roster["jupyterhub"]["custom"]["coursehub"]
+    declaration["sharedAccounts"] = [
+        {"group": "team-a", "account": "collab-team-a"},
+        {"group": "team-z", "account": "collab-team-b"},
+    ]
+    declaration["members"] = {"team-a": START["team-a"], "team-z": START["team-b"]}
+    (values / "stat159.secret.yaml").write_text(yaml.safe_dump(roster))
+    code, out = sync_groups(hub, values)
+    assert code == 0, out
+    planned = [line for line in out.splitlines() if not line.startswith("done: ")]
+    assert "drop-group team-b" in planned and "share collab-team-b with group team-z" in planned, out
+    assert "unshare-all collab-team-b" not in planned[planned.index("share collab-team-b with group team-z") :], out
+    url, admin = f"{hub.plan.url}/hub/api", {"Authorization": f"token {hub.plan.admin_token}"}
+    shares = requests.get(f"{url}/shares/collab-team-b", headers=admin).json()["items"]
+    assert [(s["kind"], (s["group"] or {}).get("name")) for s in shares] == [("group", "team-z")]
     code, out = sync_groups(hub, values)
     assert code == 0 and "nothing to change" in out, out

@@ -334,7 +334,9 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
         if found:
             changes.append(Change("unshare-all", a.account))
         changes.append(Change("share", a.account, group=a.group))
-    for account in sorted(set(dropped.values()) & set(after.shared)):
+    # a dropped group's account, unless a declared group keeps it (a group renamed, its account kept): that
+    # account's share was just planned above, and unsharing it after would leave the server shared with nobody
+    for account in sorted(set(dropped.values()) & set(after.shared) - {a.account for a in usable}):
         changes.append(Change("unshare-all", account))
         after.shared.pop(account)
 
