@@ -461,6 +461,35 @@ def test_the_fix_adds_nothing_when_jupyterhubs_internals_move(
     assert "could not add group shares to a token's scopes" in caplog.text
 
 
+def test_a_members_token_checks_leave_the_groups_server_out_of_the_hub_log(
+    shared: SharedServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JupyterHub warns at every check of a member's token that it discards the group's server (which the fix
+    then adds), naming the member with it; the hub's membership filter leaves that scope out, and the rest of
+    a token's discarded scopes are still reported."""
+    hub_python.count_group_shares_in_tokens()
+    beyond = shared.token(shared.ana, [])
+    beyond.scopes = ["admin:users"]  # a scope ana does not hold (as if her roles had shrunk since)
+    shared.db.commit()
+    logger, hide = logging.getLogger("tornado.application"), hub_python.HideMembership()
+    # other tests' apply() left the hub's filters on this logger: this test adds its own, and then none
+    monkeypatch.setattr(logger, "filters", [f for f in logger.filters if type(f).__name__ != "HideMembership"])
+    logger.addFilter(hide)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            assert ACCESS_SCOPE in scopes.get_scopes_for(shared.token(shared.ana, []))
+            assert "discarding" not in caplog.text
+            assert ACCESS_SCOPE in scopes.get_scopes_for(beyond) and "admin:users" not in scopes.get_scopes_for(beyond)
+    finally:
+        logger.removeFilter(hide)
+    assert "discarding scopes" in caplog.text and "admin:users" in caplog.text
+    assert SHARED not in caplog.text, caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # without the filter: what JupyterHub logs, and why it is needed
+        scopes.get_scopes_for(shared.token(shared.ana, []))
+    assert "discarding scopes" in caplog.text and SHARED in caplog.text and "ana" in caplog.text
+
+
 def test_only_access_shares_changes_how_jupyterhub_counts_token_scopes(shared: SharedServer) -> None:
     hub_python.apply(Config(), DECLARATION)
     assert not getattr(scopes.get_scopes_for, hub_python.GROUP_SHARES_MARK, False)

@@ -46,6 +46,7 @@ a declared group or account that collides gets no role (``collisions``).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
@@ -633,6 +634,10 @@ def apply_rtc(c: Any, declaration: Mapping[str, Any]) -> None:
 
 
 GROUP_SHARES_MARK = "coursehub_group_shares"  # on the wrapped function: the fix is applied once per process
+# The group-share scopes the wrapper adds to the token JupyterHub is working out the scopes of (none outside it)
+_ADDED_GROUP_SHARES: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "coursehub_added_group_shares", default=frozenset()
+)
 
 
 def group_share_scopes(token: Any) -> set[str]:
@@ -671,14 +676,21 @@ def count_group_shares_in_tokens() -> bool:
 
     @functools.wraps(original)
     def get_scopes_for(orm_object: Any) -> Any:
-        found = original(orm_object)
         if not isinstance(orm_object, orm.APIToken) or orm_object.user is None:
-            return found
+            return original(orm_object)
         try:
-            return found | group_share_scopes(orm_object)
+            added = frozenset(group_share_scopes(orm_object))
         except Exception:  # a JupyterHub whose internals moved: its own answer, and one line saying why
             log.exception("coursehub: could not add group shares to a token's scopes; JupyterHub's answer stands")
-            return found
+            return original(orm_object)
+        # JupyterHub warns that it discards the scopes added here, naming the member and the group's server, at
+        # every check of a member's token: HideMembership leaves those scopes out of that line while this is set
+        reset = _ADDED_GROUP_SHARES.set(added)
+        try:
+            found = original(orm_object)
+        finally:
+            _ADDED_GROUP_SHARES.reset(reset)
+        return found | added
 
     setattr(get_scopes_for, GROUP_SHARES_MARK, True)
     scopes.get_scopes_for = get_scopes_for
@@ -753,6 +765,9 @@ class HideMembership(logging.Filter):
     """Keep group membership out of the hub's log: it is private to the course."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        added = _ADDED_GROUP_SHARES.get()
+        if added and not _without_group_shares(record, added):
+            return False
         message = record.getMessage()
         for pattern, replacement in _MEMBERSHIP_LOG_LINES:
             if pattern.match(message):
@@ -762,6 +777,27 @@ class HideMembership(logging.Filter):
 
 
 _HIDE_MEMBERSHIP = HideMembership()
+
+# scopes.get_scopes_for on a token: a warning (an f-string) and the debug line after it (with arguments)
+_DISCARDED = re.compile(r"^discarding scopes \[(?P<scopes>.*)\], not present in roles of owner (?P<owner>.*)$", re.S)
+_OWNER_AND_TOKEN = "Owner %s has scopes: %s\nToken has scopes: %s"
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")  # the scopes in a set's repr
+
+
+def _without_group_shares(record: logging.LogRecord, added: frozenset[str]) -> bool:
+    """Take the group-share scopes count_group_shares_in_tokens adds out of JupyterHub's lines about a token's
+    discarded scopes: it does not discard them, and they would name a member with their group's server. Returns
+    False when nothing is left to say."""
+    if record.msg == _OWNER_AND_TOKEN and isinstance(record.args, tuple) and len(record.args) == 3:
+        owner, owner_scopes, token_scopes = record.args
+        record.args = (owner, owner_scopes, sorted(set(token_scopes) - added))
+        return True
+    found = _DISCARDED.match(record.getMessage())
+    if not found:
+        return True
+    left = sorted({a or b for a, b in _QUOTED.findall(found["scopes"])} - added)
+    record.msg, record.args = f"discarding scopes [{left}], not present in roles of owner {found['owner']}", ()
+    return bool(left)
 
 
 class HideStaff(logging.Filter):
