@@ -43,7 +43,7 @@ def stop(hub: LocalHub, account: str) -> None:
     )
 
 
-def test_the_config_loads_no_group_role_and_the_reconciler_shares_each_members_server(
+def test_the_config_loads_no_group_role_and_the_reconciler_shares_each_account_with_its_group(
     hub: LocalHub, values: Path
 ) -> None:
     groups = hub_groups(hub)

@@ -317,8 +317,9 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
             changes.append(Change("drop-group", group))
     changes += _ledger_members(declaration, usable, ledger_group, groups)
 
-    # 3. shares (access shares): each account's server shared with its group and nobody else; no shares left
-    # behind (dropped groups; a course back on roles; the per-student shares of coursehub before 0.x)
+    # 3. shares (access shares): each account's server shared with its group; no shares left behind (dropped
+    # groups; a course back on roles; the per-student shares of coursehub before it shared with groups). An
+    # account's shares are read only when its ledger record is not its group's: others made by hand are kept.
     for a in usable:
         if not shares:
             if a.account in before.shared:
