@@ -13,7 +13,7 @@
 #   make diff A=stat159 B=data100     what differs between two courses' images and values
 #   make groups COURSE=stat159 ROSTER=groups.csv   an LMS group roster into the private membership file
 #   make edit-secrets COURSE=stat159  the course's sops-encrypted secrets in $EDITOR, re-encrypted on save
-#   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1]   a running hub to that roster
+#   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1] [RECHECK=1]   a running hub to that roster
 #                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line)
 #   make health COURSE=stat159 HUB_URL=https://...   after a deploy: a server starts, runs code, has RTC
 #                                     (token in $JUPYTERHUB_API_TOKEN)
@@ -130,7 +130,7 @@ health: venv
 
 sync-groups: venv
 	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make sync-groups COURSE=<course> HUB_URL=<url>"; exit 2; }
-	$(COURSEHUB) sync-groups --course $(COURSE) --hub-url $(HUB_URL) $(if $(DRY_RUN),--dry-run)
+	$(COURSEHUB) sync-groups --course $(COURSE) --hub-url $(HUB_URL) $(if $(DRY_RUN),--dry-run) $(if $(RECHECK),--recheck)
 
 checkov: $(CHECKOV)
 

@@ -292,7 +292,9 @@ class Browser:
         return self.session.get(f"{self.url}/user/{account}/api/status").status_code
 
 
-def sync_groups(hub: LocalHub, values: Path, *, dry_run: bool = False, token: str | None = None) -> tuple[int, str]:
+def sync_groups(
+    hub: LocalHub, values: Path, *, dry_run: bool = False, token: str | None = None, recheck: bool = False
+) -> tuple[int, str]:
     """`make sync-groups` in-process against the live hub: (exit code, what it printed)."""
     from coursehub.groups import sync
 
@@ -300,7 +302,7 @@ def sync_groups(hub: LocalHub, values: Path, *, dry_run: bool = False, token: st
     old = os.environ.get(sync.TOKEN_ENV)
     os.environ[sync.TOKEN_ENV] = token if token is not None else str(hub.plan.admin_token)
     try:
-        code = sync.sync(load_course("stat159", values_dir=values), hub.plan.url, dry_run, out)
+        code = sync.sync(load_course("stat159", values_dir=values), hub.plan.url, dry_run, out, recheck=recheck)
     finally:
         if old is None:
             os.environ.pop(sync.TOKEN_ENV, None)

@@ -90,7 +90,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_sync_groups(args: argparse.Namespace) -> int:
     from coursehub.groups.sync import sync
 
-    return sync(load_course(args.course), args.hub_url, args.dry_run, sys.stdout)
+    return sync(load_course(args.course), args.hub_url, args.dry_run, sys.stdout, recheck=args.recheck)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -222,6 +222,11 @@ def _parser() -> argparse.ArgumentParser:
         "--hub-url", required=True, help="the hub's public URL; the token comes from $JUPYTERHUB_API_TOKEN"
     )
     sync_groups.add_argument("--dry-run", action="store_true", help="print the exact changes, change nothing")
+    sync_groups.add_argument(
+        "--recheck",
+        action="store_true",
+        help="access shares: read every account's shares instead of trusting the ledger (one request per group)",
+    )
 
     edit = command(
         "edit-secrets", cmd_edit_secrets, "open the course's sops-encrypted secrets in $EDITOR, re-encrypt, check"

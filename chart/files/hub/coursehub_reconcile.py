@@ -229,8 +229,12 @@ def _batches(names: list[str]) -> Iterator[tuple[str, ...]]:
         yield tuple(names[i : i + BATCH])
 
 
-def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
-    """What it takes to bring the hub to the declaration: reads only, changes nothing."""
+def plan(declaration: Mapping[str, Any], api: HubAPI, recheck: bool = False) -> Plan:
+    """What it takes to bring the hub to the declaration: reads only, changes nothing.
+
+    With access "shares", an account whose ledger record says it is shared with its group is taken at its word;
+    `recheck` reads every account's shares instead (one request per account), for a hub where someone deleted a
+    share or a group, and made the group again, between two runs."""
     accounts = rules.parse(declaration)
     course = str(declaration.get("course") or "")
     shares = declaration.get("access") == "shares"
@@ -319,7 +323,8 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
 
     # 3. shares (access shares): each account's server shared with its group; no shares left behind (dropped
     # groups; a course back on roles; the per-student shares of coursehub before it shared with groups). An
-    # account's shares are read only when its ledger record is not its group's: others made by hand are kept.
+    # account's shares are read only when its ledger record is not its group's (or to recheck): others made by
+    # hand are kept.
     for a in usable:
         if not shares:
             if a.account in before.shared:
@@ -327,7 +332,7 @@ def plan(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
                 after.shared.pop(a.account)
             continue
         mark = after.shared[a.account] = GROUP_MARK + a.group
-        if a.group in groups and before.shared.get(a.account) == mark:
+        if a.group in groups and before.shared.get(a.account) == mark and not recheck:
             continue  # shared with the group when last applied (JupyterHub deletes a group's shares with it)
         found = _shares(api, a.account) if a.account in (users or {}) or a.account in owned_accounts else []
         if _is_group_share(found, a):

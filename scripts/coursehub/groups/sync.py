@@ -30,7 +30,7 @@ def hub_api(url: str, token: str) -> Any:
     return hubpython.reconciler().HubAPI(url.rstrip("/") + "/hub/api", token)
 
 
-def sync(course: Course, url: str, dry_run: bool, out: Any) -> int:
+def sync(course: Course, url: str, dry_run: bool, out: Any, recheck: bool = False) -> int:
     token = os.environ.get(TOKEN_ENV)
     if not token:
         raise CoursehubError(
@@ -42,7 +42,7 @@ def sync(course: Course, url: str, dry_run: bool, out: Any) -> int:
     declaration = get(course.values(), ("jupyterhub", "custom", "coursehub")) or {}
     api = hub_api(url, token)
     try:
-        result = reconciler.plan(declaration, api)
+        result = reconciler.plan(declaration, api, recheck=recheck)
     except rules.DeclarationError as e:
         raise CoursehubError(
             Problem(course.origin(("jupyterhub",)), f"jupyterhub.custom.coursehub.{e.key}", e.problem, e.fix)
