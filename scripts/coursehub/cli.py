@@ -152,6 +152,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(bench.env_build(course), flush=True)
     print(bench.hub_startup(course, args.hub_repetitions), flush=True)
     print(bench.visitor_cache(course), flush=True)
+    print(bench.token_check(args.repetitions), flush=True)
     print(bench.scale(course, args.groups, args.students, args.hub_repetitions), flush=True)
     return 0
 
