@@ -15,7 +15,17 @@ import pytest
 import requests
 import yaml
 
-from conftest import DENIED, Browser, HubClient, hub_groups, live_hub, stat159_values, sync_groups, write_roster
+from conftest import (
+    DENIED,
+    Browser,
+    HubClient,
+    hub_groups,
+    live_hub,
+    redeploy,
+    stat159_values,
+    sync_groups,
+    write_roster,
+)
 from coursehub.hub.local import LocalHub
 
 pytestmark = pytest.mark.live
@@ -160,5 +170,23 @@ def test_a_group_an_admin_deleted_and_made_again_is_shared_again_on_recheck(hub:
         assert ana.start("collab-team-a") in {201, 202}
         HubClient(hub).wait("collab-team-a", ready=True)
         assert ana.use("collab-team-a") == 200
+    finally:
+        stop(hub, "collab-team-a")
+
+
+def test_a_deploy_keeps_the_groups_server_usable_by_its_members_and_only_them(hub: LocalHub, values: Path) -> None:
+    """The token wrapper is applied at every hub start: after a deploy (a restart with changed values), the
+    running server still takes its members' tokens, a student moved out by that deploy is refused, and a
+    student moved in may use it."""
+    ana, bo, cy = Browser(hub, "s-ana"), Browser(hub, "s-bo"), Browser(hub, "s-cy")
+    try:
+        assert ana.start("collab-team-a") in {201, 202}
+        HubClient(hub).wait("collab-team-a", ready=True)
+        assert ana.use("collab-team-a") == 200 and bo.use("collab-team-a") == 200
+        write_roster(values, {"team-a": ["s-ana", "s-cy"], "team-b": ["s-bo"]}, access="shares")  # bo and cy swap
+        redeploy(hub, values)
+        assert HubClient(hub).server("collab-team-a").get("ready"), "the deploy stopped the group's server"
+        assert ana.use("collab-team-a") == 200 and cy.use("collab-team-a") == 200
+        assert bo.start("collab-team-a") in DENIED and bo.stop("collab-team-a") in DENIED
     finally:
         stop(hub, "collab-team-a")
