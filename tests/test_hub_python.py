@@ -21,6 +21,7 @@ from traitlets.config import Config
 
 from coursehub.groups import hubpython
 from coursehub.groups.hubpython import RECONCILER
+from coursehub.groups.sharing_db import SharingDB, server_scopes
 from coursehub.paths import HUB_PYTHON
 
 hub_python = hubpython.load()
@@ -380,39 +381,20 @@ def test_access_shares_loads_no_per_group_role_and_lets_the_reconciler_share_onl
 # --- access "shares": a group's share reaches the OAuth token its server checks -------------------
 
 SHARED = "collab-team-a"
-ACCESS_SCOPE, START_SCOPE, READ_SCOPE = (f"{s}!server={SHARED}/" for s in ("access:servers", "servers", "read:servers"))
+ACCESS_SCOPE, START_SCOPE, READ_SCOPE = server_scopes(SHARED)
 
 
-class SharedServer:
-    """JupyterHub's own database and scope code: a server shared with a group, as the reconciler shares it."""
+class SharedServer(SharingDB):
+    """A server shared with a group, as the reconciler shares it: ana is in the group, cy is not."""
 
     def __init__(self) -> None:
-        from jupyterhub import roles
-
-        self.db = db = orm.new_session_factory("sqlite://")()
-        for role in roles.get_default_roles():
-            roles.create_role(db, role)
-        self.ana, self.cy, account = orm.User(name="ana"), orm.User(name="cy"), orm.User(name=SHARED)
-        db.add_all([self.ana, self.cy, account])
-        db.commit()
-        for student in (self.ana, self.cy):
-            roles.grant_role(db, student, "user")
-        self.group = orm.Group(name="team-a", users=[self.ana])
-        spawner = orm.Spawner(user=account, name="")
-        # the OAuth client JupyterHub makes for a server, which the token a server checks is issued to
-        self.client = orm.OAuthClient(identifier=f"jupyterhub-user-{SHARED}", allowed_scopes=[ACCESS_SCOPE])
-        hub_client = orm.OAuthClient(identifier="jupyterhub")  # the client of API tokens made at the hub
-        db.add_all([self.group, spawner, self.client, hub_client])
-        db.commit()
-        spawner.oauth_client_id = self.client.identifier
-        orm.Share.grant(db, spawner, self.group, scopes=[ACCESS_SCOPE, START_SCOPE, READ_SCOPE])
+        super().__init__()
+        self.ana, self.cy = self.student("ana"), self.student("cy")
+        self.group = self.share(SHARED, "team-a", [self.ana])
 
     def token(self, user: orm.User, token_scopes: list[str], client: str = "") -> orm.APIToken:
-        found = orm.APIToken.find(
-            self.db, orm.APIToken.new(user=user, scopes=token_scopes, client_id=client or self.client.identifier)
-        )
-        assert found is not None
-        return found
+        """By default, the token the server's own OAuth log-in gives."""
+        return super().token(user, token_scopes, client or self.client(SHARED))
 
 
 @pytest.fixture

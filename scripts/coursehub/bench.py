@@ -222,34 +222,16 @@ def token_check(repetitions: int, calls: int = 200) -> str:
     """What access "shares" adds to the hub's hot path: JupyterHub's scopes for a member's server token, with
     coursehub's group-share wrapper (count_group_shares_in_tokens) against JupyterHub alone, alternating in one
     run, on JupyterHub's own in-memory database: a student in three groups, each group's account shared with it."""
-    from jupyterhub import orm, roles, scopes
+    from jupyterhub import scopes
 
     from coursehub.groups import hubpython
+    from coursehub.groups.sharing_db import SharingDB, server_scopes
 
-    logging.disable(logging.INFO)  # the database's set-up lines (alembic's "stamp_revision") say nothing here
-    try:
-        db = orm.new_session_factory("sqlite://")()
-    finally:
-        logging.disable(logging.NOTSET)
-    for role in roles.get_default_roles():
-        roles.create_role(db, role)
-    student = orm.User(name="s-ana")
-    db.add(student)
-    db.add(orm.OAuthClient(identifier="jupyterhub"))
-    db.commit()
-    roles.grant_role(db, student, "user")
-    clients = []
+    lab = SharingDB()
+    student = lab.student("s-ana")
     for i in range(3):
-        account = orm.User(name=f"collab-g-{i}")
-        spawner = orm.Spawner(user=account, name="")
-        client = orm.OAuthClient(identifier=f"jupyterhub-user-collab-g-{i}")
-        db.add_all([account, spawner, client, orm.Group(name=f"g-{i}", users=[student])])
-        db.commit()
-        spawner.oauth_client_id = client.identifier
-        group = orm.Group.find(db, f"g-{i}")
-        orm.Share.grant(db, spawner, group, scopes=[f"{s}!server=collab-g-{i}/" for s in ("access:servers", "servers")])
-        clients.append(client)
-    token = orm.APIToken.find(db, orm.APIToken.new(user=student, scopes=[], client_id=clients[0].identifier))
+        lab.share(f"collab-g-{i}", f"g-{i}", [student])
+    token = lab.token(student, [], lab.client("collab-g-0"))
     alone = scopes.get_scopes_for
     hubpython.load().count_group_shares_in_tokens()
     wrapped = scopes.get_scopes_for
@@ -260,7 +242,7 @@ def token_check(repetitions: int, calls: int = 200) -> str:
     quiet = logging.getLogger("tornado.application")
     level, quiet.level = quiet.level, logging.ERROR
     try:
-        access = "access:servers!server=collab-g-0/"
+        access = server_scopes("collab-g-0")[0]
         if access in alone(token) or access not in wrapped(token):
             raise AssertionError("the wrapper does not do what it is measured for")
         for _ in range(repetitions):
