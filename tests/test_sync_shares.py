@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from conftest import (
     DENIED,
@@ -47,10 +46,15 @@ def hub(values: Path, tmp_path: Path) -> Iterator[LocalHub]:
         yield local
 
 
+def shares_of(hub: LocalHub, account: str) -> list[tuple[str, str | None]]:
+    """The shares of the account's server on the hub: (kind, group name)."""
+    r = requests.get(f"{hub.plan.url}/hub/api/shares/{account}", headers=HubClient(hub).admin)
+    r.raise_for_status()
+    return [(s["kind"], (s["group"] or {}).get("name")) for s in r.json()["items"]]
+
+
 def stop(hub: LocalHub, account: str) -> None:
-    requests.delete(
-        f"{hub.plan.url}/hub/api/users/{account}/server", headers={"Authorization": f"token {hub.plan.admin_token}"}
-    )
+    requests.delete(f"{hub.plan.url}/hub/api/users/{account}/server", headers=HubClient(hub).admin)
 
 
 def test_the_config_loads_no_group_role_and_the_reconciler_shares_each_account_with_its_group(
@@ -107,7 +111,7 @@ def test_a_new_group_works_at_once_and_removals_take_access_away(hub: LocalHub, 
 def test_shares_with_single_students_give_way_to_the_groups_share(hub: LocalHub, values: Path) -> None:
     """An account shared student by student (by hand, or by coursehub before it shared with groups): the next
     sync leaves the group's share alone on it, and a student it was shared with outside the group loses it."""
-    url, admin = f"{hub.plan.url}/hub/api", {"Authorization": f"token {hub.plan.admin_token}"}
+    url, admin = f"{hub.plan.url}/hub/api", HubClient(hub).admin
     r = requests.post(f"{url}/shares/collab-team-a/", headers=admin, json={"user": "s-cy"})
     assert r.status_code == 200, r.text
     ledger = hub_groups(hub)["coursehub:stat159"]["properties"]
@@ -116,8 +120,7 @@ def test_shares_with_single_students_give_way_to_the_groups_share(hub: LocalHub,
     code, out = sync_groups(hub, values)
     assert code == 0, out
     assert "unshare-all collab-team-a" in out and "share collab-team-a with group team-a" in out
-    shares = requests.get(f"{url}/shares/collab-team-a", headers=admin).json()["items"]
-    assert [(s["kind"], (s["group"] or {}).get("name")) for s in shares] == [("group", "team-a")]
+    assert shares_of(hub, "collab-team-a") == [("group", "team-a")]
     ana, cy = Browser(hub, "s-ana"), Browser(hub, "s-cy")
     try:
         assert ana.start("collab-team-a") in {201, 202}
@@ -132,35 +135,28 @@ def test_shares_with_single_students_give_way_to_the_groups_share(hub: LocalHub,
 def test_a_group_renamed_with_its_account_kept_stays_shared_with_the_new_name(hub: LocalHub, values: Path) -> None:
     """team-b becomes team-z, keeping collab-team-b: the dropped name's share goes with its group, and the
     account is shared with team-z at the end of that same sync (not unshared again as the dropped group's)."""
-    roster = yaml.safe_load((values / "stat159.secret.yaml").read_text())
-    declaration = roster["jupyterhub"]["custom"]["coursehub"]
-    declaration["sharedAccounts"] = [
-        {"group": "team-a", "account": "collab-team-a"},
-        {"group": "team-z", "account": "collab-team-b"},
-    ]
-    declaration["members"] = {"team-a": START["team-a"], "team-z": START["team-b"]}
-    (values / "stat159.secret.yaml").write_text(yaml.safe_dump(roster))
+    renamed = [{"group": "team-a", "account": "collab-team-a"}, {"group": "team-z", "account": "collab-team-b"}]
+    members = {"team-a": START["team-a"], "team-z": START["team-b"]}
+    write_roster(values, members, access="shares", sharedAccounts=renamed)
     code, out = sync_groups(hub, values)
     assert code == 0, out
     planned = [line for line in out.splitlines() if not line.startswith("done: ")]
     assert "drop-group team-b" in planned and "share collab-team-b with group team-z" in planned, out
     assert "unshare-all collab-team-b" not in planned[planned.index("share collab-team-b with group team-z") :], out
-    url, admin = f"{hub.plan.url}/hub/api", {"Authorization": f"token {hub.plan.admin_token}"}
-    shares = requests.get(f"{url}/shares/collab-team-b", headers=admin).json()["items"]
-    assert [(s["kind"], (s["group"] or {}).get("name")) for s in shares] == [("group", "team-z")]
+    assert shares_of(hub, "collab-team-b") == [("group", "team-z")]
     code, out = sync_groups(hub, values)
     assert code == 0 and "nothing to change" in out, out
 
 
 def test_a_group_an_admin_deleted_and_made_again_is_shared_again_on_recheck(hub: LocalHub, values: Path) -> None:
     """JupyterHub deletes a group's shares with the group. A group made again by hand between two runs is not
-    noticed by a sync that trusts its ledger (README: Known limits); `make sync-groups RECHECK=1` reads every
+    noticed by a sync that trusts its ledger (README, access `shares`); `make sync-groups RECHECK=1` reads every
     account's shares and shares it again."""
-    url, admin = f"{hub.plan.url}/hub/api", {"Authorization": f"token {hub.plan.admin_token}"}
+    url, admin = f"{hub.plan.url}/hub/api", HubClient(hub).admin
     requests.delete(f"{url}/groups/team-a", headers=admin).raise_for_status()
     r = requests.post(f"{url}/groups/team-a", headers=admin, json={"users": ["s-ana", "s-bo"]})
     assert r.status_code == 201, r.text
-    assert requests.get(f"{url}/shares/collab-team-a", headers=admin).json()["items"] == []
+    assert shares_of(hub, "collab-team-a") == []
     code, out = sync_groups(hub, values)
     assert code == 0 and "nothing to change" in out, out
     code, out = sync_groups(hub, values, recheck=True)
