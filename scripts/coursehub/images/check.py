@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.metadata
+import inspect
 import json
 import re
 import secrets
@@ -29,9 +30,7 @@ from typing import Any
 
 import requests
 
-from coursehub import singleuser
 from coursehub.files import replace_file
-from coursehub.hub import local
 from coursehub.hub.local import LocalHub, Plan, map_path, processes, server_dirs
 from coursehub.images.build import Variant, ensure_env
 from coursehub.paths import HUB_PYTHON
@@ -87,7 +86,8 @@ def _pass_record(variant: Variant, cmd: list[str]) -> Path:
     carries the image's pins, under a key of everything else the verdict depends on (the command, this check's
     code and the local hub's, coursehub's hub-side Python, the tooling's JupyterHub)."""
     key = hashlib.sha256(json.dumps(cmd).encode())
-    for code in (Path(__file__), PROBE, Path(local.__file__), Path(singleuser.__file__), HUB_PYTHON):
+    local_hub, pod_flags = Path(inspect.getfile(LocalHub)), Path(inspect.getfile(parse_flag))  # local.py, singleuser.py
+    for code in (Path(__file__), PROBE, local_hub, pod_flags, HUB_PYTHON):
         key.update(code.read_bytes())
     key.update(importlib.metadata.version("jupyterhub").encode())
     return variant.env / ".coursehub-passed" / key.hexdigest()[:24]
