@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from coursehub import tools
 from coursehub.courses import coalesce, merge
+from coursehub.paths import ROOT
 
 
 @pytest.mark.parametrize("major", sorted(tools.HELM_PINS))
@@ -28,3 +30,38 @@ def test_layers_merge_as_helm_merges_them() -> None:
     assert merged == {"a": {"x": 1, "y": 2, "list": [3]}, "keep": None}  # lists replace, nulls kept for now
     defaults = {"a": {"z": 0}, "keep": "default", "other": 1}
     assert coalesce(merged, defaults) == {"a": {"x": 1, "y": 2, "z": 0, "list": [3]}, "other": 1}  # null deletes
+
+
+def _pins(path: Path) -> dict[str, list[str]]:
+    """A hash-pinned requirements file as {requirement: its hashes}."""
+    pins: dict[str, list[str]] = {}
+    current = ""
+    for line in path.read_text().splitlines():
+        text = line.strip().rstrip("\\").strip()
+        if not text or text.startswith("#"):
+            continue
+        if text.startswith("--hash="):
+            pins[current].append(text.removeprefix("--hash="))
+        else:
+            current = text
+            pins[current] = []
+    return pins
+
+
+@pytest.mark.parametrize("name", ["requirements.txt", "requirements-checkov.txt", "requirements-uv.txt"])
+def test_the_tooling_requirements_are_pinned_hashed_and_name_no_index(name: str) -> None:
+    """They install on any machine (make lock leaves out this machine's index and wheel folders) and only as
+    locked (pip and uv both run with --require-hashes)."""
+    pins = _pins(ROOT / name)
+    assert pins
+    for requirement, hashes in pins.items():
+        assert not requirement.startswith("-"), f"{name}: {requirement}"  # --index-url, --find-links, -e ...
+        assert "==" in requirement and hashes, f"{name}: {requirement} is not pinned with hashes"
+
+
+def test_the_uv_that_installs_the_venvs_is_the_uv_the_venv_pins() -> None:
+    """make venv installs uv from requirements-uv.txt and then requirements.txt over it: one version, one set of
+    hashes, or the second install would swap the uv that is running it."""
+    bootstrap = _pins(ROOT / "requirements-uv.txt")
+    assert list(bootstrap) == [r for r in _pins(ROOT / "requirements.txt") if r.startswith("uv==")]
+    assert bootstrap == {r: h for r, h in _pins(ROOT / "requirements.txt").items() if r in bootstrap}
