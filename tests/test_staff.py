@@ -244,44 +244,52 @@ def test_no_ta_is_named_in_the_hubs_log(api: HubClient, hub: LocalHub) -> None:
 
 # --- a widened staff role fails the checks above (mutation test) ----------------------------
 
+WIDENED = [  # (id, the staff role's scope replaced, what replaces it, scopes added, the leak the checks name)
+    ("admin-users", "", "", ["admin:users"], "creates a user"),
+    ("groups-unfiltered", "groups!group=shared-1", "groups", [], "adds to another course's group"),
+    ("list-users-unfiltered", "list:users!group=shared-1", "list:users", [], "lists users outside the course"),
+    ("access-unfiltered", "access:servers!user=collab-shared-1", "access:servers", [], "uses a student's own server"),
+    ("servers-on-group", "servers!user=collab-shared-1", "servers!group=shared-1", [], "starts a student's own server"),
+    ("read-users", "", "", ["read:users!group=shared-1"], "reads students' roles, other groups"),
+]
+
+# A hub.extraConfig snippet, as a course's own could be (it runs after coursehub's): per mutation, a copy of the
+# staff role coursehub loaded, widened one way, held by a TA of its own. One hub serves every mutation.
 WIDEN = """
-for role in c.JupyterHub.load_roles:
-    if role["name"] == "coursehub-staff":
-        role["scopes"] = [{new!r} if s == {old!r} else s for s in role["scopes"]] + {extra!r}
-        break
-else:
+import copy
+staff = [role for role in c.JupyterHub.load_roles if role["name"] == "coursehub-staff"]
+if not staff:
     raise RuntimeError("no coursehub-staff role to widen")
+for name, old, new, extra, _ in {widened!r}:
+    role = copy.deepcopy(staff[0])
+    if old and old not in role["scopes"]:
+        raise RuntimeError(f"the staff role has no {{old}} to widen")
+    role.update(name="widened-" + name, scopes=[new if s == old else s for s in role["scopes"]] + extra)
+    role.update(users=["ta-w-" + name], groups=[])
+    c.JupyterHub.load_roles.append(role)
 """
 
 
-@pytest.mark.parametrize(
-    ("old", "new", "extra", "caught"),
-    [
-        ("", "", ["admin:users"], "creates a user"),
-        ("groups!group=shared-1", "groups", [], "adds to another course's group"),
-        ("list:users!group=shared-1", "list:users", [], "lists users outside the course"),
-        ("access:servers!user=collab-shared-1", "access:servers", [], "uses a student's own server"),
-        ("servers!user=collab-shared-1", "servers!group=shared-1", [], "starts a student's own server"),
-        ("", "", ["read:users!group=shared-1"], "reads students' roles, other groups"),
-    ],
-    ids=[
-        "admin-users",
-        "groups-unfiltered",
-        "list-users-unfiltered",
-        "access-unfiltered",
-        "servers-on-group",
-        "read-users",
-    ],
-)
-def test_a_widened_staff_role_fails_the_checks(
-    tmp_path: Path, old: str, new: str, extra: list[str], caught: str
-) -> None:
-    widen = WIDEN.format(old=old, new=new, extra=extra)
-    with live_hub(course_values(tmp_path / "values", STAFF, widen), tmp_path / "hub") as local:
+@pytest.fixture(scope="module")
+def widened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubClient]:
+    """The course's hub with one widened copy of the staff role per mutation; the mutations' TAs act on it in
+    turn (each one's leak is its own: what one mutation changes does not take another's target away)."""
+    values = course_values(tmp_path_factory.mktemp("values"), STAFF, WIDEN.format(widened=WIDENED))
+    with live_hub(values, tmp_path_factory.mktemp("hub")) as local:
         api = HubClient(local)
         another_course(api)
-        leaks = refused_actions(api, TA)
-        assert any(caught in leak for leak in leaks), leaks
+        yield api
+
+
+@pytest.mark.parametrize(("name", "old", "new", "extra", "caught"), WIDENED, ids=[w[0] for w in WIDENED])
+def test_a_widened_staff_role_fails_the_checks(
+    widened: HubClient, name: str, old: str, new: str, extra: list[str], caught: str
+) -> None:
+    ta = f"ta-w-{name}"
+    assert roles_of(widened, ta) == ["user", f"widened-{name}"]  # the copy, and only it: the leak is its own
+    leaks = refused_actions(widened, ta)
+    assert any(caught in leak for leak in leaks), leaks
+    assert refused_actions(widened, TA) == []  # the TA with the course's own role, on the same hub: nothing
 
 
 # --- through a semester ---------------------------------------------------------------------
