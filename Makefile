@@ -39,7 +39,8 @@ HELM_MAJOR ?= 3
 export HELM_MAJOR UPSTREAM_CHART
 
 KUBE_VERSION ?= 1.33
-# Test files run in parallel (pytest-xdist), each file in one worker (its hubs and fixtures stay together).
+# Test files run in parallel (pytest-xdist), each file in one worker (its hubs and fixtures stay together), in
+# the order tests/conftest.py gives them: the slow and the longest first.
 # Most of the suite waits on hubs and servers, so more workers than cores still pays: 3 on 2 cores.
 TEST_WORKERS ?= 3
 # checkov is heavy and pins its own dependencies: its own venv, never the main one.
@@ -87,11 +88,11 @@ chart: tools
 test:
 	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed node_modules/.installed $(CHECKOV)
 	@$(MAKE) --no-print-directory chart
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # A developer's loop: everything but the live hubs and the course-scale run (CI runs `make test`).
 test-fast: chart
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not live and not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not live and not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check scripts tests chart/files

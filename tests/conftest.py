@@ -33,16 +33,27 @@ from coursehub.hub.local import LocalHub, Plan, classify, make_plan
 from coursehub.images.build import deployed, ensure_env
 from coursehub.paths import CHART, ROOT, VALUES
 
+# The files that take longest, longest first (about two minutes down to one, measured alone). `make test` hands
+# whole files to its workers in collection order: one of these starting last would leave the run waiting on it.
+# A name that goes stale only costs time; tests/test_tools.py checks each still names a file.
+LONGEST_FILES = ("test_image_check.py", "test_browser.py", "test_staff.py", "test_sync_shares.py")
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tier first, then the live one, each in the random order pytest-randomly gave it.
+    """The slow tier first, then the longest files, then the live tier, each in the random order pytest-randomly
+    gave it.
 
-    `make test` hands whole test files to parallel workers in this order: the file of the 1,000-group course
-    (two minutes) must not be the last to start, or the run waits on it alone. A stable sort keeps pytest's
-    grouping of a parametrized fixture's tests and the random order within each tier.
+    `make test` passes --no-loadscope-reorder so that xdist keeps this order (by default it hands out the files
+    with the most tests first, which put the 1,000-group course, two tests and two minutes, last). A stable sort
+    keeps pytest's grouping of a parametrized fixture's tests and the random order within each tier.
     """
-    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.get_closest_marker("live") is None))
+
+    def rank(item: pytest.Item) -> tuple[bool, int, bool]:
+        longest = LONGEST_FILES.index(item.path.name) if item.path.name in LONGEST_FILES else len(LONGEST_FILES)
+        return item.get_closest_marker("slow") is None, longest, item.get_closest_marker("live") is None
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session", params=sorted(tools.HELM_PINS), ids=lambda m: f"helm{m}")

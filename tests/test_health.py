@@ -14,6 +14,8 @@ from coursehub.errors import Problem
 from coursehub.ops.health import TOKEN_ENV, USER, health
 from coursehub.ops.preflight import running_servers
 
+pytestmark = pytest.mark.live
+
 ACCOUNTS = [{"group": "shared-1", "account": "collab-shared-1"}]
 SECRET = {"jupyterhub": {"custom": {"coursehub": {"members": {"shared-1": ["s-ana"]}}}}}
 

@@ -45,6 +45,7 @@ def variant(course: str, tag: str) -> Variant:
 COURSE_VARIANTS = [(c, v.tag) for c in course_names() for v in variants(c)]
 
 
+@pytest.mark.live  # runs the command under a real hub
 @pytest.mark.parametrize(("course", "tag"), COURSE_VARIANTS, ids=[f"{c}-{t}" for c, t in COURSE_VARIANTS])
 def test_the_course_command_works_on_every_variant_of_its_image(course: str, tag: str) -> None:
     cmd = load_course(course).values()["jupyterhub"]["singleuser"]["cmd"]
@@ -54,6 +55,7 @@ def test_the_course_command_works_on_every_variant_of_its_image(course: str, tag
     assert not passed_before(variant(course, tag), [*cmd, "--ServerApp.shutdown_no_activity_timeout=60"])
 
 
+@pytest.mark.live  # runs the command under a real hub
 def test_validate_reuses_a_passed_check_and_runs_a_changed_command(
     newest_helm: Helm, upstream_chart: Path, values_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,6 +89,7 @@ def test_stat159_has_the_seed_stack_and_the_current_stack() -> None:
     assert load_course("stat159").values()["jupyterhub"]["singleuser"]["image"]["tag"] == "2023.03.1"
 
 
+@pytest.mark.live  # runs the command under a real hub
 def test_the_seeds_command_fails_on_jupyterlab_4_without_collaboration() -> None:
     verdicts = [str(v) for v in check_command(BROKEN_IMAGE, SEED_COMMAND)]
     assert any(
@@ -98,6 +101,7 @@ def test_the_seeds_command_fails_on_jupyterlab_4_without_collaboration() -> None
     ), verdicts
 
 
+@pytest.mark.live  # runs the command under a real hub
 def test_tmpystores_ypy_store_fails_on_jupyter_collaboration_5() -> None:
     data100 = variants("data100")[0]
     verdicts = [
@@ -115,6 +119,7 @@ def test_tmpystores_ypy_store_fails_on_jupyter_collaboration_5() -> None:
     assert any("written in the home directory" in v for v in verdicts), verdicts
 
 
+@pytest.mark.live  # runs the command under a real hub
 def test_a_misspelled_trait_is_named_with_the_right_spelling() -> None:
     verdicts = [
         str(v)
@@ -130,6 +135,7 @@ def test_a_misspelled_trait_is_named_with_the_right_spelling() -> None:
     assert any("RTC is off" in v for v in verdicts), verdicts  # Jupyter only warned; RTC really is off
 
 
+@pytest.mark.live  # runs the command under a real hub
 def test_a_store_path_in_the_home_directory_fails() -> None:
     verdicts = [
         str(v)

@@ -65,3 +65,11 @@ def test_the_uv_that_installs_the_venvs_is_the_uv_the_venv_pins() -> None:
     bootstrap = _pins(ROOT / "requirements-uv.txt")
     assert list(bootstrap) == [r for r in _pins(ROOT / "requirements.txt") if r.startswith("uv==")]
     assert bootstrap == {r: h for r, h in _pins(ROOT / "requirements.txt").items() if r in bootstrap}
+
+
+def test_the_files_the_suite_starts_first_still_exist() -> None:
+    """conftest's LONGEST_FILES orders the run; a renamed file would silently drop out of it."""
+    from conftest import LONGEST_FILES
+
+    for name in LONGEST_FILES:
+        assert (ROOT / "tests" / name).is_file(), name
