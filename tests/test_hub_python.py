@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from jupyterhub import orm, scopes
+from jupyterhub.apihandlers import base as api_base
 from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 
@@ -235,6 +236,7 @@ def jupyterhubs_own_token_scopes(monkeypatch: pytest.MonkeyPatch) -> None:
     while getattr(original, hub_python.GROUP_SHARES_MARK, False):
         original = original.__wrapped__  # type: ignore[attr-defined]
     monkeypatch.setattr(scopes, "get_scopes_for", original)
+    monkeypatch.setattr(api_base, "get_scopes_for", original)
 
 
 # --- inside a real JupyterHub -------------------------------------------------------------
@@ -423,6 +425,8 @@ def test_with_the_fix_a_members_token_gets_what_it_asks_of_the_share_and_nobody_
         assert not {ACCESS_SCOPE, START_SCOPE, READ_SCOPE} & scopes.get_scopes_for(
             shared.token(shared.cy, token_scopes)
         )
+    # the REST API's token model (the token page) lists what the token can do, the group's server included
+    assert api_base.get_scopes_for(shared.token(shared.ana, [])) == server_token
     token = shared.token(shared.ana, [])
     shared.group.users.remove(shared.ana)  # removed from the group: the same token loses the server
     shared.db.commit()

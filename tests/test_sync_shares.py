@@ -72,6 +72,9 @@ def test_the_config_loads_no_group_role_and_the_reconciler_shares_each_account_w
         assert bo.start(account) in {201, 202}
         HubClient(hub).wait(account, ready=True)
         assert ana.use(account) == 200 and bo.use(account) == 200
+        # ana's tokens as the token page lists them: the one her log-in to the server made can use the server
+        listed = requests.get(f"{hub.plan.url}/hub/api/users/s-ana/tokens", headers=HubClient(hub).admin)
+        assert any(f"access:servers!server={account}/" in t["scopes"] for t in listed.json()["api_tokens"])
         assert cy.use(account) in DENIED and cy.stop(account) in DENIED
         assert ana.stop(account) in {202, 204}
         HubClient(hub).wait(account, ready=False)

@@ -668,6 +668,7 @@ def count_group_shares_in_tokens() -> bool:
     If the wrapper's own work fails it logs the error and adds nothing. Returns whether it was applied now.
     """
     from jupyterhub import orm, scopes
+    from jupyterhub.apihandlers import base as api_base
 
     original = scopes.get_scopes_for
     if getattr(original, GROUP_SHARES_MARK, False):
@@ -694,6 +695,10 @@ def count_group_shares_in_tokens() -> bool:
 
     setattr(get_scopes_for, GROUP_SHARES_MARK, True)
     scopes.get_scopes_for = get_scopes_for
+    # The REST API's token model (GET /users/:name/tokens, the token page) imported the function by name: without
+    # this it would list a member's token without the group's server it can use.
+    if getattr(api_base, "get_scopes_for", None) is original:
+        api_base.get_scopes_for = get_scopes_for
     return True
 
 
