@@ -73,3 +73,15 @@ def test_the_files_the_suite_starts_first_still_exist() -> None:
 
     for name in LONGEST_FILES:
         assert (ROOT / "tests" / name).is_file(), name
+
+
+def test_the_venv_holds_compiled_bytecode() -> None:
+    """make venv compiles at install (uv's --compile-bytecode): where PYTHONDONTWRITEBYTECODE is set no process
+    writes .pyc files, and every hub and command would compile JupyterHub and the Kubernetes client again."""
+    import importlib.util
+
+    import jupyterhub.app
+    import kubernetes.client
+
+    for module in (jupyterhub.app, kubernetes.client):
+        assert Path(importlib.util.cache_from_source(module.__file__)).is_file(), module.__name__
