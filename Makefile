@@ -59,7 +59,7 @@ help:
 # --compile-bytecode, as pip does by default: where PYTHONDONTWRITEBYTECODE is set (as on CI machines here), no
 # process writes .pyc files, and every hub, worker and command would compile JupyterHub, SQLAlchemy and the
 # Kubernetes client afresh (6 s instead of 3.5 s per import here; a clean-clone suite took 19.9 CPU-minutes
-# instead of 13.5).
+# instead of 16.2).
 UV_INSTALL = bin/uv pip install --quiet --color never --require-hashes --compile-bytecode
 $(VENV)/.installed: requirements.txt requirements-uv.txt pyproject.toml
 	@echo "setup: the tooling venv ($(VENV)/, hash-pinned requirements.txt, installed by uv; about 25 s the first time)"
