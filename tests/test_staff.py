@@ -281,10 +281,8 @@ def widened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubClient]:
         yield api
 
 
-@pytest.mark.parametrize(("name", "old", "new", "extra", "caught"), WIDENED, ids=[w[0] for w in WIDENED])
-def test_a_widened_staff_role_fails_the_checks(
-    widened: HubClient, name: str, old: str, new: str, extra: list[str], caught: str
-) -> None:
+@pytest.mark.parametrize(("name", "caught"), [(w[0], w[-1]) for w in WIDENED], ids=[w[0] for w in WIDENED])
+def test_a_widened_staff_role_fails_the_checks(widened: HubClient, name: str, caught: str) -> None:
     ta = f"ta-w-{name}"
     assert roles_of(widened, ta) == ["user", f"widened-{name}"]  # the copy, and only it: the leak is its own
     leaks = refused_actions(widened, ta)
