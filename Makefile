@@ -60,13 +60,14 @@ help:
 # process writes .pyc files, and every hub, worker and command would compile JupyterHub, SQLAlchemy and the
 # Kubernetes client afresh (6 s instead of 3.5 s per import here; a clean-clone suite took 19.9 CPU-minutes
 # instead of 16.2).
-UV_INSTALL = bin/uv pip install --quiet --color never --require-hashes --compile-bytecode
+UV_PIP = bin/uv pip install --quiet --color never
+UV_INSTALL = $(UV_PIP) --require-hashes --compile-bytecode
 $(VENV)/.installed: requirements.txt requirements-uv.txt pyproject.toml
 	@echo "setup: the tooling venv ($(VENV)/, hash-pinned requirements.txt, installed by uv; about 25 s the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-uv.txt
 	$(VENV)/$(UV_INSTALL) --python $(PY) -r requirements.txt
-	$(VENV)/bin/uv pip install --quiet --color never --python $(PY) --no-deps --editable .
+	$(VENV)/$(UV_PIP) --python $(PY) --no-deps --editable .
 	touch $@
 
 venv: $(VENV)/.installed
