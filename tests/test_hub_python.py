@@ -18,6 +18,7 @@ import pytest
 from jupyterhub import orm, scopes
 from jupyterhub.apihandlers import base as api_base
 from jupyterhub.app import JupyterHub
+from sqlalchemy import event
 from traitlets.config import Config
 
 from coursehub.groups import hubpython
@@ -239,11 +240,31 @@ def jupyterhubs_own_token_scopes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(api_base, "get_scopes_for", original)
 
 
+@pytest.fixture(autouse=True)
+def jupyterhubs_own_role_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with JupyterHub's own start-up steps: apply() with access "roles" wraps them in-process."""
+    for step in ROLE_STEPS:
+        monkeypatch.setattr(JupyterHub, step, _jupyterhubs_own(step))
+
+
+ROLE_STEPS = ("init_role_creation", "init_role_assignment")
+
+
+def _jupyterhubs_own(step: str) -> Any:
+    own = getattr(JupyterHub, step)
+    while getattr(own, hub_python.ROLES_BY_NAME_MARK, False):
+        own = own.__wrapped__
+    return own
+
+
 # --- inside a real JupyterHub -------------------------------------------------------------
 
 
-async def _start_hub(c: Config, log_handler: logging.Handler | None = None) -> JupyterHub:
-    """JupyterHub's own start-up steps that load users, groups and roles (no proxy, no HTTP)."""
+async def _start_hub(
+    c: Config, log_handler: logging.Handler | None = None, role_queries: list[str] | None = None
+) -> JupyterHub:
+    """JupyterHub's own start-up steps that load users, groups and roles (no proxy, no HTTP). ``role_queries``
+    collects the SQL statements of the two steps that load the roles."""
     if "db_url" not in c.JupyterHub:
         c.JupyterHub.db_url = "sqlite://"
     # no services start here (no HTTP): leave out the reconciler and its role, whose scopes are tested above
@@ -255,10 +276,16 @@ async def _start_hub(c: Config, log_handler: logging.Handler | None = None) -> J
     if log_handler:
         app.log.addHandler(log_handler)
     app.init_db()
+    statements: list[str] = []
+    event.listen(app.db.get_bind(), "before_cursor_execute", lambda *query: statements.append(query[2]))
     await app.init_role_creation()
+    creation = len(statements)
     await app.init_users()
     await app.init_groups()
+    assignment = len(statements)
     await app.init_role_assignment()
+    if role_queries is not None:
+        role_queries += statements[:creation] + statements[assignment:]
     await app.init_blocked_users()
     return app
 
@@ -632,3 +659,99 @@ def test_the_staff_filter_hides_whole_names_only(message: str, hidden: str) -> N
     record = logging.LogRecord("JupyterHub", logging.INFO, "", 0, message, (), None)
     hub_python.HideStaff(STAFF).filter(record)
     assert record.getMessage() == hidden
+
+
+# --- many groups: their roles at every start ------------------------------------------------
+
+
+def _course_of(groups: range, staff: list[str]) -> dict[str, Any]:
+    return {
+        "course": "stat159",
+        "sharedAccounts": [{"group": f"g-{i:03}", "account": f"collab-g-{i:03}"} for i in groups],
+        "members": {f"g-{i:03}": [f"s-{i:03}"] for i in groups},
+        "staff": staff,
+    }
+
+
+# A semester's starts: the first, a restart, a deploy that drops ten groups, adds five and changes the TAs, and
+# a restart after it.
+SEMESTER = [
+    _course_of(range(60), ["ta-1", "ta-2"]),
+    _course_of(range(60), ["ta-1", "ta-2"]),
+    _course_of(range(10, 65), ["ta-2", "ta-3"]),
+    _course_of(range(10, 65), ["ta-2", "ta-3"]),
+]
+
+
+def _roles_in(app: JupyterHub) -> dict[str, Any]:
+    """Every role in the hub's database: its description, its scopes and who holds it."""
+    return {
+        role.name: (
+            role.description,
+            sorted(role.scopes),
+            sorted(u.name for u in role.users),
+            sorted(g.name for g in role.groups),
+            sorted(s.name for s in role.services),
+        )
+        for role in app.db.query(orm.Role)
+    }
+
+
+def _semester_of_starts(
+    db: Path, monkeypatch: pytest.MonkeyPatch, *, coursehubs_lookups: bool
+) -> list[tuple[dict[str, Any], int]]:
+    """Each start of SEMESTER on one database: the roles it leaves there and the queries that loaded them."""
+    starts = []
+    for declaration in SEMESTER:
+        c = Config()
+        c.JupyterHub.db_url = f"sqlite:///{db}"
+        c.JupyterHub.load_roles = [{"name": "hub-own", "scopes": ["read:users"], "users": ["ops"]}]
+        hub_python.apply(c, declaration)
+        if not coursehubs_lookups:
+            for step in ROLE_STEPS:
+                monkeypatch.setattr(JupyterHub, step, _jupyterhubs_own(step))
+        queries: list[str] = []
+        app = asyncio.run(_start_hub(c, role_queries=queries))
+        starts.append((_roles_in(app), len(queries)))
+        app.db.close()
+    return starts
+
+
+def test_the_hub_loads_its_roles_in_a_few_queries_to_exactly_what_jupyterhub_alone_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A course of 1,000 groups with access "roles" has 1,000 roles to load at every start, so at every deploy:
+    JupyterHub alone makes about seven queries for each. With coursehub's lookups (find_roles_by_name_at_start)
+    the same starts write the same roles, scopes and holders, and a restart's queries do not grow with the groups."""
+    alone = _semester_of_starts(tmp_path / "alone.sqlite", monkeypatch, coursehubs_lookups=False)
+    indexed = _semester_of_starts(tmp_path / "indexed.sqlite", monkeypatch, coursehubs_lookups=True)
+    for start, ((expected, _), (found, _)) in enumerate(zip(alone, indexed, strict=True)):
+        assert found == expected, f"start {start}"
+    # the deploy changed what there was to change
+    before, after = indexed[1][0], indexed[2][0]
+    assert "coursehub-access-g-000" in before and "coursehub-access-g-000" not in after
+    assert after["coursehub-access-g-064"][3] == ["g-064"] and after["hub-own"][2] == ["ops"]
+    assert (before[hub_python.STAFF_ROLE][2], after[hub_python.STAFF_ROLE][2]) == (["ta-1", "ta-2"], ["ta-2", "ta-3"])
+    for start in (1, 3):  # the restarts: JupyterHub alone, several per role; with the index, about thirty in all
+        groups = len(SEMESTER[start]["sharedAccounts"])
+        assert alone[start][1] >= 5 * groups, alone[start][1]
+        assert indexed[start][1] <= alone[start][1] / 10, (indexed[start][1], alone[start][1])
+
+
+def test_when_jupyterhubs_lookups_move_the_hub_loads_its_roles_its_own_way_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(orm.Role, "find", staticmethod(orm.Role.find))  # what coursehub indexes is not there
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    c = Config()
+    c.JupyterHub.db_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    hub_python.apply(c, SEMESTER[0])
+    queries: list[str] = []
+    app = asyncio.run(_start_hub(c, handler, role_queries=queries))
+    roles = _roles_in(app)
+    app.db.close()
+    assert roles["coursehub-access-g-059"][3] == ["g-059"]
+    assert records.count("coursehub: roles are looked up one by one at this start") == 2  # both steps
+    assert len(queries) >= 5 * len(SEMESTER[0]["sharedAccounts"])

@@ -481,6 +481,8 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
     for group, why in settings["refused"].items():
         log.error("coursehub: %s: group %s gets no role and is left alone; rename it in the values", why, group)
 
+    if access == "roles" and find_roles_by_name_at_start():
+        log.info("coursehub: roles and groups are found by name from one query each while the hub loads its roles")
     if access == "shares" and count_group_shares_in_tokens():
         log.info("coursehub: tokens count their owner's group shares (access: shares shares with each group)")
 
@@ -699,6 +701,96 @@ def count_group_shares_in_tokens() -> bool:
     # this it would list a member's token without the group's server it can use.
     if getattr(api_base, "get_scopes_for", None) is original:
         api_base.get_scopes_for = get_scopes_for
+    return True
+
+
+ROLES_BY_NAME_MARK = "coursehub_roles_by_name"  # on the wrapped start-up steps: applied once per process
+
+
+def _name_index(db: Any, kind: Any, rows: Iterable[Any]) -> Any:
+    """Make ``kind.find(db, name)`` answer from ``rows`` (by name) until the context ends, and from JupyterHub's own
+    query for a name they do not hold, another session, or a row no longer in this one."""
+    import contextlib
+
+    own = kind.__dict__.get("find")  # the classmethod itself, put back as it was
+    if not isinstance(own, classmethod):
+        raise TypeError(f"{kind.__name__}.find is not the classmethod coursehub indexes")
+    index = {row.name: row for row in rows}
+
+    def find(cls: Any, session: Any, name: str) -> Any:
+        row = index.get(name)
+        if row is not None and session is db and row in session:
+            return row
+        return own.__func__(cls, session, name)
+
+    @contextlib.contextmanager
+    def indexed() -> Any:
+        kind.find = classmethod(find)
+        try:
+            yield
+        finally:
+            kind.find = own
+
+    return indexed()
+
+
+def _batches(names: list[str], size: int = 500) -> Iterable[list[str]]:
+    return (names[i : i + size] for i in range(0, len(names), size))
+
+
+def _looked_up_by_name(step: Any, members: bool) -> Any:
+    """JupyterHub's start-up step ``step``, with roles (and, for the assignment step, groups) found by name from one
+    query each. If the index cannot be built, one log line says so and the step runs as JupyterHub wrote it."""
+    import contextlib
+
+    from jupyterhub import orm
+    from sqlalchemy.orm import selectinload
+
+    def indexes(app: Any) -> list[tuple[Any, Iterable[Any]]]:
+        db = app.db
+        if not members:
+            return [(orm.Role, db.query(orm.Role).all())]
+        # the assignment step replaces each role's member lists: load them with the roles
+        names = [str(spec["name"]) for spec in app.load_roles]
+        lists = [selectinload(orm.Role.users), selectinload(orm.Role.services), selectinload(orm.Role.groups)]
+        roles = [
+            r for part in _batches(names) for r in db.query(orm.Role).filter(orm.Role.name.in_(part)).options(*lists)
+        ]
+        return [(orm.Role, roles), (orm.Group, db.query(orm.Group).all())]
+
+    @functools.wraps(step)
+    async def run(app: Any) -> Any:
+        with contextlib.ExitStack() as stack:
+            try:
+                for kind, rows in indexes(app):
+                    stack.enter_context(_name_index(app.db, kind, rows))
+            except Exception:  # a JupyterHub whose internals moved: its own lookups, and one line saying why
+                logging.getLogger("JupyterHub").exception("coursehub: roles are looked up one by one at this start")
+            return await step(app)
+
+    setattr(run, ROLES_BY_NAME_MARK, True)
+    return run
+
+
+def find_roles_by_name_at_start() -> bool:
+    """Let the hub's start load a thousand roles in a few queries rather than thousands.
+
+    JupyterHub 5.5 loads ``load_roles`` one role at a time: ``init_role_creation`` looks each role up by name
+    twice, ``init_role_assignment`` once more, then its group by name, then each of its member lists. That is
+    about seven queries per role: five seconds at every start (so at every deploy) for a course of 1,000 groups
+    with ``access: roles``. coursehub wraps both steps: while they run, ``Role.find`` and ``Group.find`` answer
+    from a name index built by one query each (the assignment step's with the roles' member lists loaded in the
+    same go), and from JupyterHub's own query for any name the index does not hold (a role or group the step
+    itself creates). JupyterHub's steps run unchanged, so they write the same roles and assignments; only the
+    lookups change. If the index cannot be built, one log line says so and the step does its own lookups.
+    Returns whether it was applied now.
+    """
+    from jupyterhub.app import JupyterHub
+
+    if getattr(JupyterHub.init_role_creation, ROLES_BY_NAME_MARK, False):
+        return False
+    JupyterHub.init_role_creation = _looked_up_by_name(JupyterHub.init_role_creation, members=False)
+    JupyterHub.init_role_assignment = _looked_up_by_name(JupyterHub.init_role_assignment, members=True)
     return True
 
 
