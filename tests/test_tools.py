@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,23 @@ def test_the_venv_holds_compiled_bytecode() -> None:
 
     for module in (jupyterhub.app, kubernetes.client):
         assert Path(importlib.util.cache_from_source(module.__file__)).is_file(), module.__name__
+
+
+def test_the_venv_leaves_out_the_iri_checker_that_every_hub_and_worker_would_build_at_import() -> None:
+    """rfc3987-syntax builds its Lark grammars when jsonschema imports it: 1.8 of the 3.2 s JupyterHub takes to
+    import here (`make bench`). `make lock` leaves it and lark out of requirements.txt, and the venv installs
+    exactly that file (--no-deps), so nothing puts them back."""
+    pins = _pins(ROOT / "requirements.txt")
+    assert not [pin for pin in pins if pin.startswith(("rfc3987-syntax==", "lark=="))]
+    assert "jsonschema==" in "".join(pins) and "jupyter-events==" in "".join(pins)  # what would pull it in
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, jupyterhub.app; print(sorted({'lark', 'rfc3987_syntax'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stdout

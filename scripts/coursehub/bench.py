@@ -335,6 +335,28 @@ def visitor_cache(course: Course, caches: tuple[int, ...] = (1, 10, 300), second
     return "hub auth requests per active user per minute: " + "; ".join(found)
 
 
+def iri_checker_import(course: Course, repetitions: int) -> str:
+    """What rfc3987-syntax costs a process that imports JupyterHub: the course's image environment has it (as the
+    image does), the tooling venv leaves it out (`make lock`). Alternating in one run, in the image environment:
+    `import jupyterhub.app` with the package importable, and with it blocked as if it were not installed."""
+    from coursehub.images.build import deployed, ensure_env
+
+    env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+    imports = "import jupyterhub.app"
+    codes = {"without": f"import sys; sys.modules['rfc3987_syntax'] = None; {imports}", "with": imports}
+    times: dict[str, list[float]] = {name: [] for name in codes}
+    for _ in range(repetitions):
+        for name, code in codes.items():
+            began = time.perf_counter()
+            subprocess.run([str(env / "bin" / "python"), "-c", code], check=True)
+            times[name].append(time.perf_counter() - began)
+    left_out, kept = statistics.median(times["without"]), statistics.median(times["with"])
+    return (
+        f"JupyterHub import without/with rfc3987-syntax: {left_out / kept:.2f} ({left_out:.2f} s against {kept:.2f} s, "
+        f"medians of {repetitions}; {course.name}'s image environment; the tooling venv leaves it out)"
+    )
+
+
 def env_build(course: Course) -> str:
     """A first run's build of the course's deployed image environment: uv (what `ensure_env` runs) against pip.
 
