@@ -9,6 +9,7 @@ itself is tested on a live hub (test_semester.py, test_sync_groups.py).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -755,3 +756,56 @@ def test_when_jupyterhubs_lookups_move_the_hub_loads_its_roles_its_own_way_and_s
     assert roles["coursehub-access-g-059"][3] == ["g-059"]
     assert records.count("coursehub: roles are looked up one by one at this start") == 2  # both steps
     assert len(queries) >= 5 * len(SEMESTER[0]["sharedAccounts"])
+
+
+# --- the hub's groups between requests --------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def jupyterhubs_own_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with JupyterHub's own init_db: apply() wraps it in-process to keep groups in memory."""
+    own = JupyterHub.init_db
+    while getattr(own, hub_python.GROUPS_HELD_MARK, False):
+        own = own.__wrapped__  # type: ignore[attr-defined]
+    monkeypatch.setattr(JupyterHub, "init_db", own)
+
+
+def _read_every_groups_members(app: JupyterHub) -> int:
+    """What GET /groups reads (each group and its members) in a request of its own; returns the queries made."""
+    gc.collect()  # what the request before left behind, as the collector would have by then
+    statements: list[str] = []
+    listener = lambda *query: statements.append(query[2])  # noqa: E731
+    event.listen(app.db.get_bind(), "before_cursor_execute", listener)
+    try:
+        models = {group.name: [user.name for user in group.users] for group in app.db.query(orm.Group)}
+    finally:
+        event.remove(app.db.get_bind(), "before_cursor_execute", listener)
+    assert models["g-007"] == ["s-007"]
+    return len(statements)
+
+
+def test_the_hub_reads_its_groups_members_once_not_at_every_request(tmp_path: Path) -> None:
+    """After a start nothing in JupyterHub refers to a group (its users are loaded as they are used): alone, each
+    read of the groups loads every group's members again; with coursehub's config, once."""
+    course = {**_course_of(range(40), []), "access": "shares"}
+    db_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    first = Config()
+    first.JupyterHub.db_url = db_url
+    first.JupyterHub.load_groups = {a.group: {"users": list(a.members)} for a in hub_python.parse(course)}
+    asyncio.run(_start_hub(first)).db.close()  # the groups and members, as the reconciler would have made them
+
+    alone = asyncio.run(_start_hub(Config({"JupyterHub": {"db_url": db_url}})))  # a restart, JupyterHub's own
+    _read_every_groups_members(alone)
+    assert _read_every_groups_members(alone) >= 40
+    alone.db.close()
+
+    c = Config()
+    c.JupyterHub.db_url = db_url
+    hub_python.apply(c, course)
+    app = asyncio.run(_start_hub(c))  # a restart with coursehub's config
+    _read_every_groups_members(app)
+    assert _read_every_groups_members(app) <= 3  # the groups and what they refer to, nothing per group
+    held = app.db.info[hub_python.HELD_GROUPS]
+    assert len(held) == 40
+    app.db.close()
+    assert not held  # the session closed: nothing is kept beyond it

@@ -481,6 +481,8 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
     for group, why in settings["refused"].items():
         log.error("coursehub: %s: group %s gets no role and is left alone; rename it in the values", why, group)
 
+    if keep_groups_in_memory():
+        log.info("coursehub: the hub keeps its groups in memory between requests (its session holds them weakly)")
     if access == "roles" and find_roles_by_name_at_start():
         log.info("coursehub: roles and groups are found by name from one query each while the hub loads its roles")
     if access == "shares" and count_group_shares_in_tokens():
@@ -791,6 +793,61 @@ def find_roles_by_name_at_start() -> bool:
         return False
     JupyterHub.init_role_creation = _looked_up_by_name(JupyterHub.init_role_creation, members=False)
     JupyterHub.init_role_assignment = _looked_up_by_name(JupyterHub.init_role_assignment, members=True)
+    return True
+
+
+GROUPS_HELD_MARK = "coursehub_groups_held"  # on the wrapped JupyterHub.init_db: applied once per process
+HELD_GROUPS = "coursehub.groups"  # the key, in the hub session's ``info``, of the groups it keeps
+
+
+def hold_groups(session: Any) -> None:
+    """Keep a reference to each group ``session`` loads or creates, until it is deleted or leaves the session."""
+    from jupyterhub import orm
+    from sqlalchemy import event
+
+    held: set[Any] = session.info.setdefault(HELD_GROUPS, set())
+
+    def hold(_: Any, instance: Any) -> None:
+        if isinstance(instance, orm.Group):
+            held.add(instance)
+
+    def drop(_: Any, instance: Any) -> None:
+        held.discard(instance)
+
+    # SQLAlchemy's own lifecycle events: read from the database, created and written, deleted, expunged or closed
+    for name, listener in (
+        ("loaded_as_persistent", hold),
+        ("pending_to_persistent", hold),
+        ("persistent_to_deleted", drop),
+        ("persistent_to_detached", drop),
+    ):
+        event.listen(session, name, listener)
+
+
+def keep_groups_in_memory() -> bool:
+    """Keep each group the hub's database session has, with what it has read of it, for as long as it has it.
+
+    SQLAlchemy's session refers to what it has loaded weakly, and once a request is over nothing in JupyterHub
+    5.5 refers to a group (it keeps its users in ``JupyterHub.users``, as they are used, but never its groups).
+    So each GET /groups after a restart loaded every group again and then its members, one query per group and
+    more per member: for the reconciler's read of a 1,000-group course, 2 s of every run, so of every change
+    from the roster to the hub. coursehub wraps ``JupyterHub.init_db`` so that the hub's session keeps each
+    group (``hold_groups``) in its ``info``, as JupyterHub keeps its users. Returns whether it was applied now.
+    """
+    from jupyterhub.app import JupyterHub
+
+    own = JupyterHub.init_db
+    if getattr(own, GROUPS_HELD_MARK, False):
+        return False
+
+    @functools.wraps(own)
+    def init_db(app: Any) -> Any:
+        made = own(app)
+        hold_groups(app.db)
+        return made
+
+    setattr(init_db, GROUPS_HELD_MARK, True)
+    JupyterHub.init_db = init_db
     return True
 
 
