@@ -192,7 +192,17 @@ def test_the_file_runs_as_z2jh_runs_it(tmp_path: Path, monkeypatch: pytest.Monke
     c = Config()
     values = {"custom.coursehub": DECLARATION}
     namespace = {"c": c, "get_config": lambda key, default=None: values.get(key, default)}
-    exec(compile(HUB_PYTHON.read_text(), HUB_PYTHON.name, "exec"), namespace)
+
+    async def start(app: Any) -> bool:  # stands in for JupyterHub.start: is the collector on when it runs?
+        return gc.isenabled()
+
+    monkeypatch.setattr(JupyterHub, "start", start)
+    try:
+        exec(compile(HUB_PYTHON.read_text(), HUB_PYTHON.name, "exec"), namespace)
+        assert not gc.isenabled()  # while the hub loads its database
+        assert asyncio.run(JupyterHub.start(None)) is True and gc.isenabled()  # type: ignore[arg-type]
+    finally:
+        gc.enable()
     assert {r["name"] for r in c.JupyterHub.load_roles} >= {"coursehub-access-shared-1", hub_python.RECONCILER}
     assert not (tmp_path / "jupyterhub.sqlite").exists()  # reading the database never creates one
 
