@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from conftest import DENIED, HubClient, live_hub, stat159_values
-from coursehub.hub.local import LocalHub, leftovers, server_dirs
+from coursehub.hub.local import LocalHub, leftovers, processes, server_dirs
 
 pytestmark = pytest.mark.live
 
@@ -189,6 +189,25 @@ def test_two_members_edit_one_document_and_the_y_store_is_off_home(api: HubClien
     finally:
         api.stop("s-ana", account)
         api.wait(account, ready=False)
+
+
+def test_a_hub_that_is_killed_leaves_no_reconciler_behind(values_dir_module: Path, tmp_path: Path) -> None:
+    """A hub stops its services when it stops; one that is killed (out of memory, SIGKILL) cannot. Its
+    reconciler, idle after its run, sees that its hub has ended and stops."""
+    with live_hub(values_dir_module, tmp_path / "hub") as hub:
+        assert hub.process is not None
+        (reconciler,) = [
+            pid
+            for pid, parent, cmdline in processes()
+            if parent == hub.process.pid and "coursehub_reconcile" in cmdline
+        ]
+        hub.process.kill()
+        hub.process.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and reconciler in {pid for pid, _, _ in processes()}:
+            time.sleep(0.2)
+        assert reconciler not in {pid for pid, _, _ in processes()}
+        assert "the hub that started this service has ended; stopping" in hub.log.read_text()
 
 
 def test_stopping_the_hub_leaves_nothing_running(values_dir_module: Path, tmp_path: Path) -> None:

@@ -469,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.get("COURSEHUB_API_URL") or os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
     )
     declaration = read_declaration(os.environ.get("COURSEHUB_VALUES_FILES", rules.VALUES_FILES))
+    hub = os.getppid()
     wait = 1.0
     while True:  # until one run succeeds (the hub may still be starting; a request may fail)
         try:
@@ -478,11 +479,25 @@ def main(argv: list[str] | None = None) -> int:
         except (HubError, rules.DeclarationError) as e:
             wait = min(wait * 2, 60)
             log.error("%s; trying again in %.0f s", e, wait)
-            time.sleep(wait)
+            if _idle(hub, wait):
+                return 0
     # Once per start: what `make sync-groups` changes between two deploys stays until the next start. A managed
-    # service that exits is restarted by JupyterHub, so this one idles.
-    while True:
-        time.sleep(3600)
+    # service that exits is restarted by JupyterHub, so this one idles, for as long as its hub runs.
+    while not _idle(hub, 3600):
+        pass
+    return 0
+
+
+def _idle(hub: int, seconds: float, every: float = 2.0) -> bool:
+    """Wait ``seconds``; True as soon as the hub that started this service (process ``hub``) has ended. A hub
+    stops its services when it stops; one that is killed cannot, and this service was handed to another parent."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if os.getppid() != hub:
+            log.info("the hub that started this service has ended; stopping")
+            return True
+        time.sleep(min(every, max(deadline - time.monotonic(), 0)))
+    return os.getppid() != hub
 
 
 def _quietly(main: Callable[[], int]) -> int:
