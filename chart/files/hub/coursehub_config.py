@@ -42,6 +42,12 @@ and becomes, per shared account A of group G:
 Names that already exist on the hub and are not coursehub's are never taken
 over: before the roles are loaded, the hub's database is read (names only) and
 a declared group or account that collides gets no role (``collisions``).
+
+At course scale (1,000 groups) three wrappers keep JupyterHub's own work cheap,
+each leaving what JupyterHub writes unchanged: roles and groups found by name
+from one query while the roles load (``find_roles_by_name_at_start``), groups
+kept in the hub's session between requests (``keep_groups_in_memory``), and the
+cyclic garbage collector paused while the database loads (``collect_after_load``).
 """
 
 from __future__ import annotations
