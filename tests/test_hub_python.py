@@ -8,6 +8,7 @@ itself is tested on a live hub (test_semester.py, test_sync_groups.py).
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import gc
 import logging
@@ -211,11 +212,11 @@ def test_the_hub_files_need_nothing_beyond_the_hub_image() -> None:
     """Top-level imports: the standard library and each other. (sqlalchemy and yaml, imported where they are
     used, are JupyterHub's and z2jh's own dependencies.)"""
     for path in (HUB_PYTHON, RECONCILER):
+        tree = ast.parse(path.read_text())
         imports = {
-            line.split()[1].split(".")[0]
-            for line in path.read_text().splitlines()
-            if line.startswith(("import ", "from "))
+            alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names
         }
+        imports |= {str(node.module).split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom)}
         assert imports - {"__future__", "coursehub_config"} <= sys.stdlib_module_names, path.name
 
 
