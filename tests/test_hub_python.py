@@ -242,31 +242,31 @@ def test_the_hubs_database_is_read_for_names_without_being_changed(tmp_path: Pat
     assert not (tmp_path / "none.sqlite").exists()
 
 
-@pytest.fixture(autouse=True)
-def jupyterhubs_own_token_scopes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test starts with JupyterHub's own scope code: apply() with access "shares" wraps it in-process."""
-    original = scopes.get_scopes_for
-    while getattr(original, hub_python.GROUP_SHARES_MARK, False):
-        original = original.__wrapped__  # type: ignore[attr-defined]
-    monkeypatch.setattr(scopes, "get_scopes_for", original)
-    monkeypatch.setattr(api_base, "get_scopes_for", original)
-
-
-@pytest.fixture(autouse=True)
-def jupyterhubs_own_role_loading(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test starts with JupyterHub's own start-up steps: apply() with access "roles" wraps them in-process."""
-    for step in ROLE_STEPS:
-        monkeypatch.setattr(JupyterHub, step, _jupyterhubs_own(step))
-
-
+# What apply() wraps in-process, and the mark each of its wrappers carries: token scopes (access "shares"), the
+# steps that load the roles (access "roles"), the hub's session (every course).
+WRAPPED = (
+    (scopes, "get_scopes_for", hub_python.GROUP_SHARES_MARK),
+    (api_base, "get_scopes_for", hub_python.GROUP_SHARES_MARK),
+    (JupyterHub, "init_role_creation", hub_python.ROLES_BY_NAME_MARK),
+    (JupyterHub, "init_role_assignment", hub_python.ROLES_BY_NAME_MARK),
+    (JupyterHub, "init_db", hub_python.GROUPS_HELD_MARK),
+)
 ROLE_STEPS = ("init_role_creation", "init_role_assignment")
 
 
-def _jupyterhubs_own(step: str) -> Any:
-    own = getattr(JupyterHub, step)
-    while getattr(own, hub_python.ROLES_BY_NAME_MARK, False):
-        own = own.__wrapped__
-    return own
+def _jupyterhubs_own(owner: Any, name: str, mark: str) -> Any:
+    """JupyterHub's own ``owner.name``, from under however many of coursehub's wrappers (marked ``mark``)."""
+    function = getattr(owner, name)
+    while getattr(function, mark, False):
+        function = function.__wrapped__
+    return function
+
+
+@pytest.fixture(autouse=True)
+def jupyterhubs_own_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with JupyterHub's own code, whatever an earlier apply() wrapped in this process."""
+    for owner, name, mark in WRAPPED:
+        monkeypatch.setattr(owner, name, _jupyterhubs_own(owner, name, mark))
 
 
 # --- inside a real JupyterHub -------------------------------------------------------------
@@ -721,7 +721,7 @@ def _semester_of_starts(
         hub_python.apply(c, declaration)
         if not coursehubs_lookups:
             for step in ROLE_STEPS:
-                monkeypatch.setattr(JupyterHub, step, _jupyterhubs_own(step))
+                monkeypatch.setattr(JupyterHub, step, _jupyterhubs_own(JupyterHub, step, hub_python.ROLES_BY_NAME_MARK))
         queries: list[str] = []
         app = asyncio.run(_start_hub(c, role_queries=queries))
         starts.append((_roles_in(app), len(queries)))
@@ -770,15 +770,6 @@ def test_when_jupyterhubs_lookups_move_the_hub_loads_its_roles_its_own_way_and_s
 
 
 # --- the hub's groups between requests --------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def jupyterhubs_own_session(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test starts with JupyterHub's own init_db: apply() wraps it in-process to keep groups in memory."""
-    own = JupyterHub.init_db
-    while getattr(own, hub_python.GROUPS_HELD_MARK, False):
-        own = own.__wrapped__  # type: ignore[attr-defined]
-    monkeypatch.setattr(JupyterHub, "init_db", own)
 
 
 def _read_every_groups_members(app: JupyterHub) -> int:
