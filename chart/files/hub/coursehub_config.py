@@ -52,6 +52,7 @@ cyclic garbage collector paused while the database loads (``collect_after_load``
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import json
@@ -680,35 +681,36 @@ def count_group_shares_in_tokens() -> bool:
     from jupyterhub import orm, scopes
     from jupyterhub.apihandlers import base as api_base
 
-    original = scopes.get_scopes_for
-    if getattr(original, GROUP_SHARES_MARK, False):
-        return False
     log = logging.getLogger("JupyterHub")
 
-    @functools.wraps(original)
-    def get_scopes_for(orm_object: Any) -> Any:
-        if not isinstance(orm_object, orm.APIToken) or orm_object.user is None:
-            return original(orm_object)
-        try:
-            added = frozenset(group_share_scopes(orm_object))
-        except Exception:  # a JupyterHub whose internals moved: its own answer, and one line saying why
-            log.exception("coursehub: could not add group shares to a token's scopes; JupyterHub's answer stands")
-            return original(orm_object)
-        # JupyterHub warns that it discards the scopes added here, naming the member and the group's server, at
-        # every check of a member's token: HideMembership leaves those scopes out of that line while this is set
-        reset = _ADDED_GROUP_SHARES.set(added)
-        try:
-            found = original(orm_object)
-        finally:
-            _ADDED_GROUP_SHARES.reset(reset)
-        return found | added
+    def wrap(original: Any) -> Any:
+        @functools.wraps(original)
+        def get_scopes_for(orm_object: Any) -> Any:
+            if not isinstance(orm_object, orm.APIToken) or orm_object.user is None:
+                return original(orm_object)
+            try:
+                added = frozenset(group_share_scopes(orm_object))
+            except Exception:  # a JupyterHub whose internals moved: its own answer, and one line saying why
+                log.exception("coursehub: could not add group shares to a token's scopes; JupyterHub's answer stands")
+                return original(orm_object)
+            # JupyterHub warns that it discards the scopes added here, naming the member and the group's server,
+            # at every check of a member's token: HideMembership leaves those scopes out of that line while set
+            reset = _ADDED_GROUP_SHARES.set(added)
+            try:
+                found = original(orm_object)
+            finally:
+                _ADDED_GROUP_SHARES.reset(reset)
+            return found | added
 
-    setattr(get_scopes_for, GROUP_SHARES_MARK, True)
-    scopes.get_scopes_for = get_scopes_for
+        return get_scopes_for
+
+    original = scopes.get_scopes_for
+    if not _wrap_once(scopes, "get_scopes_for", GROUP_SHARES_MARK, wrap):
+        return False
     # The REST API's token model (GET /users/:name/tokens, the token page) imported the function by name: without
     # this it would list a member's token without the group's server it can use.
     if getattr(api_base, "get_scopes_for", None) is original:
-        api_base.get_scopes_for = get_scopes_for
+        api_base.get_scopes_for = scopes.get_scopes_for
     return True
 
 
@@ -718,8 +720,6 @@ ROLES_BY_NAME_MARK = "coursehub_roles_by_name"  # on the wrapped start-up steps:
 def _name_index(db: Any, kind: Any, rows: Iterable[Any]) -> Any:
     """Make ``kind.find(db, name)`` answer from ``rows`` (by name) until the context ends, and from JupyterHub's own
     query for a name they do not hold, another session, or a row no longer in this one."""
-    import contextlib
-
     own = kind.__dict__.get("find")  # the classmethod itself, put back as it was
     if not isinstance(own, classmethod):
         raise TypeError(f"{kind.__name__}.find is not the classmethod coursehub indexes")
@@ -742,15 +742,14 @@ def _name_index(db: Any, kind: Any, rows: Iterable[Any]) -> Any:
     return indexed()
 
 
-def _batches(names: list[str], size: int = 500) -> Iterable[list[str]]:
-    return (names[i : i + size] for i in range(0, len(names), size))
+def batches(names: list[str], size: int) -> Iterable[tuple[str, ...]]:
+    """``names`` in bounded runs of ``size``: requests to the hub, ``IN (...)`` lists in a query."""
+    return (tuple(names[i : i + size]) for i in range(0, len(names), size))
 
 
 def _looked_up_by_name(step: Any, members: bool) -> Any:
     """JupyterHub's start-up step ``step``, with roles (and, for the assignment step, groups) found by name from one
     query each. If the index cannot be built, one log line says so and the step runs as JupyterHub wrote it."""
-    import contextlib
-
     from jupyterhub import orm
     from sqlalchemy.orm import selectinload
 
@@ -762,7 +761,9 @@ def _looked_up_by_name(step: Any, members: bool) -> Any:
         names = [str(spec["name"]) for spec in app.load_roles]
         lists = [selectinload(orm.Role.users), selectinload(orm.Role.services), selectinload(orm.Role.groups)]
         roles = [
-            r for part in _batches(names) for r in db.query(orm.Role).filter(orm.Role.name.in_(part)).options(*lists)
+            r
+            for part in batches(names, 500)
+            for r in db.query(orm.Role).filter(orm.Role.name.in_(part)).options(*lists)
         ]
         return [(orm.Role, roles), (orm.Group, db.query(orm.Group).all())]
 
@@ -776,8 +777,19 @@ def _looked_up_by_name(step: Any, members: bool) -> Any:
                 logging.getLogger("JupyterHub").exception("coursehub: roles are looked up one by one at this start")
             return await step(app)
 
-    setattr(run, ROLES_BY_NAME_MARK, True)
     return run
+
+
+def _wrap_once(owner: Any, name: str, mark: str, wrap: Any) -> bool:
+    """Put ``wrap(own)`` in place of ``owner.name``, marked ``mark``, unless it is already there (apply() may run more
+    than once in a process). Returns whether it was applied now."""
+    own = getattr(owner, name)
+    if getattr(own, mark, False):
+        return False
+    wrapped = wrap(own)
+    setattr(wrapped, mark, True)
+    setattr(owner, name, wrapped)
+    return True
 
 
 def find_roles_by_name_at_start() -> bool:
@@ -795,11 +807,13 @@ def find_roles_by_name_at_start() -> bool:
     """
     from jupyterhub.app import JupyterHub
 
-    if getattr(JupyterHub.init_role_creation, ROLES_BY_NAME_MARK, False):
-        return False
-    JupyterHub.init_role_creation = _looked_up_by_name(JupyterHub.init_role_creation, members=False)
-    JupyterHub.init_role_assignment = _looked_up_by_name(JupyterHub.init_role_assignment, members=True)
-    return True
+    created = _wrap_once(
+        JupyterHub, "init_role_creation", ROLES_BY_NAME_MARK, lambda own: _looked_up_by_name(own, members=False)
+    )
+    assigned = _wrap_once(
+        JupyterHub, "init_role_assignment", ROLES_BY_NAME_MARK, lambda own: _looked_up_by_name(own, members=True)
+    )
+    return created and assigned
 
 
 GROUPS_HELD_MARK = "coursehub_groups_held"  # on the wrapped JupyterHub.init_db: applied once per process
@@ -842,19 +856,16 @@ def keep_groups_in_memory() -> bool:
     """
     from jupyterhub.app import JupyterHub
 
-    own = JupyterHub.init_db
-    if getattr(own, GROUPS_HELD_MARK, False):
-        return False
+    def wrap(own: Any) -> Any:
+        @functools.wraps(own)
+        def init_db(app: Any) -> Any:
+            made = own(app)
+            hold_groups(app.db)
+            return made
 
-    @functools.wraps(own)
-    def init_db(app: Any) -> Any:
-        made = own(app)
-        hold_groups(app.db)
-        return made
+        return init_db
 
-    setattr(init_db, GROUPS_HELD_MARK, True)
-    JupyterHub.init_db = init_db
-    return True
+    return _wrap_once(JupyterHub, "init_db", GROUPS_HELD_MARK, wrap)
 
 
 COLLECT_AFTER_LOAD_MARK = "coursehub_collect_after_load"  # on the wrapped JupyterHub.start
@@ -874,17 +885,16 @@ def collect_after_load() -> bool:
 
     from jupyterhub.app import JupyterHub
 
-    own = JupyterHub.start
-    if getattr(own, COLLECT_AFTER_LOAD_MARK, False):
+    def wrap(own: Any) -> Any:
+        @functools.wraps(own)
+        async def start(app: Any, *args: Any, **kwargs: Any) -> Any:
+            gc.enable()
+            return await own(app, *args, **kwargs)
+
+        return start
+
+    if not _wrap_once(JupyterHub, "start", COLLECT_AFTER_LOAD_MARK, wrap):
         return False
-
-    @functools.wraps(own)
-    async def start(app: Any, *args: Any, **kwargs: Any) -> Any:
-        gc.enable()
-        return await own(app, *args, **kwargs)
-
-    setattr(start, COLLECT_AFTER_LOAD_MARK, True)
-    JupyterHub.start = start
     gc.disable()
     return True
 

@@ -224,11 +224,6 @@ class Plan:
         return not self.changes and self.ledger_exists and self.after == self.before
 
 
-def _batches(names: list[str]) -> Iterator[tuple[str, ...]]:
-    for i in range(0, len(names), BATCH):
-        yield tuple(names[i : i + BATCH])
-
-
 def plan(declaration: Mapping[str, Any], api: HubAPI, recheck: bool = False) -> Plan:
     """What it takes to bring the hub to the declaration: reads only, changes nothing.
 
@@ -294,9 +289,11 @@ def plan(declaration: Mapping[str, Any], api: HubAPI, recheck: bool = False) -> 
     students = sorted({m for a in usable for m in a.members} - known)
     new = sorted({a.account for a in usable} - owned_accounts)
     changes = result.changes
-    changes += [Change("create-accounts", f"({len(batch)} accounts)", batch) for batch in _batches(new)]
+    changes += [Change("create-accounts", f"({len(batch)} accounts)", batch) for batch in rules.batches(new, BATCH)]
     if users is not None:
-        changes += [Change("create-users", f"({len(batch)} students)", batch) for batch in _batches(students)]
+        changes += [
+            Change("create-users", f"({len(batch)} students)", batch) for batch in rules.batches(students, BATCH)
+        ]
         students = []
     unsure = adopted | (recorded if not before.complete or not result.ledger_exists else set())
     result.ensure = sorted({a.account for a in usable} & unsure - known) + students
@@ -314,8 +311,8 @@ def plan(declaration: Mapping[str, Any], api: HubAPI, recheck: bool = False) -> 
         if not a.managed:
             continue  # the admin page's to fill
         have, want = set(existing.get("users") or ()), set(a.members)
-        changes += [Change("add-members", a.group, b) for b in _batches(sorted(want - have))]
-        changes += [Change("remove-members", a.group, b) for b in _batches(sorted(have - want))]
+        changes += [Change("add-members", a.group, b) for b in rules.batches(sorted(want - have), BATCH)]
+        changes += [Change("remove-members", a.group, b) for b in rules.batches(sorted(have - want), BATCH)]
     for group in sorted(dropped):
         if group in groups:
             changes.append(Change("drop-group", group))
@@ -357,8 +354,8 @@ def _ledger_members(
     config's Spawner.group_overrides gives RTC to its members' servers. Otherwise it has none."""
     want = {a.account for a in usable} if ledger_group in rules.account_groups(declaration) else set()
     have = set((groups.get(ledger_group) or {}).get("users") or ())
-    return [Change("add-members", ledger_group, b) for b in _batches(sorted(want - have))] + [
-        Change("remove-members", ledger_group, b) for b in _batches(sorted(have - want))
+    return [Change("add-members", ledger_group, b) for b in rules.batches(sorted(want - have), BATCH)] + [
+        Change("remove-members", ledger_group, b) for b in rules.batches(sorted(have - want), BATCH)
     ]
 
 
@@ -399,7 +396,7 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
         # new names: record them first (membership and share changes alone need no record)
         api.call("PUT", f"/groups/{_q(ledger_group)}/properties", intent.properties(result.course))
         written = intent
-    for batch in _batches(result.ensure):
+    for batch in rules.batches(result.ensure, BATCH):
         created = api.call("POST", "/users", {"usernames": list(batch)}, ok=(409,))
         if created:
             report(Change("create-users", f"({len(created)} users)", tuple(u["name"] for u in created)))
@@ -483,8 +480,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
     # Once per start: what `make sync-groups` changes between two deploys stays until the next start. A managed
     # service that exits is restarted by JupyterHub, so this one idles, for as long as its hub runs.
-    while not _idle(hub, 3600):
-        pass
+    _idle(hub, float("inf"))
     return 0
 
 
