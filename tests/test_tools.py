@@ -76,6 +76,26 @@ def test_the_files_the_suite_starts_first_still_exist() -> None:
         assert (ROOT / "tests" / name).is_file(), name
 
 
+def test_the_tests_temporary_files_are_where_the_run_said(tmp_path: Path, pytestconfig: pytest.Config) -> None:
+    """conftest.temp_root: in memory when the machine has room (hub databases commit without waiting on fsync),
+    and the run's header says where; a test's tmp_path and what the processes it starts write follow it."""
+    from conftest import temp_root
+
+    root, said = temp_root()
+    if pytestconfig.option.basetemp:
+        pytest.skip("--basetemp given: the run keeps its files there, not in temp_root()")
+    if root is None:
+        assert "on disk" in said and "slower, not wrong" in said, said
+        return
+    assert tmp_path.is_relative_to(root), (tmp_path, said)
+    written = subprocess.run(
+        [sys.executable, "-c", "import tempfile; print(tempfile.mkdtemp())"], capture_output=True, text=True
+    )
+    made = Path(written.stdout.strip())
+    made.rmdir()
+    assert made.is_relative_to(root), (made, said)
+
+
 def test_the_venv_holds_compiled_bytecode() -> None:
     """make venv compiles at install (uv's --compile-bytecode): where PYTHONDONTWRITEBYTECODE is set no process
     writes .pyc files, and every hub and command would compile JupyterHub and the Kubernetes client again."""
