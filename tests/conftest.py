@@ -71,7 +71,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     root, config.coursehub_temp_root = temp_root()  # type: ignore[attr-defined]
     if root is not None:
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Open to traverse, as /tmp is: pytest's and tempfile's folders inside are private (0700) each, and a
+        # test that runs a command as an unprivileged user gives that user a folder of its own in here.
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o755)
         os.environ["TMPDIR"] = str(root)
         tempfile.tempdir = None  # tempfile read TMPDIR once already; make it read it again
 
