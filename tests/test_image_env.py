@@ -39,9 +39,6 @@ def test_an_environment_is_built_with_uv_and_reports_each_step(
     took = time.monotonic() - started
     err = capsys.readouterr().err
     assert env.parent == tmp_path / "envs" and images.deployed("tiny", "1", tmp_path / "image").built
-    # Compiled at build, as the image's pip install compiles (checked before anything imports the packages):
-    # servers import ready-made bytecode even where PYTHONDONTWRITEBYTECODE is set.
-    assert list(env.glob("lib/python3.*/site-packages/__pycache__/six.*.pyc")), sorted(env.rglob("*.pyc"))
     imported = subprocess.run(
         [str(env / "bin" / "python"), "-c", "import six, iniconfig; print(six.__version__)"],
         capture_output=True,
@@ -55,7 +52,6 @@ def test_an_environment_is_built_with_uv_and_reports_each_step(
     assert re.search(r"resolved 2 packages for 2 pins in [\d.]+m?s\n", err), err
     assert re.search(r"fetched 2 packages \(downloads and uv's cache\) in [\d.]+m?s\n", err), err
     assert re.search(r"installed 2 packages into the environment in [\d.]+m?s\n", err), err
-    assert re.search(r"compiled \d+ modules to bytecode in [\d.]+m?s, as the image's pip install does\n", err), err
     done = re.search(r"step 3/3: done: 2 packages, ([\d.]+) MB on disk, in (\d+) s", err)
     assert done and float(done[1]) > 0 and int(done[2]) <= took + 1, err
     assert (tmp_path / "uv-cache").is_dir()  # downloaded into the test's own empty cache

@@ -39,8 +39,7 @@ from coursehub.paths import ROOT, TOOLS, display
 IMAGES = ROOT / "image"
 ENVS = TOOLS / "envs"
 _COMPLETE = ".coursehub-complete"
-# How environments are built; part of each one's folder name, so that a change of builder builds afresh.
-BUILDER = b"uv --compile-bytecode\n"
+BUILDER = b"uv\n"
 
 
 @dataclass(frozen=True)
@@ -185,12 +184,7 @@ def build_env(variant: Variant, env: Path, environ: Mapping[str, str] | None = N
         venv = [str(uv), "venv", "--no-project", "--color", "never", "--python", sys.executable, str(env)]
         _run_uv(venv, variant, UvProgress(0), "check that coursehub's Python and its venv are intact", environ)
         _say(f"  step 2/3: installing {total} pinned packages from {display(variant.requirements)} (uv)")
-        # --compile-bytecode: the image's `pip install` writes every module's .pyc, so its servers import them
-        # ready-made. Without it, where PYTHONDONTWRITEBYTECODE is set (CI machines here), every server started
-        # from this environment compiled JupyterLab, jupyter_server and their dependencies afresh: 9 s of CPU
-        # per start instead of 5.5 s.
-        install = [str(uv), "pip", "install", "--color", "never", "--compile-bytecode"]
-        install += ["--python", str(env / "bin" / "python")]
+        install = [str(uv), "pip", "install", "--color", "never", "--python", str(env / "bin" / "python")]
         fix = "correct the pin uv names: a version that exists on the index for this Python"
         _run_uv([*install, "-r", str(variant.requirements)], variant, UvProgress(total), fix, environ)
         (env / _COMPLETE).write_text(variant.requirements.read_text())
@@ -261,8 +255,7 @@ def _failure(variant: Variant, output: list[str], status: int, fix: str) -> Prob
 
 
 class UvProgress:
-    """One line per step of `uv pip install` (resolve, fetch, install, compile), with counts; `phase` says what runs
-    now.
+    """One line per step of `uv pip install` (resolve, fetch, install), with counts; `phase` says what runs now.
 
     uv prints a summary line when each step ends (nothing while it downloads when
     its output is not a terminal), so the step lines are those summaries and the
@@ -270,7 +263,6 @@ class UvProgress:
     """
 
     _STEP = re.compile(r"^(Resolved|Prepared|Installed|Audited) (\d+) packages? in (\S+)$")
-    _COMPILED = re.compile(r"^Bytecode compiled (\d+) files? in (\S+)$")
 
     def __init__(self, total: int) -> None:
         self.total = total
@@ -284,9 +276,6 @@ class UvProgress:
             return None
         if line.startswith("warning:"):
             return line
-        compiled = self._COMPILED.match(line)
-        if compiled:
-            return f"compiled {compiled[1]} modules to bytecode in {compiled[2]}, as the image's pip install does"
         step = self._STEP.match(line)
         if not step:
             return None
@@ -300,6 +289,6 @@ class UvProgress:
             self.phase = "installing into the environment"
             return f"fetched {count} packages (downloads and uv's cache) in {took}"
         if verb == "Installed":
-            self.phase = "compiling the modules to bytecode"
+            self.phase = "finishing"
             return f"installed {count} packages into the environment in {took}"
         return f"{count} packages already installed ({took})"
