@@ -80,3 +80,20 @@ def test_a_bad_pin_is_one_line_naming_it_and_leaves_no_folder(
     assert "no version of iniconfig==99.0.0" in message and "Fix: correct the pin" in message, message
     assert not variant.env.exists() and list((tmp_path / "envs").iterdir()) == []
     assert "step 3/3" not in capsys.readouterr().err
+
+
+def test_the_image_probe_leaves_bytecode_where_pythondontwritebytecode_is_set(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe imports every module of the image's Jupyter packages: it writes their bytecode as the servers
+    there do, so that on a machine with PYTHONDONTWRITEBYTECODE set the next probe does not compile them again."""
+    from coursehub.images.check import probe
+
+    tiny.write_text("traitlets==5.14.3\n")
+    env = images.ensure_env(images.deployed("tiny", "1", tmp_path / "image"))
+    assert not list(env.glob("lib/python3.*/site-packages/traitlets/config/__pycache__/*.pyc"))  # uv wrote none
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    versions, flags = probe(env, ["jupyterhub-singleuser", "--Application.log_level=INFO", "--Application.nope=1"])
+    assert flags["--Application.log_level=INFO"] is None and "no trait nope" in str(flags["--Application.nope=1"])
+    assert versions["jupyterlab"] is None  # the tiny image has no Jupyter: the probe ran in it, not in the venv
+    assert list(env.glob("lib/python3.*/site-packages/traitlets/config/__pycache__/configurable.*.pyc"))

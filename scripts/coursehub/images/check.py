@@ -19,6 +19,7 @@ import hashlib
 import importlib.metadata
 import inspect
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -57,8 +58,16 @@ def _versions_line(versions: dict[str, str | None]) -> str:
 
 
 def probe(env: Path, cmd: list[str]) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    # The probe imports every module of the image's Jupyter packages. It writes their bytecode into the
+    # environment, as the servers there do (the hub never passes them PYTHONDONTWRITEBYTECODE), so that where the
+    # variable is set (CI machines here) each probe does not compile them all again: 12 s of CPU instead of 6.6 s.
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     result = subprocess.run(
-        [str(env / "bin" / "python"), str(PROBE), json.dumps(cmd)], capture_output=True, text=True, timeout=300
+        [str(env / "bin" / "python"), str(PROBE), json.dumps(cmd)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environ,
     )
     if result.returncode != 0:
         raise RuntimeError(f"image probe failed: {result.stderr[-1500:]}")
