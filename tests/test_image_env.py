@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -97,3 +98,30 @@ def test_the_image_probe_leaves_bytecode_where_pythondontwritebytecode_is_set(
     assert flags["--Application.log_level=INFO"] is None and "no trait nope" in str(flags["--Application.nope=1"])
     assert versions["jupyterlab"] is None  # the tiny image has no Jupyter: the probe ran in it, not in the venv
     assert list(env.glob("lib/python3.*/site-packages/traitlets/config/__pycache__/configurable.*.pyc"))
+
+
+def test_a_second_check_of_the_same_command_waits_for_the_first_and_finds_its_pass(tiny: Path, tmp_path: Path) -> None:
+    """What `make validate` does around the live check, from two threads at once (as the suite's workers or two
+    shells would): the check runs once, the other caller waits for it and then finds its pass."""
+    from coursehub.images import check
+
+    tiny.write_text("six==1.16.0\n")
+    variant = images.deployed("tiny", "1", tmp_path / "image")
+    images.ensure_env(variant)
+    cmd = ["jupyterhub-singleuser", "--ServerApp.shutdown_no_activity_timeout=60"]
+    ran: list[str] = []
+
+    def validate_once(name: str) -> None:
+        with check.one_check_at_a_time(variant, cmd):
+            if not check.passed_before(variant, cmd):
+                ran.append(name)
+                time.sleep(0.5)  # the live check under way
+                check._remember_pass(variant, cmd)
+
+    threads = [threading.Thread(target=validate_once, args=(n,)) for n in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(ran) == 1, ran
+    assert check.passed_before(variant, cmd)

@@ -14,7 +14,7 @@ from coursehub.courses import Course, dotted, get
 from coursehub.errors import Problem
 from coursehub.groups import hubpython
 from coursehub.images.build import deployed
-from coursehub.images.check import check_command, passed_before
+from coursehub.images.check import check_command, one_check_at_a_time, passed_before
 
 
 @dataclass
@@ -65,16 +65,17 @@ def _image(course: Course, report: Report) -> list[Problem]:
             f"(`make check-image COURSE={course.name}` builds and checks it)"
         )
         return []
-    if passed_before(variant, get(values, CMD)):
-        report.notes.append(
-            f"image check: the command passed on {variant.ref} before, with these pins and this code "
-            f"(`make check-image COURSE={course.name}` runs it again)"
-        )
-        return []
-    return [
-        Problem(course.origin(CMD), dotted(CMD), str(v), "correct the flag, or the image's pins")
-        for v in check_command(variant, get(values, CMD))
-    ]
+    with one_check_at_a_time(variant, get(values, CMD)):
+        if passed_before(variant, get(values, CMD)):
+            report.notes.append(
+                f"image check: the command passed on {variant.ref} before, with these pins and this code "
+                f"(`make check-image COURSE={course.name}` runs it again)"
+            )
+            return []
+        return [
+            Problem(course.origin(CMD), dotted(CMD), str(v), "correct the flag, or the image's pins")
+            for v in check_command(variant, get(values, CMD))
+        ]
 
 
 def _group_modes(course: Course) -> str:

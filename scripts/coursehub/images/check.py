@@ -15,6 +15,7 @@ package versions involved:
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import importlib.metadata
 import inspect
@@ -25,6 +26,8 @@ import secrets
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +110,17 @@ def passed_before(variant: Variant, cmd: list[str]) -> bool:
 
     `make validate` then skips running it again (about 13 s a course); `make check-image` always runs it."""
     return variant.built and _pass_record(variant, cmd).is_file()
+
+
+@contextmanager
+def one_check_at_a_time(variant: Variant, cmd: list[str]) -> Iterator[None]:
+    """Hold this machine's lock for checking `cmd` on `variant`: a second `make validate` (another shell, the
+    test suite's parallel workers) waits for a check under way, then finds its pass instead of running it too."""
+    record = _pass_record(variant, cmd)
+    record.parent.mkdir(exist_ok=True)
+    with open(record.with_name(f"{record.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        yield
 
 
 def _remember_pass(variant: Variant, cmd: list[str]) -> None:
