@@ -60,12 +60,22 @@ def test_an_environment_is_built_with_uv_and_reports_each_step(
     assert capsys.readouterr().err == ""  # built once: silent afterwards
 
 
-def test_a_dependency_left_unpinned_is_counted_in_the_resolve_line(
+def test_a_dependency_left_unpinned_is_one_line_naming_it_and_leaves_no_folder(
     tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The environment is exactly the file, as the image's `pip install --no-deps` is: a dependency the file does
+    not pin would be missing in the image, so the build fails on it, as the Dockerfile's `pip check` does."""
     tiny.write_text("python-dateutil==2.9.0.post0\n")  # depends on six, which the file does not pin
-    images.ensure_env(images.deployed("tiny", "1", tmp_path / "image"))
-    assert "resolved 2 packages for 1 pins in " in (err := capsys.readouterr().err) and "1 of them not pinned" in err
+    variant = images.deployed("tiny", "1", tmp_path / "image")
+    with pytest.raises(CoursehubError) as failed:
+        images.ensure_env(variant)
+    message = str(failed.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{tiny}: six: the file does not pin every dependency: six>="), message
+    assert "(for python-dateutil)" in message and "nothing was kept" in message, message
+    assert "Fix: pin each of them in the file" in message, message
+    assert not variant.env.exists()
+    assert "step 3/3" not in capsys.readouterr().err
 
 
 def test_a_bad_pin_is_one_line_naming_it_and_leaves_no_folder(

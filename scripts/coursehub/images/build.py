@@ -39,7 +39,8 @@ from coursehub.paths import ROOT, TOOLS, display
 IMAGES = ROOT / "image"
 ENVS = TOOLS / "envs"
 _COMPLETE = ".coursehub-complete"
-BUILDER = b"uv\n"
+# How environments are built; part of each one's folder name, so that a change of builder builds afresh.
+BUILDER = b"uv --no-deps\n"
 
 
 @dataclass(frozen=True)
@@ -184,9 +185,13 @@ def build_env(variant: Variant, env: Path, environ: Mapping[str, str] | None = N
         venv = [str(uv), "venv", "--no-project", "--color", "never", "--python", sys.executable, str(env)]
         _run_uv(venv, variant, UvProgress(0), "check that coursehub's Python and its venv are intact", environ)
         _say(f"  step 2/3: installing {total} pinned packages from {display(variant.requirements)} (uv)")
-        install = [str(uv), "pip", "install", "--color", "never", "--python", str(env / "bin" / "python")]
+        python = ["--python", str(env / "bin" / "python")]
+        # --no-deps: exactly the file, as the Dockerfile's `pip install --no-deps` (a file may leave out on
+        # purpose a package nothing needs); `uv pip check` then fails on any dependency the file does not pin.
+        install = [str(uv), "pip", "install", "--color", "never", "--no-deps", *python]
         fix = "correct the pin uv names: a version that exists on the index for this Python"
         _run_uv([*install, "-r", str(variant.requirements)], variant, UvProgress(total), fix, environ)
+        _check_pins(variant, [str(uv), "pip", "check", "--color", "never", *python], environ)
         (env / _COMPLETE).write_text(variant.requirements.read_text())
     except BaseException:
         shutil.rmtree(env, ignore_errors=True)
@@ -231,6 +236,30 @@ def _run_uv(
             raise
     if uv.returncode != 0:
         raise CoursehubError(_failure(variant, output, uv.returncode, fix))
+
+
+_MISSING = re.compile(r"The package `([^`]+)` requires `([^`]+)`, but it's not installed")
+
+
+def _check_pins(variant: Variant, command: list[str], environ: Mapping[str, str] | None) -> None:
+    """Every dependency of every installed package is in the file (as `pip check` in the Dockerfile demands)."""
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=dict(environ if environ is not None else os.environ)
+    )
+    if result.returncode == 0:
+        _say("    checked: the file pins every dependency of every package (uv pip check)")
+        return
+    missing = _MISSING.findall(result.stdout + result.stderr)
+    found = "; ".join(f"{needed} (for {package})" for package, needed in missing)
+    raise CoursehubError(
+        Problem(
+            display(variant.requirements),
+            re.split(r"[^A-Za-z0-9._-]", missing[0][1])[0] if missing else "",
+            f"the file does not pin every dependency: {found or (result.stdout + result.stderr).strip().replace(chr(10), '; ')[:600]}; "
+            "nothing was kept",
+            "pin each of them in the file: the image installs exactly the file (pip install --no-deps)",
+        )
+    )
 
 
 def _pump(stream: IO[str], put: Callable[[str | None], None]) -> None:
@@ -282,9 +311,7 @@ class UvProgress:
         verb, count, took = step[1], int(step[2]), step[3]
         if verb == "Resolved":
             self.phase = f"downloading and unpacking (of {count} packages)"
-            unpinned = count - self.total
-            extra = f"; {unpinned} of them not pinned in the file" if unpinned > 0 else ""
-            return f"resolved {count} packages for {self.total} pins in {took}{extra}"
+            return f"resolved {count} packages for {self.total} pins in {took}"
         if verb == "Prepared":
             self.phase = "installing into the environment"
             return f"fetched {count} packages (downloads and uv's cache) in {took}"
