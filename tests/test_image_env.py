@@ -53,6 +53,7 @@ def test_an_environment_is_built_with_uv_and_reports_each_step(
     assert re.search(r"resolved 2 packages for 2 pins in [\d.]+m?s\n", err), err
     assert re.search(r"fetched 2 packages \(downloads and uv's cache\) in [\d.]+m?s\n", err), err
     assert re.search(r"installed 2 packages into the environment in [\d.]+m?s\n", err), err
+    assert "checked: the file pins every dependency of every package (uv pip check)\n" in err
     done = re.search(r"step 3/3: done: 2 packages, ([\d.]+) MB on disk, in (\d+) s", err)
     assert done and float(done[1]) > 0 and int(done[2]) <= took + 1, err
     assert (tmp_path / "uv-cache").is_dir()  # downloaded into the test's own empty cache

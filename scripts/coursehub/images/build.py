@@ -249,14 +249,14 @@ def _check_pins(variant: Variant, command: list[str], environ: Mapping[str, str]
     if result.returncode == 0:
         _say("    checked: the file pins every dependency of every package (uv pip check)")
         return
-    missing = _MISSING.findall(result.stdout + result.stderr)
-    found = "; ".join(f"{needed} (for {package})" for package, needed in missing)
+    said = (result.stdout + result.stderr).strip()
+    missing = _MISSING.findall(said)
+    found = "; ".join(f"{needed} (for {package})" for package, needed in missing) or said.replace("\n", "; ")[:600]
     raise CoursehubError(
         Problem(
             display(variant.requirements),
             re.split(r"[^A-Za-z0-9._-]", missing[0][1])[0] if missing else "",
-            f"the file does not pin every dependency: {found or (result.stdout + result.stderr).strip().replace(chr(10), '; ')[:600]}; "
-            "nothing was kept",
+            f"the file does not pin every dependency: {found}; nothing was kept",
             "pin each of them in the file: the image installs exactly the file (pip install --no-deps)",
         )
     )
