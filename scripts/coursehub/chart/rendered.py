@@ -7,8 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import yaml
-
+from coursehub import fastyaml
 from coursehub.chart import kube
 from coursehub.courses import Course, Key, dotted, drop_nulls, get
 from coursehub.errors import Problem
@@ -30,7 +29,7 @@ SHOWN_KEYS: tuple[Key, ...] = (("singleuser", "cmd"), ("singleuser", "image"))
 
 
 def objects(manifests: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(manifests) if isinstance(doc, dict)]
+    return [doc for doc in fastyaml.load_all(manifests) if isinstance(doc, dict)]
 
 
 def name_of(obj: dict[str, Any]) -> str:
@@ -41,7 +40,7 @@ def hub_values(objs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The values the hub reads: z2jh's hub Secret (Secret/hub), data key values.yaml, decoded."""
     secrets = [o for o in objs if o.get("kind") == "Secret" and "values.yaml" in (o.get("data") or {})]
     secrets.sort(key=lambda o: get(o, ("metadata", "name")) != "hub")  # the one named hub, if there are several
-    return yaml.safe_load(base64.b64decode(secrets[0]["data"]["values.yaml"])) if secrets else None
+    return fastyaml.load(base64.b64decode(secrets[0]["data"]["values.yaml"])) if secrets else None
 
 
 def kubernetes(objs: list[dict[str, Any]], versions: tuple[str, ...] = kube.SUPPORTED) -> Iterator[Problem]:
@@ -105,7 +104,7 @@ def membership_only_in_secrets(course: Course, values: dict[str, Any], objs: lis
     for obj in objs:
         if obj.get("kind") == "Secret":
             continue
-        hit = pattern.search(yaml.safe_dump(obj))
+        hit = pattern.search(fastyaml.dump(obj))
         if hit:
             yield Problem(
                 f"rendered {name_of(obj)}",

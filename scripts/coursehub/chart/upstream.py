@@ -18,8 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from coursehub import fastyaml
 from coursehub.errors import CoursehubError, Problem
 from coursehub.paths import CHART, TOOLS
 
@@ -108,7 +107,7 @@ def load_data(chart: Path | None = None) -> UpstreamData:
 @cache
 def _load(chart: Path) -> UpstreamData:
     return UpstreamData(
-        yaml.safe_load(_read(chart, "values.yaml")),
+        fastyaml.load(_read(chart, "values.yaml")),
         json.loads(_read(chart, "values.schema.json")),
         f"upstream chart at {chart}",
     )
