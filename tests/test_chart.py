@@ -193,3 +193,17 @@ def test_render_chart_takes_inline_values_and_shows_only_the_named_templates(hel
     assert configmap["metadata"]["name"] == "coursehub-hub-python"
     objs = render_chart(helm, upstream_chart, values={"jupyterhub.singleuser.image.tag": "2026.11.1"})
     assert hub_values(objs)["singleuser"]["image"]["tag"] == "2026.11.1"  # the course file says 2023.03.1
+
+
+def test_a_render_is_read_through_libyaml_as_pyyaml_alone_reads_it(newest_helm: Helm, upstream_chart: Path) -> None:
+    """rendered.objects parses with libyaml (coursehub/fastyaml.py: ten times faster on a course's render); the
+    objects are exactly what PyYAML's own safe loader gives, and the membership check's dump finds the same."""
+    from coursehub import fastyaml
+
+    assert yaml.__with_libyaml__ and fastyaml.LOADER is yaml.CSafeLoader and fastyaml.DUMPER is yaml.CSafeDumper
+    course = load_course("stat159")
+    with staged_chart(upstream_chart) as staged:
+        manifests = newest_helm.template(staged, course, Release.for_course(course))
+    objs = rendered.objects(manifests)
+    assert objs == [doc for doc in yaml.safe_load_all(manifests) if isinstance(doc, dict)] and len(objs) > 20
+    assert [yaml.safe_load(fastyaml.dump(o)) for o in objs] == objs
