@@ -61,35 +61,40 @@ def test_an_environment_is_built_with_uv_and_reports_each_step(
     assert capsys.readouterr().err == ""  # built once: silent afterwards
 
 
-def test_a_dependency_left_unpinned_is_one_line_naming_it_and_leaves_no_folder(
-    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+# A bad pin, and a dependency the file does not pin: the environment is exactly the file, as the image's
+# `pip install --no-deps` is, so a dependency left out would be missing in the image; the build fails on it as
+# the Dockerfile's `pip check` does.
+BAD_FILES = {
+    "a bad pin": (
+        "six==1.16.0\niniconfig==99.0.0\n",
+        "iniconfig==99.0.0: uv could not build the environment (",
+        ("no version of iniconfig==99.0.0", "Fix: correct the pin"),
+    ),
+    "a dependency left unpinned": (
+        "python-dateutil==2.9.0.post0\n",  # depends on six, which the file does not pin
+        "six: the file does not pin every dependency: six>=",
+        ("(for python-dateutil)", "nothing was kept", "Fix: pin each of them in the file"),
+    ),
+}
+
+
+@pytest.mark.parametrize(("requirements", "starts", "says"), BAD_FILES.values(), ids=BAD_FILES)
+def test_a_bad_file_is_one_line_naming_the_package_and_leaves_no_folder(
+    tiny: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    requirements: str,
+    starts: str,
+    says: tuple[str, ...],
 ) -> None:
-    """The environment is exactly the file, as the image's `pip install --no-deps` is: a dependency the file does
-    not pin would be missing in the image, so the build fails on it, as the Dockerfile's `pip check` does."""
-    tiny.write_text("python-dateutil==2.9.0.post0\n")  # depends on six, which the file does not pin
+    tiny.write_text(requirements)
     variant = images.deployed("tiny", "1", tmp_path / "image")
     with pytest.raises(CoursehubError) as failed:
         images.ensure_env(variant)
     message = str(failed.value)
     assert "\n" not in message, message
-    assert message.startswith(f"{tiny}: six: the file does not pin every dependency: six>="), message
-    assert "(for python-dateutil)" in message and "nothing was kept" in message, message
-    assert "Fix: pin each of them in the file" in message, message
-    assert not variant.env.exists()
-    assert "step 3/3" not in capsys.readouterr().err
-
-
-def test_a_bad_pin_is_one_line_naming_it_and_leaves_no_folder(
-    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    tiny.write_text("six==1.16.0\niniconfig==99.0.0\n")
-    variant = images.deployed("tiny", "1", tmp_path / "image")
-    with pytest.raises(CoursehubError) as failed:
-        images.ensure_env(variant)
-    message = str(failed.value)
-    assert "\n" not in message, message
-    assert message.startswith(f"{tiny}: iniconfig==99.0.0: uv could not build the environment ("), message
-    assert "no version of iniconfig==99.0.0" in message and "Fix: correct the pin" in message, message
+    assert message.startswith(f"{tiny}: {starts}"), message
+    assert all(part in message for part in says), message
     assert not variant.env.exists() and list((tmp_path / "envs").iterdir()) == []
     assert "step 3/3" not in capsys.readouterr().err
 
