@@ -65,8 +65,9 @@ def _image(course: Course, report: Report) -> list[Problem]:
             f"(`make check-image COURSE={course.name}` builds and checks it)"
         )
         return []
-    with one_check_at_a_time(variant, get(values, CMD)):
-        if passed_before(variant, get(values, CMD)):
+    cmd = get(values, CMD)
+    with one_check_at_a_time(variant, cmd):
+        if passed_before(variant, cmd):
             report.notes.append(
                 f"image check: the command passed on {variant.ref} before, with these pins and this code "
                 f"(`make check-image COURSE={course.name}` runs it again)"
@@ -74,7 +75,7 @@ def _image(course: Course, report: Report) -> list[Problem]:
             return []
         return [
             Problem(course.origin(CMD), dotted(CMD), str(v), "correct the flag, or the image's pins")
-            for v in check_command(variant, get(values, CMD))
+            for v in check_command(variant, cmd)
         ]
 
 
