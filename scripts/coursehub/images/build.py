@@ -39,8 +39,7 @@ from coursehub.paths import ROOT, TOOLS, display
 IMAGES = ROOT / "image"
 ENVS = TOOLS / "envs"
 _COMPLETE = ".coursehub-complete"
-# How environments are built; part of each one's folder name, so that a change of builder builds afresh.
-BUILDER = b"uv --no-deps\n"
+BUILDER = b"uv --no-deps\n"  # how environments are built: part of their folder names (Variant.env)
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,8 @@ class Variant:
 
     @property
     def env(self) -> Path:
-        # The builder is part of the name: environments pip built earlier (with pip and setuptools
-        # inside) are not taken for uv's, so the image check runs on what a new machine builds.
+        # The builder is part of the name: environments built another way earlier (by pip, or by uv with their
+        # dependencies resolved) are not taken for these, so the image check runs on what a new machine builds.
         digest = hashlib.sha256(BUILDER + self.requirements.read_bytes()).hexdigest()[:12]
         return ENVS / f"{self.course}-{self.tag}-{digest}"
 
