@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -211,16 +212,26 @@ def test_a_hub_that_is_killed_leaves_no_reconciler_behind(values_dir_module: Pat
 
 
 def test_stopping_the_hub_leaves_nothing_running(values_dir_module: Path, tmp_path: Path) -> None:
-    """On a hub of its own: stopping it is the end of it."""
-    with live_hub(values_dir_module, tmp_path / "hub") as hub:
-        api = HubClient(hub)
-        assert api.start("s-dee", "collab-lab.team_b-2") in {201, 202}
-        api.wait("collab-lab.team_b-2", ready=True)
-        assert leftovers(Path(hub.plan.workdir))  # the server and the reconciler service are running...
-        proxy = hub.proxy
-        assert proxy is not None and proxy.poll() is None  # ...and the proxy
-        hub.stop()
-        assert leftovers(Path(hub.plan.workdir)) == []  # ...and are gone
-        assert proxy.poll() is not None
-        with pytest.raises(requests.ConnectionError):
-            requests.get(f"{api.url}/hub/api/", timeout=2)
+    """On a hub of its own: stopping it is the end of it.
+
+    The hub is started with SIGINT ignored, as a shell's background job or a CI runner starts it, and it passes
+    that on. JupyterHub stops its reconciler service with SIGINT (with SIGTERM only 10 s later), and the service
+    still stops at the first signal."""
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with live_hub(values_dir_module, tmp_path / "hub") as hub:
+            signal.signal(signal.SIGINT, inherited)  # the hub has it now; this process need not keep it
+            api = HubClient(hub)
+            assert api.start("s-dee", "collab-lab.team_b-2") in {201, 202}
+            api.wait("collab-lab.team_b-2", ready=True)
+            assert leftovers(Path(hub.plan.workdir))  # the server and the reconciler service are running...
+            proxy = hub.proxy
+            assert proxy is not None and proxy.poll() is None  # ...and the proxy
+            hub.stop()
+            assert leftovers(Path(hub.plan.workdir)) == []  # ...and are gone
+            assert proxy.poll() is not None
+            with pytest.raises(requests.ConnectionError):
+                requests.get(f"{api.url}/hub/api/", timeout=2)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+    assert "the hub stops this service (SIGINT)" in hub.log.read_text()
