@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import coursehub, edit
+from conftest import coursehub, edit, installed_coursehub
 from coursehub import cli
 from coursehub.chart import upstream
 from coursehub.courses import course_names
@@ -157,7 +157,7 @@ def test_bad_input_through_the_installed_command_is_the_same_one_line(values_dir
     """The one subprocess of the matrix: the console script exits 1 with the same line on stderr."""
     file, change, key, words = BAD_INPUT["invalid account name"]
     edit(values_dir / file, change)
-    result = coursehub("validate", "--course", "stat159", values=values_dir, upstream=upstream_chart)
+    result = installed_coursehub("validate", "--course", "stat159", values=values_dir, upstream=upstream_chart)
     assert result.returncode == 1
     (line,) = [line for line in result.stderr.splitlines() if key in line]
     assert file in line and words in line and "Traceback" not in result.stderr
