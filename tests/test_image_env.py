@@ -7,11 +7,13 @@ no uv on it (the uv used is the one pinned in coursehub's venv).
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,6 +116,40 @@ def test_the_image_probe_leaves_bytecode_where_pythondontwritebytecode_is_set(
     assert flags["--Application.log_level=INFO"] is None and "no trait nope" in str(flags["--Application.nope=1"])
     assert versions["jupyterlab"] is None  # the tiny image has no Jupyter: the probe ran in it, not in the venv
     assert list(env.glob("lib/python3.*/site-packages/traitlets/config/__pycache__/configurable.*.pyc"))
+
+
+def test_the_image_probe_walks_an_environment_once_and_answers_the_same_from_its_index(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """The first probe imports every module and writes the index of configurable classes into the environment;
+    the next imports only the modules its flags name and gives the same answers; an index that cannot answer
+    (here: a module that does not import) is walked past, with the same answers again."""
+    from coursehub.images.check import PROBE
+
+    tiny.write_text("traitlets==5.14.3\n")
+    env = images.ensure_env(images.deployed("tiny", "1", tmp_path / "image"))
+    flags = ["--Application.log_level=INFO", "--Application.nope=1", "--Aplication.log_level=INFO", "--x=1"]
+
+    def run() -> dict[str, Any]:
+        result = subprocess.run(
+            [str(env / "bin" / "python"), str(PROBE), json.dumps(["jupyterhub-singleuser", *flags])],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(result.stdout)
+
+    first = run()
+    (index,) = env.glob(".coursehub-configurables-*.json")
+    assert first["walked"] is True and "Application" in json.loads(index.read_text())
+    second = run()
+    assert second["walked"] is False and second["flags"] == first["flags"]
+    assert "no trait nope" in first["flags"]["--Application.nope=1"]
+    assert "did you mean Application?" in first["flags"]["--Aplication.log_level=INFO"]
+    index.write_text(json.dumps({**json.loads(index.read_text()), "Application": ["coursehub_no_such_module"]}))
+    third = run()
+    assert third["walked"] is True and third["flags"] == first["flags"]
+    assert json.loads(index.read_text())["Application"] != ["coursehub_no_such_module"]  # written again
 
 
 def test_two_validates_at_once_run_the_live_image_check_once(
