@@ -33,10 +33,12 @@ from coursehub.hub.local import LocalHub, Plan, classify, make_plan
 from coursehub.images.build import deployed, ensure_env
 from coursehub.paths import CHART, ROOT, VALUES
 
-# The files that take longest, longest first (about two minutes down to one, measured alone). `make test` hands
-# whole files to its workers in collection order: one of these starting last would leave the run waiting on it.
-# A name that goes stale only costs time; tests/test_tools.py checks each still names a file.
-LONGEST_FILES = ("test_image_check.py", "test_browser.py", "test_staff.py", "test_sync_shares.py")
+# The files that take longest, longest first (about two minutes down to half a minute, in a clean-clone run).
+# `make test` hands whole files to its workers in collection order: one of these starting last would leave the
+# run waiting on it, with the other workers idle (checkov, half a minute and not live, once started last and
+# kept one worker busy alone for that long). A name that goes stale only costs time; tests/test_tools.py checks
+# each still names a file.
+LONGEST_FILES = ("test_image_check.py", "test_browser.py", "test_staff.py", "test_sync_shares.py", "test_checkov.py")
 
 
 # Where the tests' temporary folders go: a memory-backed file system when the machine has one with room. Each
