@@ -202,3 +202,21 @@ def test_with_rtc_for_shared_accounts_only_the_accounts_pod_runs_the_collaborati
     account, student = notebook(built_pods["shared account"])["args"], notebook(built_pods["student"])["args"]
     assert "--LabApp.collaborative=true" in account and "--YDocExtension.disable_rtc=True" not in account
     assert "--LabApp.collaborative=true" not in student and "--YDocExtension.disable_rtc=True" in student
+
+
+def test_building_a_courses_pods_reads_the_machines_ca_bundle_at_most_once(
+    newest_helm: Helm, upstream_chart: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each kubernetes_asyncio client makes a TLS context from the whole CA bundle (50 ms each, most of the time
+    a pod took); the pods are built offline, so the clients share one. The ssl module is theirs again after."""
+    import ssl
+
+    from kubernetes_asyncio.client import rest
+
+    made: list[object] = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: made.append(a or k) or real(*a, **k))
+    objs = render_chart(newest_helm, upstream_chart, "stat159")
+    assert set(pods.course_pods(objs, namespace="stat159")) == {"student", "shared account", "staff"}
+    assert len(made) <= 1  # made once per process (none if an earlier test made it); 6 without sharing
+    assert rest.ssl is ssl
