@@ -261,3 +261,25 @@ def test_a_bad_group_name_is_one_problem_from_the_one_rule(values_dir: Path) -> 
     rules = hubpython.load()
     assert rules.GROUP_NAME.pattern.pattern == schema["groupName"]["pattern"]
     assert rules.USER_NAME.pattern.pattern == schema["userName"]["pattern"]
+
+
+def test_a_values_text_is_parsed_once_and_every_reader_gets_a_copy_of_its_own() -> None:
+    """courses.parse_yaml keeps what the strict loader made of a text: a second read of the same text is not
+    parsed again, and a reader that changes its data changes nobody else's. A text that fails fails each time."""
+    import yaml
+
+    from coursehub import courses
+    from coursehub.errors import CoursehubError
+    from coursehub.paths import VALUES
+
+    text = (VALUES / "stat159.yaml").read_text()
+    first = courses.parse_yaml(text, "stat159.yaml")
+    first["jupyterhub"]["custom"]["coursehub"]["course"] = "changed"
+    hits = courses._parsed.cache_info().hits
+    second = courses.parse_yaml(text, "stat159.yaml")
+    assert courses._parsed.cache_info().hits == hits + 1
+    assert second == yaml.safe_load(text) and second["jupyterhub"]["custom"]["coursehub"]["course"] == "stat159"
+    twice = text + "jupyterhub: {}\n"
+    for _ in range(2):
+        with pytest.raises(CoursehubError, match="'jupyterhub' appears twice"):
+            courses.parse_yaml(twice, "stat159.yaml")

@@ -13,6 +13,7 @@ Render, validate and deploy all take the layers from `Course.files`.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,7 @@ class _StrictLoader(yaml.SafeLoader):
 def parse_yaml(text: str, name: str) -> dict[str, Any]:
     """YAML text as a mapping, or one problem naming `name` and the line."""
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: plain data only
+        data = copy.deepcopy(_parsed(text))  # callers may change what they get; the cached copy stays as parsed
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "somewhere"
@@ -105,6 +106,15 @@ def parse_yaml(text: str, name: str) -> dict[str, Any]:
             )
         )
     return data
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> Any:
+    """The strict loader's data for this text, parsed once per process. Every command and check loads the same
+    values files again and again (each load_course reads common.yaml, the course's file and its secrets), and
+    PyYAML's pure-Python loader, which the strict checks need, takes 3 to 5 ms a file and far longer for a course's
+    membership; a copy takes a hundredth of that. A text that does not parse raises each time, as before."""
+    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: plain data only
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
