@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from conftest import DENIED, HubClient, live_hub, stat159_values
+from coursehub.groups import hubpython
 from coursehub.hub.local import LocalHub, leftovers, processes, server_dirs
 
 pytestmark = pytest.mark.live
@@ -234,4 +235,4 @@ def test_stopping_the_hub_leaves_nothing_running(values_dir_module: Path, tmp_pa
                 requests.get(f"{api.url}/hub/api/", timeout=2)
     finally:
         signal.signal(signal.SIGINT, inherited)
-    assert "the hub stops this service (SIGINT)" in hub.log.read_text()
+    assert f"{hubpython.reconciler().STOPPED} (SIGINT)" in hub.log.read_text()

@@ -55,6 +55,7 @@ PAGE = rules.PAGE  # a hub whose api_page_max_limit is lower returns smaller pag
 SHARE_SCOPES = ("access:servers", "servers", "read:servers")
 GROUP_MARK = "group:"  # the ledger's record of an account shared with its group: GROUP_MARK + group
 IN_STEP = "in step with the declaration of"  # logged after every in-hub run (the local hub waits for it)
+STOPPED = "the hub stops this service"  # logged with the signal that stopped it
 
 log = logging.getLogger("coursehub-reconciler")
 
@@ -496,22 +497,31 @@ def _idle(hub: int, seconds: float, every: float = 2.0) -> bool:
     return os.getppid() != hub
 
 
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise _Stopped(signum)  # logged in _quietly: a handler that wrote to stderr could interrupt a write under way
+
+
 def _quietly(main: Callable[[], int]) -> int:
     """The hub stops a managed service with SIGINT, then SIGTERM if it is still there 10 s later
     (LocalProcessSpawner.interrupt_timeout): exit at the first of them, without a traceback in the hub's log.
 
-    Both handlers are set here, whatever this process inherited. A hub started where SIGINT is ignored (from a
-    shell's background job, by a CI runner or nohup'd script) passes that on, Python then leaves SIGINT
-    ignored, and every hub stop, so every deploy's restart, waited the whole 10 s for this service.
+    Both handlers are set here, whatever this process inherited. A process started in the background without job
+    control (`hub &` in a script, some CI runners) has SIGINT ignored, a hub started so passes that on, Python
+    then leaves SIGINT ignored, and every stop of such a hub (the local hub's restarts, the tests' hubs) waited the
+    whole 10 s for this service.
     """
-
-    def stop(signum: int, frame: Any) -> None:
-        log.info("the hub stops this service (%s)", signal.Signals(signum).name)
-        sys.exit(0)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    return main()
+    signal.signal(signal.SIGINT, _stopped)
+    signal.signal(signal.SIGTERM, _stopped)
+    try:
+        return main()
+    except _Stopped as e:
+        log.info("%s (%s)", STOPPED, e)
+        return 0
 
 
 if __name__ == "__main__":
