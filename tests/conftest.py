@@ -208,22 +208,34 @@ def find(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 COMMAND = str(Path(sys.executable).with_name("coursehub"))
 
 
+def _command_env(values: Path | None, upstream: Path | None) -> dict[str, str]:
+    """What the Makefile would export for a command: the values folder and the upstream chart, when given."""
+    pairs = {"COURSEHUB_VALUES": values, "UPSTREAM_CHART": upstream}
+    return {name: str(value) for name, value in pairs.items() if value is not None}
+
+
 def coursehub(*args: str, values: Path | None = None, upstream: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The `coursehub` command as the Makefile runs it (with the upstream chart the tests use, or `upstream`), run
-    in this process through cli.main: the same parsing, exit code and output, without a new interpreter importing
-    coursehub again (1 to 2 s of CPU each). installed_coursehub() runs the console script itself."""
+    in this process through cli.main: the same parsing, exit code and printed lines, without a new interpreter
+    importing coursehub again (1 to 2 s of CPU each). What it does not capture: output of programs the command
+    starts with this process's own stdout (a real deploy's helm, sops' editor), and Python warnings (pytest
+    records them). installed_coursehub() runs the console script itself."""
     from coursehub import cli
 
-    overrides = {"COURSEHUB_VALUES": values, "UPSTREAM_CHART": upstream}
-    saved = {name: os.environ.get(name) for name, value in overrides.items() if value is not None}
+    overrides = _command_env(values, upstream)
+    saved = {name: os.environ.get(name) for name in overrides}
     out, err = io.StringIO(), io.StringIO()
     try:
-        os.environ.update({name: str(value) for name, value in overrides.items() if value is not None})
+        os.environ.update(overrides)
         with redirect_stdout(out), redirect_stderr(err):
             try:
                 code = cli.main(list(args))
-            except SystemExit as e:  # argparse's usage errors
-                code = e.code if isinstance(e.code, int) else 1
+            except SystemExit as e:  # argparse's usage errors, as the interpreter would end on them
+                if e.code is None or isinstance(e.code, int):
+                    code = e.code or 0
+                else:
+                    print(e.code, file=sys.stderr)
+                    code = 1
     finally:
         for name, value in saved.items():
             if value is None:
@@ -237,11 +249,7 @@ def installed_coursehub(
     *args: str, values: Path | None = None, upstream: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The console script `pip install .` installs, in a process of its own (as the Makefile runs it)."""
-    env = dict(os.environ)
-    if values is not None:
-        env["COURSEHUB_VALUES"] = str(values)
-    if upstream is not None:
-        env["UPSTREAM_CHART"] = str(upstream)
+    env = {**os.environ, **_command_env(values, upstream)}
     return subprocess.run([COMMAND, *args], capture_output=True, text=True, env=env, cwd=ROOT)
 
 
