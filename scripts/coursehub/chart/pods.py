@@ -262,14 +262,20 @@ def _tls_context() -> ssl.SSLContext:
 
 class _SharedContextSSL:
     """The ssl module as kubernetes_asyncio's REST client sees it while pods are built: a client without a CA file
-    of its own gets the one context _tls_context() made; everything else is the ssl module's."""
+    of its own gets the one context _tls_context() made; everything else is the ssl module's. (A client whose
+    configuration has a client certificate or verify_ssl off would change that shared context; the stand-in
+    kubeconfig these pods are built with has neither.)"""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(ssl, name)
 
     @staticmethod
-    def create_default_context(cafile: str | None = None, **kwargs: Any) -> ssl.SSLContext:
-        return _tls_context() if cafile is None and not kwargs else ssl.create_default_context(cafile=cafile, **kwargs)
+    def create_default_context(
+        purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH, *, cafile: str | None = None, **kwargs: Any
+    ) -> ssl.SSLContext:
+        if purpose is ssl.Purpose.SERVER_AUTH and cafile is None and not kwargs:
+            return _tls_context()
+        return ssl.create_default_context(purpose, cafile=cafile, **kwargs)
 
 
 @contextlib.contextmanager
@@ -279,6 +285,9 @@ def _one_tls_context() -> Iterator[None]:
     cluster, so every client gets one context, made once per process."""
     from kubernetes_asyncio.client import rest
 
+    if isinstance(rest.ssl, _SharedContextSSL):  # already inside one
+        yield
+        return
     real = rest.ssl
     rest.ssl = _SharedContextSSL()  # type: ignore[assignment]
     try:
