@@ -82,10 +82,12 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def parse_yaml(text: str, name: str) -> dict[str, Any]:
-    """YAML text as a mapping, or one problem naming `name` and the line."""
+def parse_yaml(text: str, name: str, keep: bool = True) -> dict[str, Any]:
+    """YAML text as a mapping, or one problem naming `name` and the line. `keep`: remember the parse for the next
+    read of the same text (not for decrypted secrets, which stay in memory no longer than their reader needs)."""
     try:
-        data = copy.deepcopy(_parsed(text))  # callers may change what they get; the cached copy stays as parsed
+        # callers may change what they get; the kept parse stays as parsed
+        data = copy.deepcopy(_parsed(text)) if keep else _parsed.__wrapped__(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "somewhere"
@@ -235,7 +237,9 @@ def load_course(name: str, values_dir: Path | None = None, chart_dir: Path = CHA
         paths.append(example)
     layers = [Layer(p, load_yaml(p)) for p in paths]
     if encrypted.is_file():
-        layers.append(Layer(encrypted, parse_yaml(sops.decrypt(encrypted), display(encrypted)), encrypted=True))
+        layers.append(
+            Layer(encrypted, parse_yaml(sops.decrypt(encrypted), display(encrypted), keep=False), encrypted=True)
+        )
     return Course(name, course_file, tuple(layers), load_yaml(chart_dir / "values.yaml"))
 
 
