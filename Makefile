@@ -62,10 +62,10 @@ help:
 # instead of 16.2).
 # --no-deps: requirements.txt is the whole set, and leaves out on purpose what `make lock` names unsafe (below).
 UV_PIP = bin/uv pip install --quiet --color never
-UV_INSTALL = $(UV_PIP) --require-hashes --no-deps --compile-bytecode
 # checkov's environment is not compiled at install: 16 s of CPU here, against 6.5 s for its first run to compile
 # what checkov imports (tests/test_checkov.py runs it without PYTHONDONTWRITEBYTECODE, so the bytecode stays).
 UV_INSTALL_LAZY = $(UV_PIP) --require-hashes --no-deps
+UV_INSTALL = $(UV_INSTALL_LAZY) --compile-bytecode
 $(VENV)/.installed: requirements.txt requirements-uv.txt pyproject.toml
 	@echo "setup: the tooling venv ($(VENV)/, hash-pinned requirements.txt, installed by uv; about 25 s the first time)"
 	$(PYTHON) -m venv $(VENV)
