@@ -32,11 +32,13 @@ from typing import Any
 if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     del sys.path[0]  # run as a script: this folder's modules (build.py, check.py) must not shadow the image's
 
-try:
+try:  # both standard library only
+    from coursehub.files import replace_file
     from coursehub.singleuser import flags as flags_of
     from coursehub.singleuser import parse_flag
 except ImportError:  # run as a script in a course image's environment: coursehub's folder is two levels up
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from coursehub.files import replace_file
     from coursehub.singleuser import flags as flags_of
     from coursehub.singleuser import parse_flag
 
@@ -179,13 +181,10 @@ def walk(packages: tuple[str, ...]) -> dict[str, list[type]]:
     import_packages(packages)
     by_name = configurable_classes()
     index = {name: [cls.__module__ for cls in classes] for name, classes in by_name.items()}
-    path = _index_file(packages)
-    part = path.with_name(f"{path.name}.{os.getpid()}.part")
-    try:
-        part.write_text(json.dumps(index))
-        os.replace(part, path)  # whole or not at all: a probe running at the same time reads one or the other
+    try:  # whole or not at all: a probe running at the same time reads one or the other
+        replace_file(_index_file(packages), json.dumps(index))
     except OSError:
-        part.unlink(missing_ok=True)  # a read-only environment: every probe walks
+        pass  # a read-only environment: every probe walks
     return by_name
 
 
