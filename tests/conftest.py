@@ -222,26 +222,18 @@ def coursehub(*args: str, values: Path | None = None, upstream: Path | None = No
     records them). installed_coursehub() runs the console script itself."""
     from coursehub import cli
 
-    overrides = _command_env(values, upstream)
-    saved = {name: os.environ.get(name) for name in overrides}
     out, err = io.StringIO(), io.StringIO()
-    try:
-        os.environ.update(overrides)
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                code = cli.main(list(args))
-            except SystemExit as e:  # argparse's usage errors, as the interpreter would end on them
-                if e.code is None or isinstance(e.code, int):
-                    code = e.code or 0
-                else:
-                    print(e.code, file=sys.stderr)
-                    code = 1
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
+    with pytest.MonkeyPatch.context() as env, redirect_stdout(out), redirect_stderr(err):
+        for name, value in _command_env(values, upstream).items():
+            env.setenv(name, value)
+        try:
+            code = cli.main(list(args))
+        except SystemExit as e:  # argparse's usage errors, as the interpreter would end on them
+            if e.code is None or isinstance(e.code, int):
+                code = e.code or 0
             else:
-                os.environ[name] = value
+                print(e.code, file=sys.stderr)
+                code = 1
     return subprocess.CompletedProcess(["coursehub", *args], code, out.getvalue(), err.getvalue())
 
 
@@ -389,15 +381,9 @@ def sync_groups(
     from coursehub.groups import sync
 
     out = io.StringIO()
-    old = os.environ.get(sync.TOKEN_ENV)
-    os.environ[sync.TOKEN_ENV] = token if token is not None else str(hub.plan.admin_token)
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(sync.TOKEN_ENV, token if token is not None else str(hub.plan.admin_token))
         code = sync.sync(load_course("stat159", values_dir=values), hub.plan.url, dry_run, out, recheck=recheck)
-    finally:
-        if old is None:
-            os.environ.pop(sync.TOKEN_ENV, None)
-        else:
-            os.environ[sync.TOKEN_ENV] = old
     return code, out.getvalue()
 
 
