@@ -104,8 +104,9 @@ def test_a_bad_file_is_one_line_naming_the_package_and_leaves_no_folder(
 def test_the_image_probe_leaves_bytecode_where_pythondontwritebytecode_is_set(
     tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The probe imports every module of the image's Jupyter packages: it writes their bytecode as the servers
-    there do, so that on a machine with PYTHONDONTWRITEBYTECODE set the next probe does not compile them again."""
+    """An environment's first probe imports every module of its Jupyter packages: it writes their bytecode as the
+    servers there do, so that on a machine with PYTHONDONTWRITEBYTECODE set a later walk does not compile them
+    again."""
     from coursehub.images.check import probe
 
     tiny.write_text("traitlets==5.14.3\n")
