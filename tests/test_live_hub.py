@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -188,6 +189,16 @@ def test_two_members_edit_one_document_and_the_y_store_is_off_home(api: HubClien
         assert (tmp / "ystore.db").is_file() and (tmp / "ystore.db").stat().st_size > 0
         assert (tmp / "jupyter_file_id.db").is_file()
         assert not [p for p in home.rglob("*") if p.suffix == ".db" or "ystore" in p.name]
+        # the server finds on its PATH what its image has: no Node.js (JupyterLab would run yarn with it)
+        (server,) = [
+            pid
+            for pid, _, cmd in processes()
+            if "jupyterhub-singleuser" in cmd and Path(f"/proc/{pid}/cwd").resolve() == home.resolve()
+        ]
+        environ = dict(v.split(b"=", 1) for v in Path(f"/proc/{server}/environ").read_bytes().split(b"\0") if v)
+        search_path = environ[b"PATH"].decode()
+        assert shutil.which("node", path=search_path) is None and shutil.which("npm", path=search_path) is None
+        assert shutil.which("sh", path=search_path) and shutil.which("python", path=search_path) == str(python)
     finally:
         api.stop("s-ana", account)
         api.wait(account, ready=False)

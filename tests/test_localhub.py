@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import requests
 from conftest import edit
 from coursehub.courses import load_course
 from coursehub.errors import CoursehubError
-from coursehub.hub.local import classify, free_port, leftovers, map_path
+from coursehub.hub.local import classify, free_port, image_search_path, leftovers, map_path
 
 
 def test_every_key_is_applied_listed_as_kubernetes_only_or_replaced() -> None:
@@ -58,6 +59,22 @@ def test_the_pods_tmp_and_home_are_mapped_per_server() -> None:
     assert map_path("--X.path=/home/jovyan/.db", tmp, home) == "--X.path=/w/home/ana/.db"
     assert map_path("--X.path=/tmpfile", tmp, home) == "--X.path=/tmpfile"
     assert map_path("--LabApp.collaborative=true", tmp, home) == "--LabApp.collaborative=true"
+
+
+def test_servers_search_a_path_without_nodejs_as_their_image_has_none(tmp_path: Path) -> None:
+    system, tools = tmp_path / "usr-bin", tmp_path / "tools"
+    for folder, names in ((system, ("sh", "node", "npm", "git")), (tools, ("helm",))):
+        folder.mkdir()
+        for name in names:
+            (folder / name).write_text("#!/bin/sh\n")
+            (folder / name).chmod(0o755)
+    (tmp_path / "bin").symlink_to(system)  # merged /usr: /bin is /usr/bin
+    search_path = os.pathsep.join([str(tools), str(system), str(tmp_path / "missing"), str(tmp_path / "bin")])
+    found = image_search_path(search_path, tmp_path / "hub")
+    assert found.split(os.pathsep)[0] == str(tools) and len(found.split(os.pathsep)) == 2
+    assert shutil.which("node", path=found) is None and shutil.which("npm", path=found) is None
+    assert Path(shutil.which("git", path=found) or "").resolve() == system / "git"
+    assert image_search_path(search_path, tmp_path / "hub") == found  # the second hub start reuses the links
 
 
 @pytest.mark.live

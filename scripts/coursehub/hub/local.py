@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -333,7 +334,7 @@ def configure(c: Any, plan_file: str) -> None:
     if get_config("singleuser.defaultUrl"):
         c.Spawner.default_url = get_config("singleuser.defaultUrl")
     env = {k: v for k, v in (get_config("singleuser.extraEnv") or {}).items() if isinstance(v, str)}
-    env["PATH"] = f"{plan.singleuser_bin}:{os.environ.get('PATH', '')}"
+    env["PATH"] = os.pathsep.join([plan.singleuser_bin, image_search_path(os.environ.get("PATH", ""), workdir)])
     c.Spawner.environment = env
     ipython = [
         f.get("data")
@@ -393,6 +394,43 @@ def configure(c: Any, plan_file: str) -> None:
                 ],
             },
         ]
+
+
+# Node.js's programs. The images have none (python:3.11-slim with pip packages); JupyterLab runs
+# `node yarn.js config` (0.3 to 0.5 s of CPU) at every server start and page load wherever it finds one.
+NODE_PROGRAMS = frozenset({"node", "nodejs", "npm", "npx", "corepack", "yarn", "yarnpkg"})
+
+
+def image_search_path(search_path: str, workdir: Path) -> str:
+    """The servers' PATH after their image's environment: this machine's, with Node.js left out as the image
+    leaves it out. A folder that holds Node.js is replaced by a folder of links (in the hub's workdir, made once)
+    to everything else in it."""
+    folders, seen = [], set()
+    for folder in filter(None, search_path.split(os.pathsep)):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue  # a PATH entry that does not exist finds nothing either way
+        if os.path.realpath(folder) in seen:
+            continue  # /bin after /usr/bin where one links to the other: nothing new
+        seen.add(os.path.realpath(folder))
+        if NODE_PROGRAMS.isdisjoint(names):
+            folders.append(folder)
+            continue
+        shadow = workdir / "image-path" / folder.strip("/").replace("/", "-")
+        if not shadow.is_dir():
+            building = shadow.with_name(f".{shadow.name}.{os.getpid()}")
+            shutil.rmtree(building, ignore_errors=True)
+            building.mkdir(parents=True)
+            for name in names:
+                if name not in NODE_PROGRAMS:
+                    (building / name).symlink_to(os.path.join(folder, name))
+            try:
+                building.rename(shadow)
+            except OSError:  # made meanwhile by another hub on this workdir
+                shutil.rmtree(building, ignore_errors=True)
+        folders.append(str(shadow))
+    return os.pathsep.join(folders)
 
 
 def map_path(arg: str, tmp: Path, home: Path) -> str:
