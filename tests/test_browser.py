@@ -7,7 +7,8 @@ once on each image stack stat159 has: JupyterLab 3.6 (the seed's, 2023.03.1) and
 JupyterLab 4 with jupyter-collaboration (2026.11.1), both with the course's own
 singleuser command. Students log in through the hub's log-in form, open the
 account through `/hub/spawn/<account>` as the demo tells them, click through
-JupyterHub's "Authorize access" page, and type into one notebook; each must see
+JupyterHub's "Authorize access" page, open one notebook from JupyterLab's file
+browser and type into it; each must see
 the other's text and the other in the collaborators panel. A student of another
 group and a log-in as the account itself are refused. Browsers and hubs are
 stopped whatever happens; a failing test leaves screenshots in its tmp folder.
@@ -170,6 +171,16 @@ class Browser:
         self.until("JupyterLab to load", lab_or_authorize)
         assert authorized, f"{self.name} was not asked to authorize access to another user's server"
 
+    def open_from_file_browser(self, name: str) -> None:
+        """Open `name` as a student does, with a double-click in JupyterLab's file browser. A file made since the
+        page loaded shows up at the file browser's next refresh (JupyterLab polls every 10 s)."""
+
+        def listed() -> Any:
+            items = self.driver.find_elements(By.CSS_SELECTOR, ".jp-DirListing-item .jp-DirListing-itemText")
+            return next((item for item in items if item.text.strip() == name), None)
+
+        ActionChains(self.driver).double_click(self.until(f"{name} in the file browser", listed)).perform()
+
     def cell_text(self) -> str:
         """The first cell's source as its editor shows it (CodeMirror 5 on JupyterLab 3.6, 6 on 4)."""
         return str(
@@ -274,14 +285,12 @@ def test_two_members_co_edit_a_notebook_in_their_accounts_jupyterlab(
         # The URL the demo prints: the hub starts the account's server and sends s-ana on to its JupyterLab...
         ana.open_lab(f"{api.url}/hub/spawn/{ACCOUNT}")
         assert f"/user/{ACCOUNT}/" in ana.driver.current_url
+        create_notebook(api, "s-ana")
         # ...and the same URL takes s-bo to the running one.
         bo.open_lab(f"{api.url}/hub/spawn/{ACCOUNT}")
         assert f"/user/{ACCOUNT}/" in bo.driver.current_url
-        create_notebook(api, "s-ana")
-        lab = f"{api.url}/user/{ACCOUNT}/lab/tree/{NOTEBOOK}"
-        ana.driver.get(lab)
-        bo.driver.get(lab)
         for browser in (ana, bo):  # the cell came from the server's copy of the document
+            browser.open_from_file_browser(NOTEBOOK)
             browser.until("the notebook's cell", lambda b=browser: MARKER in b.cell_text())
 
         for writer, reader in ((ana, bo), (bo, ana)):
