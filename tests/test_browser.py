@@ -8,10 +8,10 @@ JupyterLab 4 with jupyter-collaboration (2026.11.1), both with the course's own
 singleuser command. Students log in through the hub's log-in form, open the
 account through `/hub/spawn/<account>` as the demo tells them, click through
 JupyterHub's "Authorize access" page, open one notebook from JupyterLab's file
-browser and type into it; each must see
-the other's text and the other in the collaborators panel. A student of another
-group and a log-in as the account itself are refused. Browsers and hubs are
-stopped whatever happens; a failing test leaves screenshots in its tmp folder.
+browser and type into it; each must see the other's text and the other in the
+collaborators panel. A student of another group and a log-in as the account
+itself are refused. Browsers and hubs are stopped whatever happens; a failing
+test leaves screenshots in its tmp folder.
 """
 
 from __future__ import annotations
