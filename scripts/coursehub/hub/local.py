@@ -421,13 +421,16 @@ def image_search_path(search_path: str, workdir: Path) -> str:
         if not shadow.is_dir():
             building = shadow.with_name(f".{shadow.name}.{os.getpid()}")
             shutil.rmtree(building, ignore_errors=True)
-            building.mkdir(parents=True)
-            for name in names:
-                if name not in NODE_PROGRAMS:
-                    (building / name).symlink_to(os.path.join(folder, name))
             try:
+                building.mkdir(parents=True)
+                for name in names:
+                    if name not in NODE_PROGRAMS:
+                        (building / name).symlink_to(os.path.join(folder, name))
                 building.rename(shadow)
-            except OSError:  # made meanwhile by another hub on this workdir
+            except OSError:
+                if not shadow.is_dir():  # not made meanwhile by another start on this workdir: a real failure
+                    raise
+            finally:
                 shutil.rmtree(building, ignore_errors=True)
         folders.append(str(shadow))
     return os.pathsep.join(folders)
