@@ -8,6 +8,7 @@ no uv on it (the uv used is the one pinned in coursehub's venv).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import threading
@@ -189,3 +190,24 @@ def test_two_validates_at_once_run_the_live_image_check_once(
     assert len(ran) == 1, ran
     assert check.passed_before(variant, ran[0])
     assert [any("passed on" in note for note in r.notes) for r in reports].count(True) == 1, [r.notes for r in reports]
+
+
+def test_the_probe_searches_the_images_path_without_nodejs(tmp_path: Path) -> None:
+    """As the servers do (test_localhub, test_live_hub): the probe makes JupyterLab's classes, which run yarn where
+    they find Node.js, and the images have none. The environment's `python` here is a stand-in (a shell script
+    that writes down what its PATH finds and answers as the probe does); the real probe runs in the tests above."""
+    from coursehub.images.check import probe
+
+    env, seen = tmp_path / "env", tmp_path / "seen"
+    (env / "bin").mkdir(parents=True)
+    python = env / "bin" / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'{{ echo "$PATH"; command -v node || echo no node; command -v sh || echo no sh; }} > {seen}\n'
+        """echo '{"versions": {}, "flags": {}}'\n"""
+    )
+    python.chmod(0o755)
+    assert probe(env, ["jupyterhub-singleuser"]) == ({}, {})
+    search_path, node, sh = seen.read_text().splitlines()
+    assert search_path.split(os.pathsep)[0] == str(env / "bin")
+    assert node == "no node" and sh != "no sh"

@@ -35,7 +35,7 @@ from typing import Any
 import requests
 
 from coursehub.files import replace_file
-from coursehub.hub.local import LocalHub, Plan, map_path, processes, server_dirs
+from coursehub.hub.local import LocalHub, Plan, image_search_path, map_path, processes, server_dirs
 from coursehub.images.build import Variant, ensure_env
 from coursehub.paths import HUB_PYTHON
 from coursehub.singleuser import POD_HOME, STORE_FLAGS, flags, parse_flag
@@ -65,13 +65,19 @@ def probe(env: Path, cmd: list[str]) -> tuple[dict[str, str | None], dict[str, s
     # environment, as the servers there do (the hub never passes them PYTHONDONTWRITEBYTECODE), so that where the
     # variable is set (CI machines here) a later walk does not compile them all again: 12 s of CPU instead of 6.6 s.
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    result = subprocess.run(
-        [str(env / "bin" / "python"), str(PROBE), json.dumps(cmd)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environ,
-    )
+    with tempfile.TemporaryDirectory(prefix="coursehub-probe-") as links:
+        # the search path the servers get (hub/local.py): the image's, without Node.js, which JupyterLab's classes
+        # would otherwise run yarn with as the probe makes them
+        environ["PATH"] = os.pathsep.join(
+            [str(env / "bin"), image_search_path(os.environ.get("PATH", ""), Path(links))]
+        )
+        result = subprocess.run(
+            [str(env / "bin" / "python"), str(PROBE), json.dumps(cmd)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=environ,
+        )
     if result.returncode != 0:
         raise RuntimeError(f"image probe failed: {result.stderr[-1500:]}")
     data = json.loads(result.stdout.strip().splitlines()[-1])
