@@ -175,11 +175,15 @@ class Browser:
         """Open `name` as a student does, with a double-click in JupyterLab's file browser. A file made since the
         page loaded shows up at the file browser's next refresh (JupyterLab polls every 10 s)."""
 
-        def listed() -> Any:
+        def opened() -> bool:  # found and double-clicked in one go: a refresh in between would make it stale
             items = self.driver.find_elements(By.CSS_SELECTOR, ".jp-DirListing-item .jp-DirListing-itemText")
-            return next((item for item in items if item.text.strip() == name), None)
+            item = next((item for item in items if item.text.strip() == name), None)
+            if item is None:
+                return False
+            ActionChains(self.driver).double_click(item).perform()
+            return True
 
-        ActionChains(self.driver).double_click(self.until(f"{name} in the file browser", listed)).perform()
+        self.until(f"{name} in the file browser", opened)
 
     def cell_text(self) -> str:
         """The first cell's source as its editor shows it (CodeMirror 5 on JupyterLab 3.6, 6 on 4)."""

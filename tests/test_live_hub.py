@@ -189,7 +189,9 @@ def test_two_members_edit_one_document_and_the_y_store_is_off_home(api: HubClien
         assert (tmp / "ystore.db").is_file() and (tmp / "ystore.db").stat().st_size > 0
         assert (tmp / "jupyter_file_id.db").is_file()
         assert not [p for p in home.rglob("*") if p.suffix == ".db" or "ystore" in p.name]
-        # the server finds on its PATH what its image has: no Node.js (JupyterLab would run yarn with it)
+        # the server finds on its PATH what its image has: no Node.js (JupyterLab would run yarn with it), though
+        # this machine has it (the proxy runs on it)
+        assert shutil.which("node")
         (server,) = [
             pid
             for pid, _, cmd in processes()

@@ -62,6 +62,7 @@ def test_the_pods_tmp_and_home_are_mapped_per_server() -> None:
 
 
 def test_servers_search_a_path_without_nodejs_as_their_image_has_none(tmp_path: Path) -> None:
+    """The programs here are stand-ins (empty shell scripts) in folders laid out as this machine's."""
     system, tools = tmp_path / "usr-bin", tmp_path / "tools"
     for folder, names in ((system, ("sh", "node", "npm", "git")), (tools, ("helm",))):
         folder.mkdir()
@@ -69,12 +70,15 @@ def test_servers_search_a_path_without_nodejs_as_their_image_has_none(tmp_path: 
             (folder / name).write_text("#!/bin/sh\n")
             (folder / name).chmod(0o755)
     (tmp_path / "bin").symlink_to(system)  # merged /usr: /bin is /usr/bin
-    search_path = os.pathsep.join([str(tools), str(system), str(tmp_path / "missing"), str(tmp_path / "bin")])
-    found = image_search_path(search_path, tmp_path / "hub")
-    assert found.split(os.pathsep)[0] == str(tools) and len(found.split(os.pathsep)) == 2
+    entries = [str(tools), "", ".", "relative/bin", str(system), str(tmp_path / "missing"), str(tmp_path / "bin")]
+    found = image_search_path(os.pathsep.join(entries), tmp_path / "hub")
+    folders = found.split(os.pathsep)
+    assert folders[0] == str(tools) and len(folders) == 2  # no relative entry, nothing missing, /bin once
     assert shutil.which("node", path=found) is None and shutil.which("npm", path=found) is None
     assert Path(shutil.which("git", path=found) or "").resolve() == system / "git"
-    assert image_search_path(search_path, tmp_path / "hub") == found  # the second hub start reuses the links
+    links = os.stat(folders[1]).st_ino
+    assert image_search_path(os.pathsep.join(entries), tmp_path / "hub") == found  # the next hub start...
+    assert os.stat(folders[1]).st_ino == links  # ...uses the same links, not new ones
 
 
 @pytest.mark.live

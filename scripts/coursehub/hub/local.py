@@ -20,6 +20,7 @@ does: a private values.yaml the hub-side Python and the reconciler read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -334,7 +335,9 @@ def configure(c: Any, plan_file: str) -> None:
     if get_config("singleuser.defaultUrl"):
         c.Spawner.default_url = get_config("singleuser.defaultUrl")
     env = {k: v for k, v in (get_config("singleuser.extraEnv") or {}).items() if isinstance(v, str)}
-    env["PATH"] = os.pathsep.join([plan.singleuser_bin, image_search_path(os.environ.get("PATH", ""), workdir)])
+    env["PATH"] = os.pathsep.join(
+        filter(None, [plan.singleuser_bin, image_search_path(os.environ.get("PATH", ""), workdir)])
+    )
     c.Spawner.environment = env
     ipython = [
         f.get("data")
@@ -403,21 +406,25 @@ NODE_PROGRAMS = frozenset({"node", "nodejs", "npm", "npx", "corepack", "yarn", "
 
 def image_search_path(search_path: str, workdir: Path) -> str:
     """The servers' PATH after their image's environment: this machine's, with Node.js left out as the image
-    leaves it out. A folder that holds Node.js is replaced by a folder of links (in the hub's workdir, made once)
-    to everything else in it."""
+    leaves it out. A folder that holds Node.js is replaced by a folder of links (in the hub's workdir, made once,
+    named by the folder's real path) to everything else in it."""
     folders, seen = [], set()
-    for folder in filter(None, search_path.split(os.pathsep)):
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            continue  # a PATH entry that does not exist finds nothing either way
-        if os.path.realpath(folder) in seen:
-            continue  # /bin after /usr/bin where one links to the other: nothing new
-        seen.add(os.path.realpath(folder))
-        if NODE_PROGRAMS.isdisjoint(names):
+    for folder in search_path.split(os.pathsep):
+        if not os.path.isabs(folder):
+            continue  # "", "." or a relative entry: in a server it would search the student's home; images have none
+        real = os.path.realpath(folder)
+        if real in seen or not os.path.isdir(real):
+            continue  # /bin after /usr/bin where one links to the other, or nothing there: nothing found either way
+        seen.add(real)
+        if not any(os.path.lexists(os.path.join(folder, name)) for name in NODE_PROGRAMS):
             folders.append(folder)
             continue
-        shadow = workdir / "image-path" / folder.strip("/").replace("/", "-")
+        try:
+            names = os.listdir(folder)
+        except PermissionError:  # searchable, not listable: nothing to link from, so it stays as it is
+            folders.append(folder)
+            continue
+        shadow = workdir / "image-path" / hashlib.sha256(real.encode()).hexdigest()[:16]
         if not shadow.is_dir():
             building = shadow.with_name(f".{shadow.name}.{os.getpid()}")
             shutil.rmtree(building, ignore_errors=True)
@@ -425,7 +432,7 @@ def image_search_path(search_path: str, workdir: Path) -> str:
                 building.mkdir(parents=True)
                 for name in names:
                     if name not in NODE_PROGRAMS:
-                        (building / name).symlink_to(os.path.join(folder, name))
+                        (building / name).symlink_to(os.path.join(real, name))
                 building.rename(shadow)
             except OSError:
                 if not shadow.is_dir():  # not made meanwhile by another start on this workdir: a real failure

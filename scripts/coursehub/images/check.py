@@ -68,9 +68,8 @@ def probe(env: Path, cmd: list[str]) -> tuple[dict[str, str | None], dict[str, s
     with tempfile.TemporaryDirectory(prefix="coursehub-probe-") as links:
         # the search path the servers get (hub/local.py): the image's, without Node.js, which JupyterLab's classes
         # would otherwise run yarn with as the probe makes them
-        environ["PATH"] = os.pathsep.join(
-            [str(env / "bin"), image_search_path(os.environ.get("PATH", ""), Path(links))]
-        )
+        found = image_search_path(os.environ.get("PATH", ""), Path(links))
+        environ["PATH"] = os.pathsep.join(filter(None, [str(env / "bin"), found]))
         result = subprocess.run(
             [str(env / "bin" / "python"), str(PROBE), json.dumps(cmd)],
             capture_output=True,
