@@ -205,6 +205,14 @@ def find(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 
 # The `coursehub` command, as `make venv` (pip install --editable .) installs it beside this Python.
+def stand_in_program(path: Path, body: str = "") -> Path:
+    """A test double for a program: an executable shell script at `path` running `body` (nothing by default)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}")
+    path.chmod(0o755)
+    return path
+
+
 COMMAND = str(Path(sys.executable).with_name("coursehub"))
 
 

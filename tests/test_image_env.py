@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from conftest import stand_in_program
 from coursehub.errors import CoursehubError
 from coursehub.images import build as images
 
@@ -194,25 +195,20 @@ def test_two_validates_at_once_run_the_live_image_check_once(
 
 def test_the_probe_searches_the_images_path_without_nodejs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As the servers do (test_localhub, test_live_hub): the probe makes JupyterLab's classes, which run yarn where
-    they find Node.js, and the images have none. Stand-ins here: the environment's `python` (a shell script that
-    writes down what its PATH finds and answers as the probe does) and a folder first on this process's PATH with
-    a `node` and a `git` of its own; the real probe runs in the tests above."""
+    they find Node.js, and the images have none. Stand-ins here (conftest.stand_in_program): the environment's
+    `python` (it writes down what its PATH finds and answers as the probe does) and a folder first on this
+    process's PATH with a `node` and a `git` of its own; the real probe runs in the tests above."""
     from coursehub.images.check import probe
 
     env, seen, machine = tmp_path / "env", tmp_path / "seen", tmp_path / "machine-bin"
-    (env / "bin").mkdir(parents=True)
-    machine.mkdir()
     for name in ("node", "git"):
-        (machine / name).write_text("#!/bin/sh\n")
-        (machine / name).chmod(0o755)
+        stand_in_program(machine / name)
     monkeypatch.setenv("PATH", f"{machine}{os.pathsep}{os.environ['PATH']}")
-    python = env / "bin" / "python"
-    python.write_text(
-        "#!/bin/sh\n"
+    stand_in_program(
+        env / "bin" / "python",
         f'{{ echo "$PATH"; command -v node || echo no node; command -v git || echo no git; }} > {seen}\n'
-        """echo '{"versions": {}, "flags": {}}'\n"""
+        """echo '{"versions": {}, "flags": {}}'\n""",
     )
-    python.chmod(0o755)
     assert probe(env, ["jupyterhub-singleuser"]) == ({}, {})
     search_path, node, git = seen.read_text().splitlines()
     assert search_path.split(os.pathsep)[0] == str(env / "bin")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import edit
+from conftest import edit, stand_in_program
 from coursehub.courses import load_course
 from coursehub.errors import CoursehubError
 from coursehub.hub.local import classify, free_port, image_search_path, leftovers, map_path
@@ -62,13 +62,11 @@ def test_the_pods_tmp_and_home_are_mapped_per_server() -> None:
 
 
 def test_servers_search_a_path_without_nodejs_as_their_image_has_none(tmp_path: Path) -> None:
-    """The programs here are stand-ins (empty shell scripts) in folders laid out as this machine's."""
+    """The programs here are stand-ins (conftest.stand_in_program) in folders laid out as this machine's."""
     system, tools = tmp_path / "usr-bin", tmp_path / "tools"
     for folder, names in ((system, ("sh", "node", "npm", "git")), (tools, ("helm",))):
-        folder.mkdir()
         for name in names:
-            (folder / name).write_text("#!/bin/sh\n")
-            (folder / name).chmod(0o755)
+            stand_in_program(folder / name)
     (tmp_path / "bin").symlink_to(system)  # merged /usr: /bin is /usr/bin
     entries = [str(tools), "", ".", "relative/bin", str(system), str(tmp_path / "missing"), str(tmp_path / "bin")]
     found = image_search_path(os.pathsep.join(entries), tmp_path / "hub")
