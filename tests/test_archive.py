@@ -75,16 +75,33 @@ def snapshot(home: Path) -> dict[str, tuple[str, int, bytes]]:
 def run_module(*args: str, user: int | None = None) -> subprocess.CompletedProcess[str]:
     """The module as the Job runs it: `python coursehub_archive.py ...` (optionally as an unprivileged user).
 
-    As another user it runs on the system's plain Python (the venv's interpreter lives under /root).
+    As another user it runs on the system's plain Python (the venv's interpreter lives under /root), from a
+    copy in a folder that user can read, as the Job mounts the one file: the checkout's own folders may not be
+    open to others (a clone under a 0700 home or `mktemp -d` folder).
     """
-    python = sys.executable
-    extra: dict[str, Any] = {}
-    if user is not None:
-        python = shutil.which("python3", path="/usr/local/bin:/usr/bin") or pytest.skip("no system python3")
-        extra = {"user": user, "group": user, "extra_groups": []}
-    return subprocess.run(
-        [python, str(MODULE), *args], capture_output=True, text=True, check=False, timeout=120, **extra
-    )
+    if user is None:
+        return subprocess.run(
+            [sys.executable, str(MODULE), *args], capture_output=True, text=True, check=False, timeout=120
+        )
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin") or pytest.skip("no system python3")
+    mounted = Path(tempfile.mkdtemp(prefix="coursehub-archive-module-"))
+    try:
+        mounted.chmod(0o755)
+        module = mounted / MODULE.name
+        shutil.copyfile(MODULE, module)
+        module.chmod(0o644)
+        return subprocess.run(
+            [python, str(module), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            user=user,
+            group=user,
+            extra_groups=[],
+        )
+    finally:
+        shutil.rmtree(mounted)
 
 
 def no_partials(dest: Path) -> None:
