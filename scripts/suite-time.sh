@@ -10,7 +10,7 @@
 # Prints each run's wall time, its pytest summary line and HEAD/BASE. A failing
 # run is reported, not hidden: its time is still printed, marked "(failed)", and
 # its log is kept in $TMPDIR (or /tmp), named by the run and the commit.
-# Takes as long as both runs (the code before issue 12 took about 18 minutes here).
+# Takes as long as both runs (the code before issue 12 took 15 to 21 minutes here).
 set -euo pipefail
 [ $# -ge 1 ] && [ $# -le 2 ] || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 repo="$(cd "$(dirname "$0")/.." && pwd)"
