@@ -69,3 +69,28 @@ def test_without_a_commit_it_prints_its_usage_and_runs_nothing() -> None:
     done = subprocess.run([str(SCRIPT)], capture_output=True, text=True)
     assert done.returncode == 2
     assert "scripts/suite-time.sh BASE [HEAD]" in done.stdout
+
+
+def test_a_commit_that_does_not_exist_stops_it_before_anything_runs(tmp_path: Path) -> None:
+    repo = tmp_path / "main"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / "scripts" / "suite-time.sh").write_bytes(SCRIPT.read_bytes())
+    (repo / "scripts" / "suite-time.sh").chmod(0o755)
+    _git(repo, "init", "-q")
+    ran = tmp_path / "ran"
+    _commit(repo, f"touch {ran}\n", "a suite")
+    clones = tmp_path / "clones"
+    clones.mkdir()
+
+    done = subprocess.run(
+        [str(repo / "scripts" / "suite-time.sh"), "no-such-commit"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "TMPDIR": str(clones), "HOME": str(tmp_path)},
+        timeout=60,
+    )
+
+    assert done.returncode != 0
+    assert "no-such-commit" in done.stderr and done.stdout == ""
+    assert not ran.exists()  # no .ci/run of another commit measured in its place
+    assert list(clones.iterdir()) == []
