@@ -335,9 +335,7 @@ def configure(c: Any, plan_file: str) -> None:
     if get_config("singleuser.defaultUrl"):
         c.Spawner.default_url = get_config("singleuser.defaultUrl")
     env = {k: v for k, v in (get_config("singleuser.extraEnv") or {}).items() if isinstance(v, str)}
-    env["PATH"] = os.pathsep.join(
-        filter(None, [plan.singleuser_bin, image_search_path(os.environ.get("PATH", ""), workdir)])
-    )
+    env["PATH"] = server_path(plan.singleuser_bin, workdir)
     c.Spawner.environment = env
     ipython = [
         f.get("data")
@@ -402,6 +400,12 @@ def configure(c: Any, plan_file: str) -> None:
 # Node.js's programs. The images have none (python:3.11-slim with pip packages); JupyterLab runs
 # `node yarn.js config` (0.3 to 0.5 s of CPU) at every server start and page load wherever it finds one.
 NODE_PROGRAMS = frozenset({"node", "nodejs", "npm", "npx", "corepack", "yarn", "yarnpkg"})
+
+
+def server_path(env_bin: str, workdir: Path) -> str:
+    """The PATH a local server (and the image probe) runs with: its image environment's bin folder, then this
+    machine's PATH as `image_search_path` leaves it (links made under `workdir`)."""
+    return os.pathsep.join(filter(None, [env_bin, image_search_path(os.environ.get("PATH", ""), workdir)]))
 
 
 def image_search_path(search_path: str, workdir: Path) -> str:

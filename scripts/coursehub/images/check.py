@@ -35,7 +35,7 @@ from typing import Any
 import requests
 
 from coursehub.files import replace_file
-from coursehub.hub.local import LocalHub, Plan, image_search_path, map_path, processes, server_dirs
+from coursehub.hub.local import LocalHub, Plan, map_path, processes, server_dirs, server_path
 from coursehub.images.build import Variant, ensure_env
 from coursehub.paths import HUB_PYTHON
 from coursehub.singleuser import POD_HOME, STORE_FLAGS, flags, parse_flag
@@ -68,8 +68,7 @@ def probe(env: Path, cmd: list[str]) -> tuple[dict[str, str | None], dict[str, s
     with tempfile.TemporaryDirectory(prefix="coursehub-probe-") as links:
         # the search path the servers get (hub/local.py): the image's, without Node.js, which JupyterLab's classes
         # would otherwise run yarn with as the probe makes them
-        found = image_search_path(os.environ.get("PATH", ""), Path(links))
-        environ["PATH"] = os.pathsep.join(filter(None, [str(env / "bin"), found]))
+        environ["PATH"] = server_path(str(env / "bin"), Path(links))
         result = subprocess.run(
             [str(env / "bin" / "python"), str(PROBE), json.dumps(cmd)],
             capture_output=True,
