@@ -375,6 +375,28 @@ def test_nobody_can_log_in_as_a_shared_account_or_under_its_prefix_and_the_cours
         assert seen == ["ana"]
 
 
+def test_the_refusal_is_in_the_courses_authenticator_class_which_extra_config_hooks_cannot_replace() -> None:
+    from jupyterhub.auth import DummyAuthenticator
+    from oauthenticator.generic import GenericOAuthenticator
+
+    c = Config()
+    c.JupyterHub.authenticator_class = "generic-oauth"  # an entry point name, as values/common.yaml gives it
+    c.GenericOAuthenticator.login_service = "bCourses"
+    hub_python.apply(c, DECLARATION)
+    chosen = c.JupyterHub.authenticator_class
+    assert issubclass(chosen, GenericOAuthenticator) and chosen is not GenericOAuthenticator
+    assert chosen(config=c).login_service == "bCourses"  # the course's section still configures it
+
+    c = Config()
+    c.JupyterHub.authenticator_class = DummyAuthenticator
+    hub_python.apply(c, DECLARATION)
+    c.Authenticator.post_auth_hook = lambda auth, handler, authentication: authentication  # extraConfig's own
+    auth = c.JupyterHub.authenticator_class(config=c)
+    for name in (*ACCOUNTS, "Collab-Shared-1", "collab-not-yet-declared", hub_python.HEALTH_USER):
+        assert asyncio.run(auth.get_authenticated_user(None, {"username": name, "password": ""})) is None, name
+    assert asyncio.run(auth.get_authenticated_user(None, {"username": "ana", "password": ""}))["name"] == "ana"
+
+
 class _Lines(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

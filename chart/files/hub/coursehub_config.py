@@ -31,10 +31,13 @@ and becomes, per shared account A of group G:
   and see A (only A) in the admin page. With ``access: shares`` the
   reconciler shares A's server with G instead, and tokens are made to count
   group shares as sessions do (``count_group_shares_in_tokens``);
-- a log-in refusal for A (``Authenticator.post_auth_hook``), whatever the
-  authenticator. A is never a blocked user: JupyterHub revokes a blocked
-  user's roles and stops its servers at every start, and every deploy
-  restarts the hub;
+- a log-in refusal for A, every name under the accounts' prefix and
+  ``coursehub-health``, whatever the authenticator and whatever the course's
+  own ``hub.extraConfig`` sets (``refusing_authenticator``: a subclass of the
+  course's authenticator that checks the name JupyterHub is about to log in,
+  after any ``post_auth_hook``; the hook is composed too). A is never a
+  blocked user: JupyterHub revokes a blocked user's roles and stops its
+  servers at every start, and every deploy restarts the hub;
 - the group G, its members, and A itself are kept by the reconciler
   (``coursehub_reconcile.py``), which JupyterHub runs as a managed service at
   every start and ``make sync-groups`` runs from outside. Removals included.
@@ -71,6 +74,7 @@ ROLE_PREFIX = "coursehub-access-"
 OWNER = "coursehub.course"
 DEFAULT_ACCOUNT_PREFIX = "collab-"
 RECONCILER = "coursehub-reconciler"  # the managed service and its role
+HEALTH_USER = "coursehub-health"  # `make health`'s own user: nobody logs in as it
 STAFF_ROLE = "coursehub-staff"  # the one role of the course's TAs (staff_role)
 PAGE = 1000  # the reconciler's page size (see apply: the hub's api_page_max_limit is raised to it)
 # Where the reconciler and this file are in the hub container (the chart mounts the ConfigMap there), and the
@@ -498,8 +502,14 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
     apply_rtc(c, declaration)
 
     auth = c.Authenticator
-    refused = frozenset(a.account for a in accounts)
-    auth.post_auth_hook = refuse_accounts(refused, account_prefix(declaration), _current(auth, "post_auth_hook", None))
+    refused = frozenset({HEALTH_USER, *(a.account for a in accounts)})
+    prefix = account_prefix(declaration)
+    auth.post_auth_hook = refuse_accounts(refused, prefix, _current(auth, "post_auth_hook", None))
+    # The hook alone is not enough: a course's hub.extraConfig runs after this file, and one that sets its own
+    # post_auth_hook (to keep auth_state, say) replaces it. The authenticator class checks the final name itself.
+    hub.authenticator_class = refusing_authenticator(
+        _current(hub, "authenticator_class", "jupyterhub.auth.PAMAuthenticator"), refused, prefix
+    )
 
     apply_course_folder(c, declaration, parse_staff(declaration, accounts))
 
@@ -907,7 +917,7 @@ def refuse_accounts(accounts: frozenset[str], prefix: str, then: Any = None) -> 
     async def hook(authenticator: Any, handler: Any, authentication: dict[str, Any]) -> Any:
         name = str((authentication or {}).get("name", ""))
         normalized = authenticator.normalize_username(name) if name else name
-        if authentication and (normalized in accounts or normalized.startswith(prefix)):
+        if authentication and is_refused(normalized, accounts, prefix):
             authenticator.log.warning("Refused a log-in as a shared account")
             return None
         if then is None:
@@ -916,6 +926,38 @@ def refuse_accounts(accounts: frozenset[str], prefix: str, then: Any = None) -> 
         return await result if hasattr(result, "__await__") else result
 
     return hook
+
+
+def is_refused(name: str, accounts: frozenset[str], prefix: str) -> bool:
+    return name in accounts or name.startswith(prefix)
+
+
+def refusing_authenticator(chosen: Any, accounts: frozenset[str], prefix: str) -> type:
+    """The course's authenticator class (a class, an import string or an entry point name such as
+    ``generic-oauth``, resolved as JupyterHub resolves ``JupyterHub.authenticator_class``), subclassed so that
+    ``get_authenticated_user``, JupyterHub's one way to log anybody in, refuses the shared accounts, every name
+    under their prefix and the health-check user. It checks the name JupyterHub would log in: after the
+    authenticator, its normalization, the allow checks and any ``post_auth_hook``, which a course's own
+    ``hub.extraConfig`` may replace (or use to map e-mail log-ins to names) but cannot take this check out of.
+    Config sections of the chosen class still apply (traitlets reads the sections of every class in the MRO)."""
+    from jupyterhub.auth import Authenticator
+    from jupyterhub.traitlets import EntryPointType
+
+    base = EntryPointType(klass=Authenticator, entry_point_group="jupyterhub.authenticators").validate(None, chosen)
+
+    class Refusing(base):  # type: ignore[valid-type, misc]
+        async def get_authenticated_user(self, handler: Any, data: Any) -> Any:
+            authenticated = await super().get_authenticated_user(handler, data)
+            name = str((authenticated or {}).get("name") or "")
+            if name and (
+                is_refused(name, accounts, prefix) or is_refused(self.normalize_username(name), accounts, prefix)
+            ):
+                self.log.warning("Refused a log-in as a shared account")
+                return None
+            return authenticated
+
+    Refusing.__name__ = Refusing.__qualname__ = f"CoursehubRefusing{base.__name__}"
+    return Refusing
 
 
 def read_hub_names(db_url: str) -> HubNames:

@@ -297,6 +297,13 @@ def configure(c: Any, plan_file: str) -> None:
             }
         )
 
+    # the cluster's log-in is replaced here, where z2jh sets it: before the hub-side Python, which wraps the
+    # authenticator class in its log-in refusal of the shared accounts
+    c.JupyterHub.authenticator_class = "dummy"
+    c.DummyAuthenticator.password = plan.password
+    c.Authenticator.allow_all = True
+    c.Authenticator.admin_users = {plan.instructor}
+
     # 2. coursehub's hub-side Python, as the chart runs it from jupyterhub_config.d (it reads the database
     # the hub will use and points its service at the hub's port, so those are set first)
     c.JupyterHub.db_url = f"sqlite:///{workdir / 'jupyterhub.sqlite'}"
@@ -321,10 +328,6 @@ def configure(c: Any, plan_file: str) -> None:
     c.ConfigurableHTTPProxy.should_start = False
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{plan.proxy_api_port}"
     c.ConfigurableHTTPProxy.auth_token = plan.proxy_token
-    c.JupyterHub.authenticator_class = "dummy"
-    c.DummyAuthenticator.password = plan.password
-    c.Authenticator.allow_all = True
-    c.Authenticator.admin_users = {plan.instructor}
     c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
     c.SimpleLocalProcessSpawner.home_dir_template = str(workdir / "home" / "{username}")
     c.Spawner.start_timeout = 120

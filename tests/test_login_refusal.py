@@ -1,0 +1,72 @@
+"""Nobody logs in as a shared account, whatever the course's own hub.extraConfig says, on a live hub.
+
+z2jh runs a course's `hub.extraConfig` after coursehub's hub-side Python, so a course that sets its own
+`Authenticator.post_auth_hook` (the usual way to keep auth_state, or to map e-mail log-ins to names) replaced
+coursehub's refusal: a log-in as `collab-shared-1` was accepted. The refusal now lives in the authenticator class
+(`refusing_authenticator` in chart/files/hub/coursehub_config.py) and checks the name after any hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import HubClient, live_hub, stat159_values
+from coursehub.groups import hubpython
+
+pytestmark = pytest.mark.live
+
+ACCOUNTS = [{"group": "shared-1", "account": "collab-shared-1"}]
+SECRET = {"jupyterhub": {"custom": {"coursehub": {"members": {"shared-1": ["s-ana", "s-bo"]}}}}}
+# A course's own hook, as courses write them: it records who logged in (standing in for keeping auth_state) and
+# maps campus e-mail log-ins to plain names.
+COURSE_HOOK = """
+def course_hook(authenticator, handler, authentication):
+    with open({log!r}, "a") as f:
+        f.write(authentication["name"] + "\\n")
+    authentication["name"] = authentication["name"].removesuffix("@campus.edu")
+    return authentication
+
+c.Authenticator.post_auth_hook = course_hook
+"""
+
+
+@pytest.fixture(scope="module")
+def hub_and_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubClient, Path]]:
+    folder = tmp_path_factory.mktemp("values")
+    values = stat159_values(folder, SECRET, sharedAccounts=ACCOUNTS)
+    log = tmp_path_factory.mktemp("hook") / "logins.txt"
+    course = yaml.safe_load((values / "stat159.yaml").read_text())
+    course["jupyterhub"].setdefault("hub", {})["extraConfig"] = {"course-auth": COURSE_HOOK.format(log=str(log))}
+    (values / "stat159.yaml").write_text(yaml.safe_dump(course))
+    with live_hub(values, tmp_path_factory.mktemp("hub")) as local:
+        yield HubClient(local), log
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "collab-shared-1",  # the declared account
+        "collab-shared-9",  # any name under the accounts' prefix
+        hubpython.load().HEALTH_USER,  # make health's own user
+        "collab-shared-1@campus.edu",  # the course's own hook turns it into the account's name
+        "Collab-Shared-1",  # JupyterHub's normalization lower-cases it
+    ],
+)
+def test_a_course_hook_in_extra_config_does_not_reopen_a_log_in_as_an_account(
+    hub_and_log: tuple[HubClient, Path], name: str
+) -> None:
+    api, log = hub_and_log
+    assert api.login(name, api.plan.password).status_code == 403, name
+    assert name.lower() in log.read_text().splitlines(), "the course's own hook ran (on the normalized name)"
+
+
+def test_students_still_log_in_through_the_course_hook(hub_and_log: tuple[HubClient, Path]) -> None:
+    api, log = hub_and_log
+    assert api.login("s-ana", api.plan.password).status_code == 302
+    assert api.login("s-bo@campus.edu", api.plan.password).status_code == 302
+    assert {"s-ana", "s-bo@campus.edu"} <= set(log.read_text().splitlines())
+    assert api.server("s-bo") == {}  # the hook's name is the one that logged in: s-bo exists, with no server
