@@ -268,13 +268,16 @@ def live_hub(values: Path, workdir: Path) -> Iterator[LocalHub]:
 
 
 def stat159_values(folder: Path, secret: dict[str, Any], **course_keys: Any) -> Path:
-    """A values folder with common.yaml, stat159.yaml (plus `course_keys` in custom.coursehub) and a secrets file."""
+    """A values folder with common.yaml, stat159.yaml (plus `course_keys` in custom.coursehub) and a secrets file.
+
+    Servers on the hub's own origin: the live tests of who may do what talk to the hub and the servers by path on
+    127.0.0.1. Servers on their own origins (stat159's subdomain_host) are tested in test_subdomains.py."""
     for name in ("common.yaml", "stat159.yaml"):
         (folder / name).write_text((VALUES / name).read_text())
-    if course_keys:
-        course = yaml.safe_load((folder / "stat159.yaml").read_text())
-        course["jupyterhub"]["custom"]["coursehub"].update(course_keys)
-        (folder / "stat159.yaml").write_text(yaml.safe_dump(course))
+    course = yaml.safe_load((folder / "stat159.yaml").read_text())
+    course["jupyterhub"]["hub"]["config"].pop("JupyterHub")
+    course["jupyterhub"]["custom"]["coursehub"].update(course_keys)
+    (folder / "stat159.yaml").write_text(yaml.safe_dump(course))
     (folder / "stat159.secret.yaml").write_text(yaml.safe_dump(secret))
     return folder
 

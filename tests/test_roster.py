@@ -8,8 +8,12 @@ import pytest
 import yaml
 
 from conftest import coursehub
+from coursehub.chart.checks import DECLARATION
+from coursehub.courses import load_course
 from coursehub.errors import CoursehubError
 from coursehub.groups import roster
+
+DECLARED = (*DECLARATION, "sharedAccounts")
 
 CANVAS = """name,canvas_user_id,user_id,login_id,sections,group_name,canvas_group_id,group_id
 "Ana, A",1,s001,ana,Lab 1,Project Team 1,11,g1
@@ -84,15 +88,21 @@ def test_a_malformed_file_is_refused(tmp_path: Path) -> None:
         roster.read(write(tmp_path, "user_id,group_name\ns1,g\n"))  # the course reads login_id
 
 
-def test_make_groups_writes_the_private_file_with_membership_only(values_dir: Path, tmp_path: Path) -> None:
+def test_make_groups_writes_accounts_to_a_committed_file_and_membership_only_to_the_private_one(
+    values_dir: Path, tmp_path: Path
+) -> None:
     result = coursehub("groups", "--course", "stat159", "--roster", str(write(tmp_path, CANVAS)), values=values_dir)
     assert result.returncode == 0, result.stderr
     written = values_dir / "stat159.secret.yaml"
     assert written.stat().st_mode & 0o077 == 0
     data = yaml.safe_load(written.read_text())
     declared = data["jupyterhub"]["custom"]["coursehub"]
-    assert declared["members"] == {"project-team-1": ["ana", "bo"], "equipe-2": ["bo", "cy"]}
-    assert declared["sharedAccounts"][1] == {"group": "equipe-2", "account": "collab-equipe-2"}
+    assert declared == {"members": {"project-team-1": ["ana", "bo"], "equipe-2": ["bo", "cy"]}}
+    # which accounts exist and which group reaches each is reviewed in git, not hidden in the private layer
+    listed = yaml.safe_load((values_dir / "stat159.groups.yaml").read_text())["jupyterhub"]["custom"]["coursehub"]
+    assert listed["sharedAccounts"][1] == {"group": "equipe-2", "account": "collab-equipe-2"}
+    assert "ana" not in (values_dir / "stat159.groups.yaml").read_text()
+    assert load_course("stat159", values_dir=values_dir).origin(DECLARED).endswith("values/stat159.groups.yaml")
     # nothing comes from the example file: its OAuth client and students are examples
     assert "hub" not in data["jupyterhub"]
     assert "example" not in written.read_text()
@@ -111,6 +121,20 @@ def test_make_groups_keeps_the_real_secrets_files_other_keys(values_dir: Path, t
     data = yaml.safe_load(secret.read_text())
     assert data["jupyterhub"]["hub"]["config"]["GenericOAuthenticator"] == {"client_id": "4711"}
     assert "old-student" not in secret.read_text()
+
+
+def test_make_groups_moves_accounts_an_earlier_run_put_in_the_private_file_out_of_it(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    secret = values_dir / "stat159.secret.yaml"
+    secret.write_text(
+        "jupyterhub:\n  custom:\n    coursehub:\n      sharedAccounts: [{group: old, account: collab-old}]\n"
+        "      members: {old: [old-student]}\n"
+    )
+    assert "sharedAccounts" in coursehub("validate", "--course", "stat159", values=values_dir).stderr  # not private
+    result = coursehub("groups", "--course", "stat159", "--roster", str(write(tmp_path, CANVAS)), values=values_dir)
+    assert result.returncode == 0, result.stderr
+    assert "sharedAccounts" not in secret.read_text() and "old" not in secret.read_text()
 
 
 def test_make_groups_writes_nothing_when_a_row_is_bad(values_dir: Path, tmp_path: Path) -> None:

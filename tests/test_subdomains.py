@@ -40,6 +40,8 @@ HOST = "stat159.example.edu"
 ORIGIN = f"https://{HOST}"
 KEY = "jupyterhub.hub.config.JupyterHub.subdomain_host"
 SUBDOMAINS = {KEY: ORIGIN, "jupyterhub.hub.config.JupyterHub.cookie_host_prefix_enabled": True}
+OPT_OUT = "jupyterhub.custom.coursehub.sameOriginAccepted"
+REASON = "campus DNS has no wildcard records until the spring term"
 INGRESS = {
     "jupyterhub.ingress.enabled": True,
     "jupyterhub.ingress.hosts": [HOST, f"*.{HOST}"],
@@ -73,7 +75,7 @@ def test_subdomain_host_reaches_the_hub_the_proxy_routes_by_host_and_the_ingress
     assert all(rule["http"]["paths"][0]["path"] == "/" for rule in ingress["spec"]["rules"])  # every path of both
     assert ingress["spec"]["tls"] == [{"hosts": [HOST, f"*.{HOST}"], "secretName": "stat159-wildcard"}]
     # and the default: no subdomains, no host routing
-    plain = render_chart(helm, upstream_chart)
+    plain = render_chart(helm, upstream_chart, values={KEY: ""})
     assert hub_config(plain)["subdomain_host"] == "" and "--host-routing" not in chp_args(plain)
 
 
@@ -101,8 +103,9 @@ def test_notes_say_what_dns_and_tls_subdomains_need(tmp_path: Path, upstream_cha
     assert f"https://collab-shared-1.{HOST}" in text
     assert f"the wildcard *.{HOST}" in text and "the ingress controller" in text
     assert f"one certificate for {HOST} and *.{HOST}" in text and "DNS-01" in text
-    without = notes({}, tmp_path)
-    assert "*." not in without and "run on the hub's own origin" in without
+    without = notes({KEY: "", OPT_OUT: REASON}, tmp_path)
+    assert f"*.{HOST}" not in without and "run on the hub's own origin" in without
+    assert f"accepted because: {REASON}" in without and "DNS records for\n<host> and *.<host>" in without
 
 
 # --- validated ---------------------------------------------------------------------------------
@@ -125,29 +128,53 @@ def warnings_for(values_dir: Path) -> list[Problem]:
     return isolation_warnings(course, effective(course, load_data()))
 
 
-def test_shared_accounts_without_subdomains_are_a_warning_not_an_error(values_dir: Path) -> None:
-    (warning,) = warnings_for(values_dir)
-    assert warning.key == KEY and warning.file.endswith("stat159.yaml")  # the course's file, not the chart's
-    assert "runs as every visitor" in warning.message and "wildcard DNS" in warning.fix
-    assert problems_for(values_dir) == []
+def test_shared_accounts_or_staff_without_subdomains_fail_naming_the_key_the_fix_and_the_opt_out(
+    values_dir: Path,
+) -> None:
+    assert problems_for(values_dir) == [] and warnings_for(values_dir) == []  # stat159 as shipped: subdomains
+    edit(values_dir / "stat159.yaml", {KEY: None})
+    (found,) = problems_for(values_dir)
+    assert found.key == KEY and found.file.endswith("stat159.yaml")  # the course's file, not the chart's
+    assert "TAs included" in found.message and "wildcard DNS" in found.fix and OPT_OUT in found.fix
     edit(values_dir / "stat159.yaml", {"jupyterhub.custom.coursehub.sharedAccounts": []})
     edit(values_dir / "stat159.secret.example.yaml", {"jupyterhub.custom.coursehub.members": {}})
-    assert warnings_for(values_dir) == []  # no shared accounts: nothing to warn about
+    assert [p.key for p in problems_for(values_dir)] == [KEY]  # staff alone: TAs still open others' servers
+    edit(values_dir / "stat159.secret.example.yaml", {"jupyterhub.custom.coursehub.staff": []})
+    assert problems_for(values_dir) == [] and warnings_for(values_dir) == []  # nobody opens another's home
+
+
+def test_the_opt_out_needs_a_reason_and_is_a_warning_every_time(values_dir: Path) -> None:
+    edit(values_dir / "stat159.yaml", {KEY: None, OPT_OUT: "no"})
+    assert [p.key for p in problems_for(values_dir)] == [OPT_OUT]  # a reason, not a switch
+    edit(values_dir / "stat159.yaml", {OPT_OUT: REASON})
+    assert problems_for(values_dir) == []
+    (warning,) = warnings_for(values_dir)
+    assert warning.key == OPT_OUT and REASON in warning.message and "subdomain_host" in warning.fix
 
 
 def test_subdomains_without_host_cookies_are_a_warning(values_dir: Path) -> None:
-    edit(values_dir / "stat159.yaml", {KEY: ORIGIN})
+    edit(
+        values_dir / "stat159.yaml", {KEY: ORIGIN, "jupyterhub.hub.config.JupyterHub.cookie_host_prefix_enabled": None}
+    )
     (warning,) = warnings_for(values_dir)
     assert warning.key.endswith("cookie_host_prefix_enabled") and "cookie tossing" in warning.message
     edit(values_dir / "stat159.yaml", SUBDOMAINS)
     assert warnings_for(values_dir) == []
 
 
-def test_make_validate_passes_a_course_with_the_warning_and_prints_it(upstream_chart: Path) -> None:
-    result = coursehub("validate", "--course", "stat159", upstream=upstream_chart)
-    assert result.returncode == 0, result.stderr
-    assert f"stat159: warning: values/stat159.yaml: {KEY}: is not set" in result.stdout
-    assert result.stdout.rstrip().endswith("stat159: ok")
+def test_make_validate_refuses_same_origin_and_prints_an_opt_out_at_every_run(
+    values_dir: Path, upstream_chart: Path
+) -> None:
+    edit(values_dir / "stat159.yaml", {KEY: None})
+    result = coursehub("validate", "--course", "stat159", values=values_dir, upstream=upstream_chart)
+    assert result.returncode == 1
+    assert f"stat159.yaml: {KEY}: is not set" in result.stderr and OPT_OUT in result.stderr
+    edit(values_dir / "stat159.yaml", {OPT_OUT: REASON})
+    for _ in range(2):
+        result = coursehub("validate", "--course", "stat159", values=values_dir, upstream=upstream_chart)
+        assert result.returncode == 0, result.stderr
+        assert "stat159: warning: " in result.stdout and REASON in result.stdout
+        assert result.stdout.rstrip().endswith("stat159: ok")
 
 
 @pytest.mark.parametrize(
@@ -186,6 +213,7 @@ def test_z2jh_lets_encrypt_cannot_serve_subdomains(values_dir: Path) -> None:
         values_dir / "common.yaml",
         {"jupyterhub.proxy.https": {"enabled": True, "hosts": [HOST], "letsencrypt": {"contactEmail": "a@b.edu"}}},
     )
+    edit(values_dir / "stat159.yaml", {KEY: None, OPT_OUT: REASON})
     assert problems_for(values_dir) == []  # on the hub's origin, HTTP-01 is fine
     edit(values_dir / "stat159.yaml", SUBDOMAINS)
     (p,) = problems_for(values_dir)

@@ -15,7 +15,7 @@ import pytest
 from conftest import edit
 from coursehub.chart.checks import check_values
 from coursehub.chart.upstream import load_data
-from coursehub.courses import course_names, load_course
+from coursehub.courses import Course, Layer, course_names, load_course
 from coursehub.errors import Problem
 from coursehub.groups import hubpython
 from coursehub.paths import CHART
@@ -285,3 +285,53 @@ def test_a_values_text_is_parsed_once_and_every_reader_gets_a_copy_of_its_own() 
     assert courses._parsed.cache_info().currsize == kept
     with pytest.raises(CoursehubError, match="'jupyterhub' appears twice"):  # the strict checks still apply
         courses.parse_yaml(text + "jupyterhub: {}\n", "stat159.yaml")
+
+
+SNEAKED = {  # what someone with only the public age recipients could slip into the encrypted layer
+    "jupyterhub.hub.config.Authenticator.admin_users": ["mallory"],
+    "jupyterhub.hub.extraConfig.zz": "c.Authenticator.allow_all = True",
+    "jupyterhub.singleuser.image.name": "quay.io/mallory/image",
+    "jupyterhub.custom.coursehub.sharedAccounts": [{"group": "shared-1", "account": "collab-shared-1"}],
+}
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+@pytest.mark.parametrize("key", sorted(SNEAKED))
+def test_the_private_layer_holds_only_credentials_members_and_staff(
+    values_dir: Path, key: str, encrypted: bool
+) -> None:
+    edit(values_dir / "stat159.secret.example.yaml", {key: SNEAKED[key]})
+    course = load_course("stat159", values_dir=values_dir)
+    if encrypted:  # the same plaintext, as an encrypted layer decrypts to (sops itself: tests/test_sops.py)
+        *public, private = course.layers
+        layer = Layer(values_dir / "stat159.secret.enc.yaml", private.data, encrypted=True)
+        course = Course(course.name, course.course_file, (*public, layer), course.chart_defaults)
+    found = [p for p in check_values(course, load_data()) if "is not private" in p.message]
+    assert [p.key for p in found] == [key]
+    assert found[0].file.endswith(".secret.enc.yaml" if encrypted else ".secret.example.yaml")
+    assert found[0].fix == "move it to values/stat159.yaml"
+    assert "mallory" not in str(found[0])  # the key, never the value
+
+
+def test_credentials_in_the_private_layer_pass(values_dir: Path) -> None:
+    edit(
+        values_dir / "stat159.secret.example.yaml",
+        {
+            "jupyterhub.hub.config.GenericOAuthenticator.client_secret": "s3cret",
+            "jupyterhub.hub.config.CryptKeeper.keys": ["k" * 64],
+            "jupyterhub.hub.cookieSecret": "a" * 64,
+            "jupyterhub.proxy.secretToken": "b" * 64,
+        },
+    )
+    assert problems_for(values_dir) == []
+
+
+def test_extra_config_that_sets_the_authenticator_class_is_refused(values_dir: Path) -> None:
+    edit(values_dir / "stat159.yaml", {"jupyterhub.hub.extraConfig.auth": 'c.JupyterHub.authenticator_class = "dummy"'})
+    found = the_problem(values_dir)
+    assert found.key == "jupyterhub.hub.extraConfig.auth" and found.file.endswith("stat159.yaml")
+    assert "refusal of log-ins as shared accounts" in found.message
+    assert "hub.config.JupyterHub.authenticator_class" in found.fix
+    hook = "c.Authenticator.post_auth_hook = lambda a, h, auth: auth"  # a course's own hook: fine now
+    edit(values_dir / "stat159.yaml", {"jupyterhub.hub.extraConfig.auth": hook})
+    assert problems_for(values_dir) == []

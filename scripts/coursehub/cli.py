@@ -70,7 +70,11 @@ def cmd_groups(args: argparse.Namespace) -> int:
     groups = roster.read(args.roster, *roster.settings(course))
     written = roster.write_membership(course, groups)
     members = sum(len(g.members) for g in groups)
-    print(f"{course.name}: {len(groups)} groups, {members} memberships written to {display(written)}")
+    groups_file, private = written
+    print(
+        f"{course.name}: {len(groups)} groups and their accounts written to {display(groups_file)} (commit it), "
+        f"{members} memberships to {display(private)}"
+    )
     return 0
 
 

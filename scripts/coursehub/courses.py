@@ -4,6 +4,7 @@ A course's values are, in order (later wins):
   chart/values.yaml                      coursehub's defaults for every course
   values/common.yaml                     what this campus's courses share
   values/<course>.yaml                   the course itself (committed)
+  values/<course>.groups.yaml            its groups and their accounts as `make groups` writes them (committed)
   values/<course>.secret.yaml            private: membership, credentials (git-ignored)
     or values/<course>.secret.enc.yaml   the same, sops-encrypted and committed (see ops/sops.py)
     or values/<course>.secret.example.yaml when neither exists
@@ -31,6 +32,7 @@ SECRET_SUFFIX = ".secret.yaml"
 EXAMPLE_SUFFIX = ".secret.example.yaml"
 ENCRYPTED_SUFFIX = ".secret.enc.yaml"
 PRIVATE_SUFFIXES = (SECRET_SUFFIX, EXAMPLE_SUFFIX, ENCRYPTED_SUFFIX)
+GROUPS_SUFFIX = ".groups.yaml"  # not private: which groups and accounts exist is reviewed like the course file
 
 Key = tuple[str, ...]
 # Deeper than any chart value needs; PyYAML would otherwise recurse until Python gives up.
@@ -136,7 +138,7 @@ def course_names(values_dir: Path | None = None) -> list[str]:
     return sorted(
         p.name.removesuffix(".yaml")
         for p in values_dir.glob("*.yaml")
-        if p.name != COMMON and not p.name.endswith(PRIVATE_SUFFIXES)
+        if p.name != COMMON and not p.name.endswith((*PRIVATE_SUFFIXES, GROUPS_SUFFIX))
     )
 
 
@@ -219,6 +221,8 @@ def load_course(name: str, values_dir: Path | None = None, chart_dir: Path = CHA
         )
     paths = [values_dir / COMMON] if (values_dir / COMMON).is_file() else []
     paths.append(course_file)
+    if (values_dir / f"{name}{GROUPS_SUFFIX}").is_file():
+        paths.append(values_dir / f"{name}{GROUPS_SUFFIX}")
     secret = values_dir / f"{name}{SECRET_SUFFIX}"
     encrypted = values_dir / f"{name}{ENCRYPTED_SUFFIX}"
     example = values_dir / f"{name}{EXAMPLE_SUFFIX}"

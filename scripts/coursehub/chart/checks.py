@@ -20,7 +20,7 @@ from traitlets.config import Config
 
 from coursehub.chart import hubtraits
 from coursehub.chart.upstream import UpstreamData
-from coursehub.courses import Course, Key, coalesce, dotted, get
+from coursehub.courses import Course, Key, coalesce, dotted, get, walk
 from coursehub.errors import CoursehubError, Problem
 from coursehub.groups import hubpython
 from coursehub.images import build as images
@@ -38,6 +38,22 @@ CMD: Key = (*JH, "singleuser", "cmd")
 HUB_PYTHON_VOLUME = "coursehub-hub-python"
 SUBDOMAIN_HOST: Key = (*HUB_CONFIG, "JupyterHub", "subdomain_host")
 COOKIE_PREFIX: Key = (*HUB_CONFIG, "JupyterHub", "cookie_host_prefix_enabled")
+SAME_ORIGIN_ACCEPTED: Key = (*DECLARATION, "sameOriginAccepted")
+EXTRA_CONFIG: Key = (*JH, "hub", "extraConfig")
+# Where the private layer may hold credentials (dotted key paths, as regular expressions): hub.config traits named
+# as credentials, the hub's and the proxy's own secrets, services' API tokens. Members and staff: PRIVATE above.
+_CREDENTIAL = r"[A-Za-z0-9_]*(client_id|secret|token|password|passwd|api_key|apikey)[A-Za-z0-9_]*"
+PRIVATE_KEYS = tuple(
+    re.compile(rule, re.IGNORECASE)
+    for rule in (
+        rf"jupyterhub\.hub\.config\.[A-Za-z0-9_]+\.{_CREDENTIAL}",
+        r"jupyterhub\.hub\.config\.CryptKeeper\.keys",
+        r"jupyterhub\.hub\.cookieSecret",
+        r"jupyterhub\.hub\.db\.password",
+        r"jupyterhub\.hub\.services\.[^.]+\.apiToken",
+        r"jupyterhub\.proxy\.secretToken",
+    )
+)
 INGRESS: Key = (*JH, "ingress")
 AUTOHTTPS: Key = (*JH, "proxy", "https")
 
@@ -403,24 +419,91 @@ def subdomains_served(course: Course, values: dict[str, Any], upstream: Upstream
         )
 
 
-def isolation_warnings(course: Course, values: dict[str, Any]) -> list[Problem]:
-    """Not errors: a course may run this way, but its users are less protected from each other.
+def _shares_homes(values: dict[str, Any]) -> bool:
+    """Whether people open servers whose home others write: shared accounts (every member writes the home) or
+    staff (TAs open every group's account)."""
+    declaration = get(values, DECLARATION)
+    return isinstance(declaration, Mapping) and bool(declaration.get("sharedAccounts") or declaration.get("staff"))
+
+
+def same_origin(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """Shared accounts or staff need servers on their own origins (JupyterHub.subdomain_host).
 
     A shared account's home is writable by every member of its group: a JupyterLab extension or
     ~/.jupyter config put there runs in the browser of everyone who opens the server. On the hub's own
-    origin that code can act as them (call the hub's API with their log-in); on a subdomain it cannot.
+    origin that code acts as them, with the hub's cookie: as a TA it can add the student to every group.
+    On a subdomain it cannot. A course that really cannot have subdomains says so, with its reason, in
+    SAME_ORIGIN_ACCEPTED (isolation_warnings prints it at every validate).
     """
-    declaration = get(values, DECLARATION)
+    if get(values, SUBDOMAIN_HOST) or not _shares_homes(values) or get(values, SAME_ORIGIN_ACCEPTED):
+        return
+    yield problem(
+        course,
+        SUBDOMAIN_HOST,
+        "is not set, so servers run on the hub's own origin, where code a group member puts in a shared "
+        "account's home (a JupyterLab extension, ~/.jupyter) runs as every visitor, TAs included, with their hub "
+        "log-in",
+        "set it to https://<the hub's host> with cookie_host_prefix_enabled: true, a wildcard DNS record "
+        "*.<host> and a wildcard certificate (see the README); only where that is impossible, set "
+        f"{dotted(SAME_ORIGIN_ACCEPTED)} to the reason",
+    )
+
+
+def private_layer(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """The private layer (secrets file, plain or sops-encrypted) holds only what is private: credentials,
+    members and staff. Nobody can review an encrypted diff, so anything else there (an admin, an image,
+    hub.extraConfig Python) would reach the hub unseen."""
+    for layer in course.layers:
+        if not layer.private:
+            continue
+        for key, value in walk(layer.data):
+            if value == {} or private_value(key):
+                continue
+            yield Problem(
+                layer.name,
+                dotted(key),
+                "is not private (the private layer holds only credentials, members and staff: what is encrypted "
+                "there cannot be reviewed)",
+                f"move it to values/{course.name}.yaml",
+            )
+
+
+def private_value(key: Key) -> bool:
+    """Keys the private layer may hold: the declaration's members and staff, and credentials where the
+    chart takes them (hub.config traits, the proxy's and the hub's own secrets, services' API tokens)."""
+    if private_key(key):
+        return True
+    path = ".".join(key)
+    return any(rule.fullmatch(path) for rule in PRIVATE_KEYS)
+
+
+def extra_config_refusal(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """hub.extraConfig runs after coursehub's hub-side Python: a snippet that sets the authenticator class
+    replaces the class that refuses log-ins as shared accounts (a post_auth_hook there is fine now)."""
+    for name, snippet in (get(values, EXTRA_CONFIG) or {}).items():
+        if isinstance(snippet, str) and "authenticator_class" in snippet:
+            yield problem(
+                course,
+                (*EXTRA_CONFIG, str(name)),
+                "sets the authenticator class after coursehub's hub-side Python, which would take out the refusal "
+                "of log-ins as shared accounts",
+                "set hub.config.JupyterHub.authenticator_class instead (configure the class in its own hub.config "
+                "section)",
+            )
+
+
+def isolation_warnings(course: Course, values: dict[str, Any]) -> list[Problem]:
+    """Not errors: a course may run this way, but its users are less protected from each other."""
     host = get(values, SUBDOMAIN_HOST)
     found: list[Problem] = []
-    if isinstance(declaration, Mapping) and declaration.get("sharedAccounts") and not host:
+    reason = get(values, SAME_ORIGIN_ACCEPTED)
+    if not host and _shares_homes(values) and reason:
         found.append(
             problem(
                 course,
-                SUBDOMAIN_HOST,
-                "is not set, so shared accounts' servers run on the hub's own origin, where code a group member "
-                "puts in the account's home (a JupyterLab extension, ~/.jupyter) runs as every visitor",
-                "set it to https://<the hub's host>, with a wildcard DNS record and certificate (see the README)",
+                SAME_ORIGIN_ACCEPTED,
+                f"servers run on the hub's own origin, accepted because: {reason}",
+                "set hub.config.JupyterHub.subdomain_host as soon as the wildcard DNS record and certificate exist",
             )
         )
     if isinstance(host, str) and host.startswith("https://") and get(values, COOKIE_PREFIX) is not True:
@@ -448,6 +531,9 @@ CHECKS: tuple[Check, ...] = (
     course_image,
     network_policies,
     subdomains_served,
+    same_origin,
+    private_layer,
+    extra_config_refusal,
 )
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from coursehub.courses import ENCRYPTED_SUFFIX, SECRET_SUFFIX, Course, Layer, get
+from coursehub.courses import ENCRYPTED_SUFFIX, GROUPS_SUFFIX, SECRET_SUFFIX, Course, Layer, get
 from coursehub.errors import CoursehubError, Problem
 from coursehub.files import replace_file
 from coursehub.groups import hubpython
@@ -201,13 +201,15 @@ def _columns(name: str, header: list[str], student_column: str) -> tuple[str, st
     return student_column, group_col
 
 
-def write_membership(course: Course, groups: list[RosterGroup]) -> Path:
-    """Write the groups, accounts and members into the course's secrets file, keeping its other keys.
+def write_membership(course: Course, groups: list[RosterGroup]) -> list[Path]:
+    """Write the groups and their accounts into values/<course>.groups.yaml (committed: which accounts exist and
+    which group reaches each is reviewed like the course file) and the members into the course's secrets file,
+    keeping its other keys. Returns the files written.
 
-    The file is values/<course>.secret.enc.yaml, encrypted, when it exists or when .sops.yaml has a
+    The secrets file is values/<course>.secret.enc.yaml, encrypted, when it exists or when .sops.yaml has a
     rule for it and there is no plaintext values/<course>.secret.yaml; else that plaintext file.
     A new file holds the membership only: nothing is taken from the example file, whose
-    credentials and students are examples. The course is checked with the new membership
+    credentials and students are examples. The course is checked with the new groups and membership
     before anything is written.
     """
     from coursehub.chart.checks import check_values
@@ -215,26 +217,33 @@ def write_membership(course: Course, groups: list[RosterGroup]) -> Path:
 
     secret = course.course_file.with_name(course.name + SECRET_SUFFIX)
     encrypted = course.course_file.with_name(course.name + ENCRYPTED_SUFFIX)
+    listed = course.course_file.with_name(course.name + GROUPS_SUFFIX)
     current = next((layer for layer in course.layers if layer.path in (secret, encrypted)), None)
     target = encrypted if encrypted.is_file() or (not secret.is_file() and sops.has_rule(encrypted)) else secret
-    base = copy.deepcopy(current.data) if current else {}
-    declaration = {
-        "sharedAccounts": [{"group": g.group, "account": g.account} for g in groups],
-        "members": {g.group: list(g.members) for g in groups},
-    }
-    base.setdefault("jupyterhub", {}).setdefault("custom", {}).setdefault("coursehub", {})
-    base["jupyterhub"]["custom"]["coursehub"].update(declaration)
-    layers = tuple(layer for layer in course.layers if not layer.private)
-    trial = Course(course.name, course.course_file, (*layers, Layer(target, base)), course.chart_defaults)
+    private = copy.deepcopy(current.data) if current else {}
+    declaration = private.setdefault("jupyterhub", {}).setdefault("custom", {}).setdefault("coursehub", {})
+    declaration.pop("sharedAccounts", None)  # an earlier `make groups` put them here: they are not private
+    declaration["members"] = {g.group: list(g.members) for g in groups}
+    accounts = [{"group": g.group, "account": g.account} for g in groups]
+    public = {"jupyterhub": {"custom": {"coursehub": {"sharedAccounts": accounts}}}}
+    layers = tuple(layer for layer in course.layers if not layer.private and layer.path != listed)
+    trial = Course(
+        course.name, course.course_file, (*layers, Layer(listed, public), Layer(target, private)), course.chart_defaults
+    )
     problems = check_values(trial, load_data(find_chart()))
     if problems:
         raise CoursehubError(problems)
+    header = (
+        f"# {course.name}'s groups and their shared accounts, written by `make groups` (committed; who is in each\n"
+        f"# group is private, in the course's secrets file). Edit the roster and run `make groups` again.\n"
+    )
+    replace_file(listed, header + yaml.safe_dump(public, sort_keys=False), 0o644)
     if target == encrypted:
-        sops.write_encrypted(encrypted, base)
-        return encrypted
+        sops.write_encrypted(encrypted, private)
+        return [listed, encrypted]
     header = "# The course's private values (git-ignored). Group membership written by `make groups`.\n"
-    replace_file(secret, header + yaml.safe_dump(base, sort_keys=False), 0o600)
-    return secret
+    replace_file(secret, header + yaml.safe_dump(private, sort_keys=False), 0o600)
+    return [listed, secret]
 
 
 def settings(course: Course) -> tuple[str, str]:
