@@ -13,6 +13,8 @@
 #   make diff A=stat159 B=data100     what differs between two courses' images and values
 #   make groups COURSE=stat159 ROSTER=groups.csv   an LMS group roster into the private membership file
 #   make edit-secrets COURSE=stat159  the course's sops-encrypted secrets in $EDITOR, re-encrypted on save
+#   make private-diff COURSE=stat159 BASE=<git ref>   the key paths added, removed or changed in the course's
+#                                     private layer since that commit (never a value; lists as counts)
 #   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1] [RECHECK=1]   a running hub to that roster
 #                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line)
 #   make health COURSE=stat159 HUB_URL=https://...   after a deploy: a server starts, runs code, has RTC
@@ -49,7 +51,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov-$(CHECKOV_VERSION)/bin/checkov
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools chart checkov test test-fast lint validate render deploy demo check-image diff groups edit-secrets health sync-groups archive restore deps bench lock clean
+.PHONY: help venv tools chart checkov test test-fast lint validate render deploy demo check-image diff groups edit-secrets private-diff health sync-groups archive restore deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -136,6 +138,10 @@ groups: chart
 edit-secrets: venv
 	@test -n "$(COURSE)" || { echo "error: make edit-secrets COURSE=<course>"; exit 2; }
 	$(COURSEHUB) edit-secrets --course $(COURSE)
+
+private-diff: venv
+	@test -n "$(COURSE)" -a -n "$(BASE)" || { echo "error: make private-diff COURSE=<course> BASE=<git ref>"; exit 2; }
+	$(COURSEHUB) private-diff --course $(COURSE) --base=$(BASE)
 
 health: venv
 	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make health COURSE=<course> HUB_URL=<url>"; exit 2; }

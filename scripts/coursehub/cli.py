@@ -85,6 +85,13 @@ def cmd_edit_secrets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_private_diff(args: argparse.Namespace) -> int:
+    from coursehub.ops.privatediff import private_diff
+
+    print("\n".join(private_diff(args.course, args.base)))
+    return 0
+
+
 def cmd_health(args: argparse.Namespace) -> int:
     from coursehub.ops.health import health
 
@@ -242,6 +249,14 @@ def _parser() -> argparse.ArgumentParser:
         "edit-secrets", cmd_edit_secrets, "open the course's sops-encrypted secrets in $EDITOR, re-encrypt, check"
     )
     edit.add_argument("--course", required=True)
+
+    private = command(
+        "private-diff",
+        cmd_private_diff,
+        "the key paths that changed in a course's private layer since a git commit (values redacted)",
+    )
+    private.add_argument("--course", required=True)
+    private.add_argument("--base", required=True, help="the commit to compare with, e.g. the last deployed one")
 
     health = command("health", cmd_health, "check a deployed hub: a server starts, runs code, has RTC; then clean up")
     health.add_argument("--course", required=True)
