@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from coursehub.courses import parse_yaml
+from conftest import stand_in_program
+from coursehub.courses import load_course, parse_yaml
 from coursehub.paths import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -71,7 +74,8 @@ def test_the_deploy_workflow_validates_then_stages_and_checks_then_deploys_produ
     assert data["on"]["push"]["branches"] == ["main"]
     jobs = data["jobs"]
     assert list(jobs) == ["validate", "staging", "production"]
-    assert jobs["staging"]["needs"] == "validate" and jobs["production"]["needs"] == "staging"
+    # production also reads the validate job's output (the last deploy's commit)
+    assert jobs["staging"]["needs"] == "validate" and jobs["production"]["needs"] == ["validate", "staging"]
     assert any(r.startswith("make validate") for r in runs(jobs["validate"]))
     staging = runs(jobs["staging"])
     deploy_at = next(i for i, r in enumerate(staging) if r.startswith("make deploy"))
@@ -100,5 +104,161 @@ def test_secrets_reach_commands_through_the_environment_only() -> None:
     deploy = workflow("deploy.yml")["jobs"]
     for job in deploy.values():
         for step in job["steps"]:
-            if "make deploy" in step.get("run", "") or "make validate" in step.get("run", ""):
+            if any(f"make {target}" in step.get("run", "") for target in ("deploy", "private-diff", "health")):
                 assert step["env"]["SOPS_AGE_KEY"] == "${{ secrets.SOPS_AGE_KEY }}"
+
+
+def test_the_sops_key_is_read_only_in_jobs_with_a_protected_environment() -> None:
+    """A repository secret reaches any branch's workflow; an environment's secret only the jobs that name the
+    environment (protected: required reviewers, main only). The validate job reads no secret at all."""
+    jobs = workflow("deploy.yml")["jobs"]
+    assert "environment" not in jobs["validate"] and "secrets." not in json.dumps(jobs["validate"])
+    readers = {name for name, job in jobs.items() if "secrets.SOPS_AGE_KEY" in json.dumps(job)}
+    assert readers == {"staging", "production"}
+    assert {name: jobs[name]["environment"] for name in readers} == {"staging": "staging", "production": "production"}
+    header = (WORKFLOWS / "deploy.yml").read_text().split("\nname:")[0]
+    assert "environment secret of `staging` and `production`" in " ".join(header.replace("#", " ").split())
+    assert "no repository secrets" in header
+
+
+def test_each_deploy_job_prints_the_private_diff_before_make_deploy() -> None:
+    jobs = workflow("deploy.yml")["jobs"]
+    for name, courses in (("staging", "COURSE"), ("production", "COURSES")):
+        steps = jobs[name]["steps"]
+        diff_at = next(i for i, s in enumerate(steps) if "make private-diff" in s.get("run", ""))
+        deploy_at = next(i for i, s in enumerate(steps) if "make deploy" in s.get("run", ""))
+        assert diff_at < deploy_at, name
+        diff, deploy = steps[diff_at], steps[deploy_at]
+        assert diff["env"][courses] == deploy["env"][courses]  # the courses it deploys
+        assert diff["env"]["BASE"] == "${{ needs.validate.outputs.base }}"
+        assert 'BASE="$BASE"' in diff["run"]
+        assert steps[0]["uses"].startswith("actions/checkout@") and steps[0]["with"]["fetch-depth"] == 0
+    assert jobs["validate"]["outputs"]["base"] == "${{ steps.base.outputs.base }}"
+    assert jobs["validate"]["steps"][0]["with"]["fetch-depth"] == 0
+
+
+def _step(job: str, step_id: str) -> dict[str, Any]:
+    return next(s for s in workflow("deploy.yml")["jobs"][job]["steps"] if s.get("id") == step_id)
+
+
+def _base(tmp_path: Path, gh: str, before: str) -> str:
+    """The validate job's `base` step run by bash -e (as GitHub runs it) in a repository of three commits, with
+    a stand-in for `gh` (GitHub's API cannot be reached here) that prints `gh`. Returns its output `base`."""
+    repo = tmp_path / "repo"
+    if not repo.exists():
+        repo.mkdir()
+        for n in range(3):
+            (repo / "f").write_text(str(n))
+            identity = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"]
+            subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+            subprocess.run(["git", "add", "f"], cwd=repo, check=True)
+            subprocess.run(["git", *identity, "commit", "-qm", str(n)], cwd=repo, check=True)
+    stand_in_program(tmp_path / "bin" / "gh", gh)
+    output = tmp_path / "output"
+    output.write_text("")
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        "BEFORE": before,
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_REPOSITORY": "example/course",
+    }
+    script = _step("validate", "base")["run"]
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    (line,) = output.read_text().splitlines()
+    return line.removeprefix("base=")
+
+
+def test_the_base_is_the_last_deploy_else_the_push_before_else_the_first_commit(tmp_path: Path) -> None:
+    _base(tmp_path, "", "")
+    commits = subprocess.run(
+        ["git", "rev-list", "HEAD"], cwd=tmp_path / "repo", capture_output=True, text=True, check=True
+    ).stdout.split()
+    head, middle, first = commits
+    assert _base(tmp_path, f"echo {middle}", head) == middle  # the last successful deploy's commit
+    assert _base(tmp_path, "exit 1", middle) == middle  # no answer from the API: the push's `before`
+    assert _base(tmp_path, f"echo {'1' * 40}", middle) == middle  # a commit this clone lacks (history rewritten)
+    assert _base(tmp_path, "echo", "0" * 40) == first  # nothing deployed yet, a branch's first push: everything
+    assert _base(tmp_path, "echo", "") == first  # workflow_dispatch has no `before`
+
+
+def test_the_validate_job_uses_the_example_secrets_and_no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its copy step, run as GitHub runs it: the encrypted layer is left out, so the example stands in."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT / "values", checkout / "values", ignore=shutil.ignore_patterns("*.secret.yaml"))
+    (checkout / "values" / "stat159.secret.enc.yaml").write_text("jupyterhub: {}\nsops: {}\n")
+    runner_temp, github_env = tmp_path / "runner", tmp_path / "env"
+    runner_temp.mkdir()
+    github_env.write_text("")
+    script = next(
+        s["run"] for s in workflow("deploy.yml")["jobs"]["validate"]["steps"] if "COURSEHUB_VALUES" in s.get("run", "")
+    )
+    env = {**os.environ, "RUNNER_TEMP": str(runner_temp), "GITHUB_ENV": str(github_env)}
+    subprocess.run(["bash", "-e", "-c", script], cwd=checkout, env=env, check=True)
+    assert github_env.read_text() == f"COURSEHUB_VALUES={runner_temp / 'values'}\n"
+    monkeypatch.delenv("SOPS_AGE_KEY", raising=False)
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE", raising=False)
+    course = load_course("stat159", values_dir=runner_temp / "values")
+    assert course.uses_example_secrets and not any(layer.encrypted for layer in course.layers)
+    assert (checkout / "values" / "stat159.secret.enc.yaml").is_file()  # the checkout itself is left as it is
+
+
+# GitHub's CODEOWNERS syntax (gitignore's, mostly): a `/` at the start or inside anchors a pattern to the root,
+# one without matches at any depth, a pattern naming a folder covers everything under it (`docs/*` only the
+# files right in docs/), `*` stays within one folder and `**` crosses folders; the last matching line wins.
+def codeowners_pattern(pattern: str) -> re.Pattern[str]:
+    anchored = "/" in pattern.rstrip("/")
+    body = pattern.strip("/")
+    regex = ""
+    for part in re.split(r"(\*\*/?|\*|\?)", body):
+        if part.startswith("**"):
+            regex += ".*"
+        elif part == "*":
+            regex += "[^/]*"
+        elif part == "?":
+            regex += "[^/]"
+        else:
+            regex += re.escape(part)
+    under = "" if re.search(r"(?<!\*)\*$", body) else "(?:/.*)?"  # `docs/*`: only the files right in docs/
+    return re.compile(("" if anchored else "(?:.*/)?") + regex + under)
+
+
+def owners(codeowners: str, path: str) -> list[str]:
+    found: list[str] = []
+    for line in codeowners.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            pattern, *names = line.split()
+            if codeowners_pattern(pattern).fullmatch(path):
+                found = names  # the last match wins, also one without owners
+    return found
+
+
+def test_the_codeowners_matcher_follows_githubs_examples() -> None:
+    """GitHub's documented examples, so the matcher the next test relies on can be wrong and be caught."""
+    rules = "*  @all\n*.js  @js\n/build/logs/  @logs\ndocs/*  @docs\napps/  @apps\n/scripts/  @scripts\n"
+    assert owners(rules, "README.md") == ["@all"]
+    assert owners(rules, "src/app.js") == ["@js"]
+    assert owners(rules, "build/logs/x/y.txt") == ["@logs"] and owners(rules, "a/build/logs/y.txt") == ["@all"]
+    assert owners(rules, "docs/getting-started.md") == ["@docs"]
+    assert owners(rules, "docs/build-app/troubleshooting.md") == ["@all"]
+    assert owners(rules, "apps/a.txt") == ["@apps"] and owners(rules, "x/apps/a.txt") == ["@apps"]
+    assert owners(rules, "scripts/x.sh") == ["@scripts"] and owners(rules, "x/scripts/y.sh") == ["@all"]
+    assert owners(rules + "/docs/private.md\n", "docs/private.md") == []  # a later line without owners
+
+
+def test_codeowners_covers_the_private_layers_their_recipients_and_the_workflows() -> None:
+    codeowners = (ROOT / ".github" / "CODEOWNERS").read_text()
+    team = "@coursehub-operators/operators"
+    for path in (
+        "values/stat159.secret.enc.yaml",
+        "values/data100.secret.enc.yaml",
+        ".sops.yaml",
+        ".github/workflows/deploy.yml",
+        ".github/CODEOWNERS",
+    ):
+        assert owners(codeowners, path) == [team], path
+    for path in ("values/stat159.yaml", "values/stat159.secret.example.yaml", "x/.sops.yaml", "values/x/a.enc.yaml"):
+        assert owners(codeowners, path) == [], path
+    assert "placeholder" in codeowners and "replaces it" in codeowners
