@@ -1,8 +1,6 @@
 """`make health`: after a deploy, check the course's hub the way a class will use it.
 
-Through the hub's public URL and REST API, with a token from
-$JUPYTERHUB_API_TOKEN (scopes: admin:users, admin:servers, access:servers,
-admin:groups, read:roles). Checks, in order:
+Through the hub's public URL and REST API. Checks, in order:
 - the hub answers;
 - a health-check user's server starts, runs code in a kernel, has RTC on (off
   with `rtc: sharedAccounts`: it is not a shared account), and keeps its RTC
@@ -11,6 +9,25 @@ admin:groups, read:roles). Checks, in order:
   start and use it (access "roles");
 and always stops the health-check user's server and deletes the user.
 Each problem is one line.
+
+Two tokens, each with only what its requests need:
+- the operator's, from $JUPYTERHUB_API_TOKEN, with OPERATOR_SCOPES:
+  `admin:users!user=coursehub-health` (create and delete that one user),
+  `tokens!user=coursehub-health` (issue that user a token for this run, and
+  revoke it), `read:users:name` (the shared accounts exist) and
+  `read:roles:groups` (each group's roles; not its members). It never reaches
+  a user's server. JupyterHub 5.5.0 to 5.5.2 (z2jh 4.4.0 ships 5.5.0) check the
+  filter of `tokens!user=` against the requester's kind, so there a service's
+  token is refused the health user's token (403): give the role to a user and
+  use that user's token. From 5.5.3 a service's token works as well.
+- the health user's own, issued for this run with HEALTH_SCOPES
+  (`servers!user=coursehub-health`, `access:servers!user=coursehub-health`),
+  expiring soon after the run's longest wait, revoked and deleted with the
+  user. Everything that touches the server (start, its API, the kernel
+  websocket, stop) uses it.
+A `coursehub-health` user that exists before the run is not this run's: make
+health refuses to run (one line), and leaves that user, its server and its
+tokens alone.
 """
 
 from __future__ import annotations
@@ -36,6 +53,10 @@ from coursehub.singleuser import STORE_FLAGS
 
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 USER = "coursehub-health"
+# What the operator's token needs, and all it needs (see the module's docstring).
+OPERATOR_SCOPES = (f"admin:users!user={USER}", f"tokens!user={USER}", "read:users:name", "read:roles:groups")
+# The health user's token for one run: its own server, nothing else.
+HEALTH_SCOPES = (f"servers!user={USER}", f"access:servers!user={USER}")
 PROBE_FILE = "coursehub-health.txt"
 # Runs in the kernel of the deployed hub's server, where coursehub is not installed: the one flag parser that
 # is not coursehub.singleuser's. The server is the kernel's parent process; its command line carries the flags.
@@ -64,22 +85,70 @@ def health(course: Course, hub_url: str, timeout: float = 300, say: Callable[[st
     token = os.environ.get(TOKEN_ENV)
     if not token:
         raise CoursehubError(
-            Problem(TOKEN_ENV, "", "is not set", "export a hub API token with admin:users and admin:servers scopes")
+            Problem(TOKEN_ENV, "", "is not set", f"export a hub API token with the scopes {' '.join(OPERATOR_SCOPES)}")
         )
-    api = _Api(hub_url, token)
-    where = f"hub {api.url}"
+    operator = _Api(hub_url, token)
+    where = f"hub {operator.url}"
     try:
-        version = api("GET", "/hub/api/").json()["version"]
+        version = operator("GET", "/hub/api/").json()["version"]
     except (requests.RequestException, ValueError, KeyError) as e:
         return [Problem(where, "", f"does not answer ({type(e).__name__})", "check HUB_URL and the hub pod's log")]
     say(f"{where}: answers (JupyterHub {version})")
+    refused = _create_user(operator, where)
+    if refused:
+        return [refused]  # not this run's user: nothing of it is touched, not even to clean up
     problems: list[Problem] = []
+    issued: dict[str, Any] = {}
     try:
-        problems += _server(api, where, timeout, say, _rtc(course))
+        issued, problem = _user_token(operator, where, timeout)
+        if problem:
+            problems.append(problem)
+        else:
+            problems += _server(_Api(hub_url, issued["token"]), where, timeout, say, _rtc(course))
     finally:
-        problems += _clean_up(api, where, timeout)
-    problems += _shared_accounts(course, api, where, say)
+        user = _Api(hub_url, issued["token"]) if issued else None
+        problems += _clean_up(operator, user, issued.get("id"), where, timeout)
+    problems += _shared_accounts(course, operator, where, say)
     return problems
+
+
+def _create_user(operator: _Api, where: str) -> Problem | None:
+    """Create the health-check user; a Problem if that cannot be done or the user was there already."""
+    fix = f"give ${TOKEN_ENV} the scope admin:users!user={USER}"
+    found = operator("GET", f"/hub/api/users/{USER}")
+    if found.status_code == 404:
+        created = operator("POST", f"/hub/api/users/{USER}")
+        if created.status_code == 201:
+            return None
+        if created.status_code != 409:  # 409: made by someone else since the GET
+            return Problem(where, f"users/{USER}", f"cannot be created ({created.status_code})", fix)
+    elif found.status_code != 200:
+        return Problem(where, f"users/{USER}", f"cannot be looked up ({found.status_code})", fix)
+    return Problem(
+        where,
+        f"users/{USER}",
+        "exists already, so it is not this run's: make health leaves it, its server and its tokens alone",
+        f"find out who made it and why (the hub's log, the admin page), then delete it by hand "
+        f"(the admin page, or DELETE /hub/api/users/{USER}) and run make health again",
+    )
+
+
+def _user_token(operator: _Api, where: str, timeout: float) -> tuple[dict[str, Any], Problem | None]:
+    """A token of the health-check user's own, for its own server only, expiring soon after this run's waits."""
+    r = operator(
+        "POST",
+        f"/hub/api/users/{USER}/tokens",
+        json={"scopes": list(HEALTH_SCOPES), "expires_in": int(3 * timeout) + 300, "note": "make health, one run"},
+    )
+    if r.status_code != 201:
+        return {}, Problem(
+            where,
+            f"users/{USER}/tokens",
+            f"cannot be issued ({r.status_code})",
+            f"give ${TOKEN_ENV} the scope tokens!user={USER} (on JupyterHub 5.5.0 to 5.5.2, a user's token: "
+            "a service's is refused it)",
+        )
+    return r.json(), None
 
 
 def _rtc(course: Course) -> str:
@@ -87,14 +156,10 @@ def _rtc(course: Course) -> str:
 
 
 def _server(api: _Api, where: str, timeout: float, say: Callable[[str], None], rtc: str) -> list[Problem]:
-    created = api("POST", f"/hub/api/users/{USER}")
-    if created.status_code not in (201, 409):
-        return [
-            Problem(where, f"users/{USER}", f"cannot be created ({created.status_code})", "give the token admin:users")
-        ]
+    """With the health-check user's own token: start its server, run code there, look at RTC."""
     started = time.monotonic()
     r = api("POST", f"/hub/api/users/{USER}/server")
-    if r.status_code not in (201, 202, 400):  # 400: already running
+    if r.status_code not in (201, 202):
         return [
             Problem(
                 where,
@@ -167,9 +232,10 @@ def _wait(api: _Api, done: Callable[[dict[str, Any]], bool], timeout: float) -> 
         r = api("GET", f"/hub/api/users/{USER}")
         if r.status_code == 404:
             return {}
-        server = r.json().get("servers", {}).get("", {})
-        if done(server):
-            return server
+        if r.ok:
+            server = r.json().get("servers", {}).get("", {})
+            if done(server):
+                return server
         time.sleep(0.5)
     return server
 
@@ -235,14 +301,17 @@ def _rtc_in_page(api: _Api, base: str) -> bool:
     return config.get("collaborative") is True or config.get("disableRTC") is False
 
 
-def _clean_up(api: _Api, where: str, timeout: float) -> list[Problem]:
-    """Stop the health-check user's server (waiting out a pending start) and delete the user."""
-    if api("GET", f"/hub/api/users/{USER}").status_code == 404:
-        return []
-    _wait(api, lambda s: not s.get("pending"), timeout)
-    api("DELETE", f"/hub/api/users/{USER}/server")
-    server = _wait(api, lambda s: not s, timeout)
-    deleted = api("DELETE", f"/hub/api/users/{USER}")
+def _clean_up(operator: _Api, user: _Api | None, token_id: str | None, where: str, timeout: float) -> list[Problem]:
+    """Stop the server this run started with the user's own token (waiting out a pending start), then revoke
+    that token and delete the user with the operator's."""
+    server: dict[str, Any] = {}
+    if user is not None:
+        _wait(user, lambda s: not s.get("pending"), timeout)
+        user("DELETE", f"/hub/api/users/{USER}/server")
+        server = _wait(user, lambda s: not s, timeout)
+    if token_id:
+        operator("DELETE", f"/hub/api/users/{USER}/tokens/{token_id}")
+    deleted = operator("DELETE", f"/hub/api/users/{USER}")
     if server or deleted.status_code not in (204, 404):
         return [Problem(where, f"users/{USER}", "could not be stopped and deleted", "delete it in the admin page")]
     return []
