@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import checkout_with_chart, coursehub
+from conftest import checkout_with_chart, coursehub, edit
+from coursehub.paths import CHART
 
 
 def real_secrets(values_dir: Path) -> Path:
@@ -43,20 +44,37 @@ def test_the_dry_run_prints_a_command_that_still_works_afterwards(
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "plan: pre-flight skipped: deploy.kubeContext is not set (a real deploy refuses that)"
     lines = lines[lines.index("would run:") :]
-    assert lines[1].startswith("# needs the jupyterhub dependency in chart/charts/") and "make deps" in lines[1]
-    assert lines[1].endswith("run it from the repository's root")
+    assert lines[1].startswith(f"# needs the jupyterhub dependency in {CHART}/charts/") and "make deps" in lines[1]
+    assert lines[1].endswith("bash, from any folder")
     command = shlex.split(lines[2])
-    assert command[1:5] == ["upgrade", "--install", "stat159", "chart"]
+    assert command[1:5] == ["upgrade", "--install", "stat159", str(CHART)]  # absolute: it works from any folder
     assert command[-4:] == ["--atomic", "--wait", "--timeout", "10m"]  # Helm 3 (the default)
     assert "coursehub-chart-" not in result.stdout  # no deleted temporary folder
     values = [command[i + 1] for i, a in enumerate(command) if a == "--values"]
-    assert values[-1] == str(secret) and all(Path(v).is_file() for v in values)
+    assert values[-1] == str(secret) and all(Path(v).is_absolute() and Path(v).is_file() for v in values)
     assert "s3cr3t" not in result.stdout + result.stderr
 
-    # The same command, run later from a checkout whose chart/charts/ holds the dependency, as
-    # `helm template` (no cluster here): Helm accepts it and the course's values arrive.
+    # The same command, run later from another folder as `helm template` (no cluster here), with chart/ from a
+    # checkout whose chart/charts/ holds the dependency (what `make deps` gives; this work tree's chart/charts/ is
+    # not for tests to fill): Helm accepts it and the course's values arrive.
     checkout = checkout_with_chart(tmp_path / "checkout", upstream_chart)
     template = ["template", *[a for a in command[3:] if a != "--create-namespace"]]
-    rendered = subprocess.run([command[0], *template], cwd=checkout, capture_output=True, text=True)
+    template[template.index(str(CHART))] = str(checkout / "chart")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rendered = subprocess.run([command[0], *template], cwd=elsewhere, capture_output=True, text=True)
     assert rendered.returncode == 0, rendered.stderr
     assert "kind: Secret" in rendered.stdout and "name: hub" in rendered.stdout
+
+
+def test_deploy_prints_every_validation_warning_before_the_plan(values_dir: Path, upstream_chart: Path) -> None:
+    """A warning does not stop a deploy, but the operator deploying sees it, as `make validate` shows it."""
+    real_secrets(values_dir)
+    edit(values_dir / "stat159.yaml", {"jupyterhub.hub.config.JupyterHub.cookie_host_prefix_enabled": None})
+    result = coursehub("deploy", "--course", "stat159", "--dry-run", values=values_dir, upstream=upstream_chart)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    (warning,) = [line for line in lines if line.startswith("warning: ")]
+    assert "stat159.yaml: jupyterhub.hub.config.JupyterHub.cookie_host_prefix_enabled: is not true" in warning
+    assert "cookie tossing" in warning and "Fix: set it to true" in warning
+    assert lines.index(warning) < min(i for i, line in enumerate(lines) if line.startswith("plan: "))

@@ -1,7 +1,10 @@
 """Secrets encrypted in git with sops and throw-away age keys: the real sops binary, no network.
 
 Every test makes its own age key (Debian's `age-keygen`) and its own .sops.yaml
-beside a copy of values/.
+beside a copy of values/. Decrypted secrets never outlive the command: Helm reads
+them from a pipe, a printed command decrypts again or starts nothing, no
+plaintext file stays when a command is killed by any signal, and the names
+editors give to copies of the private files are git-ignored.
 """
 
 from __future__ import annotations
@@ -9,20 +12,23 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import stat
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import checkout_with_chart, coursehub
+from conftest import COMMAND, checkout_with_chart, coursehub, edit, render_chart, stand_in_program
+from coursehub.chart.helm import Helm, staged_chart, value_args
 from coursehub.chart.rendered import hub_values
 from coursehub.courses import course_names, load_course
 from coursehub.errors import CoursehubError
 from coursehub.ops import sops
-from coursehub.paths import ROOT
+from coursehub.paths import CHART, ROOT
 
 SECRET = "s3cr3t-from-sops"
 
@@ -70,27 +76,46 @@ def test_an_encrypted_secrets_file_is_decrypted_in_memory(values_dir: Path, age_
     assert course.origin(("jupyterhub", "custom", "coursehub", "members")) == str(path)
 
 
-def test_helm_gets_a_private_file_outside_the_repository(values_dir: Path, age_key: str) -> None:
+def test_helm_reads_the_secrets_from_a_pipe_in_their_place_among_the_layers(
+    values_dir: Path, age_key: str, helm: Helm, upstream_chart: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Helm 3 and 4 both read `--values -` from standard input where it stands: the render is the one a plaintext
+    secrets file gives, an override after the layers still wins, and no file holds the plaintext meanwhile."""
     encrypted_secrets(values_dir, age_key)
-    given = load_course("stat159", values_dir=values_dir).files[-1]
-    assert ROOT not in given.parents and values_dir not in given.parents
-    assert stat.S_IMODE(given.stat().st_mode) == 0o600 and stat.S_IMODE(given.parent.stat().st_mode) == 0o700
-    assert yaml.safe_load(given.read_text())["jupyterhub"]["hub"]["config"]["GenericOAuthenticator"]["client_secret"]
+    course = load_course("stat159", values_dir=values_dir)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # every temporary file of this process goes here
+    pinned = {  # what a cluster would keep between renders, pinned: renders are then equal
+        "jupyterhub.hub.config.ConfigurableHTTPProxy.auth_token": "0" * 64,
+        "jupyterhub.hub.config.JupyterHub.cookie_secret": "1" * 64,
+        "jupyterhub.hub.config.CryptKeeper.keys": ["2" * 64],
+    }
+    objs = render_chart(helm, upstream_chart, course, values=pinned)
+    assert list(temp.iterdir()) == []  # nothing left, and nothing held the plaintext on the way (no file to remove)
+    args = value_args(course)
+    assert args[: args.index("--set-string")][-2:] == ["--values", "-"]  # the private layer, last, as a file was
+    assert hub_values(objs)["hub"]["config"]["GenericOAuthenticator"]["client_secret"] == SECRET  # type: ignore[index]
+    overridden = render_chart(helm, upstream_chart, course, values={"jupyterhub.custom.coursehub.staff": ["zoe"]})
+    assert hub_values(overridden)["custom"]["coursehub"]["staff"] == ["zoe"]  # type: ignore[index]
+
+    plain = tmp_path / "plain"
+    shutil.copytree(values_dir, plain)
+    (plain / "stat159.secret.enc.yaml").unlink()
+    (plain / "stat159.secret.yaml").write_text(sops.decrypt(values_dir / "stat159.secret.enc.yaml"))
+    assert render_chart(helm, upstream_chart, load_course("stat159", values_dir=plain), values=pinned) == objs
 
 
-def test_the_private_file_is_gone_when_the_process_ends(values_dir: Path, age_key: str, tmp_path: Path) -> None:
+def test_helm_is_never_started_on_an_empty_standard_input(
+    values_dir: Path, age_key: str, helm: Helm, upstream_chart: Path
+) -> None:
+    """Helm would take an empty `--values -` as an empty layer and render without the secrets: a command that
+    reads standard input but is given no plaintext is refused before Helm starts."""
     encrypted_secrets(values_dir, age_key)
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir()
-    script = (
-        "import sys; from pathlib import Path; from coursehub.courses import load_course; "
-        f"print(load_course('stat159', values_dir=Path({str(values_dir)!r})).files[-1])"
-    )
-    env = {**os.environ, "TMPDIR": str(private_tmp), "PYTHONPATH": str(ROOT / "scripts")}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stderr
-    assert Path(result.stdout.strip()).parent.parent == private_tmp  # it was there...
-    assert list(private_tmp.iterdir()) == []  # ...and is removed
+    with staged_chart(upstream_chart) as staged:
+        args = ["template", "stat159", str(staged), *value_args(load_course("stat159", values_dir=values_dir))]
+        with pytest.raises(ValueError, match="standard input"):
+            helm.run(args, "stat159")
 
 
 def test_without_the_key_it_is_one_line(
@@ -182,23 +207,285 @@ def test_a_binary_with_another_checksum_is_refused(monkeypatch: pytest.MonkeyPat
         sops.binary.cache_clear()
 
 
+def dry_run(values_dir: Path, upstream_chart: Path) -> str:
+    """The command `make deploy DRY_RUN=1` prints (its last line)."""
+    result = coursehub("deploy", "--course", "stat159", "--dry-run", values=values_dir, upstream=upstream_chart)
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def helm_in(line: str) -> str:
+    """The helm binary a printed command runs: the word before `upgrade`."""
+    words = shlex.split(line)
+    return words[words.index("upgrade") - 1]
+
+
+# A test double for Helm: records its arguments and its standard input (the values it was piped), prints nothing.
+RECORDING_HELM = 'printf "%s\\n" "$@" > "$(dirname "$0")/argv"; cat > "$(dirname "$0")/stdin"\n'
+
+
 def test_a_dry_run_with_encrypted_secrets_prints_a_command_that_decrypts_again(
     values_dir: Path, age_key: str, upstream_chart: Path, tmp_path: Path
 ) -> None:
-    """The decrypted values reach Secret/hub and nothing else, through the printed command itself."""
+    """Run later from another folder, the printed command decrypts again and pipes the plaintext to Helm, which
+    reads it in the secrets layer's place; with the real Helm the values reach Secret/hub and nothing else."""
     encrypted = encrypted_secrets(values_dir, age_key)
-    result = coursehub("deploy", "--course", "stat159", "--dry-run", values=values_dir, upstream=upstream_chart)
-    assert result.returncode == 0, result.stderr
-    line = result.stdout.strip().splitlines()[-1]
-    assert f"--values <({shlex.quote(str(sops.binary()))} --disable-version-check decrypt {encrypted})" in line
-    assert SECRET not in result.stdout
+    line = dry_run(values_dir, upstream_chart)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
 
+    recorder = stand_in_program(tmp_path / "recorder" / "helm", RECORDING_HELM)
+    ran = subprocess.run(["bash", "-c", line.replace(helm_in(line), str(recorder))], cwd=elsewhere, text=True)
+    assert ran.returncode == 0
+    argv = (recorder.parent / "argv").read_text().splitlines()
+    values = [argv[i + 1] for i, a in enumerate(argv) if a == "--values"]
+    committed = load_course("stat159", values_dir=values_dir).files[:-1]
+    assert values == [*map(str, committed), "-"] and committed[:2] == [
+        values_dir / "common.yaml",
+        values_dir / "stat159.yaml",
+    ]
+    piped = yaml.safe_load((recorder.parent / "stdin").read_text())
+    assert piped["jupyterhub"]["hub"]["config"]["GenericOAuthenticator"]["client_secret"] == SECRET
+    assert SECRET not in "".join(argv)
+    assert (
+        line.startswith("( set -euo pipefail; ") and f"decrypt --input-type yaml --output-type yaml {encrypted}" in line
+    )
+
+    # The real Helm, as `helm template` (no cluster here), with chart/ from a checkout whose chart/charts/ holds
+    # the dependency (what `make deps` gives; this work tree's chart/charts/ is not for tests to fill).
     checkout = checkout_with_chart(tmp_path / "checkout", upstream_chart)
     template = line.replace(" upgrade --install ", " template ", 1).replace(" --create-namespace", "")
-    rendered = subprocess.run(["bash", "-c", template], cwd=checkout, capture_output=True, text=True)
+    template = template.replace(f" {CHART} ", f" {checkout / 'chart'} ", 1)
+    rendered = subprocess.run(["bash", "-c", template], cwd=elsewhere, capture_output=True, text=True)
     assert rendered.returncode == 0, rendered.stderr
     objs = [o for o in yaml.safe_load_all(rendered.stdout) if o]
-    assert hub_values(objs)["hub"]["config"]["GenericOAuthenticator"]["client_secret"] == SECRET
+    assert hub_values(objs)["hub"]["config"]["GenericOAuthenticator"]["client_secret"] == SECRET  # type: ignore[index]
     for obj in objs:
         if obj["kind"] != "Secret":
             assert SECRET not in yaml.safe_dump(obj), obj["metadata"]["name"]
+
+
+@pytest.mark.parametrize("failure", ["another key", "no encrypted file"])
+def test_the_printed_command_never_starts_helm_without_the_secrets(
+    values_dir: Path, age_key: str, upstream_chart: Path, tmp_path: Path, failure: str
+) -> None:
+    """Run with a key that cannot decrypt, or after the file has gone, and from another folder: one line, a
+    non-zero exit, and Helm (a recording stand-in) never started, so no release without its secrets."""
+    encrypted = encrypted_secrets(values_dir, age_key)
+    line = dry_run(values_dir, upstream_chart)
+    recorder = stand_in_program(tmp_path / "recorder" / "helm", RECORDING_HELM)
+    env = dict(os.environ)
+    if failure == "another key":
+        env["SOPS_AGE_KEY_FILE"] = str(new_age_key(tmp_path / "other")[0])
+    else:
+        encrypted.rename(tmp_path / encrypted.name)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ran = subprocess.run(
+        ["bash", "-c", line.replace(helm_in(line), str(recorder))],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode != 0, ran.stderr
+    assert list(recorder.parent.iterdir()) == [recorder]  # helm never ran: no argv, no stdin recorded
+    (said,) = ran.stderr.strip().splitlines()
+    assert said.startswith(f"error: {encrypted}: cannot be decrypted here") and "helm was not started" in said
+    assert "SOPS_AGE_KEY_FILE" in said
+
+
+def test_an_archive_command_decrypts_again_or_starts_nothing(
+    values_dir: Path, age_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make archive` prints a helm-template-into-kubectl command: with encrypted secrets it decrypts them itself,
+    and with a key that cannot, neither Helm nor kubectl starts."""
+    encrypted_secrets(values_dir, age_key)
+    edit(values_dir / "stat159.yaml", {"archive.volumeClaim": "archives"})
+    result = coursehub("archive", "--course", "stat159", "--all", values=values_dir)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("( set -euo pipefail; ") and " --values - " in line and SECRET not in result.stdout
+    words = shlex.split(line)
+    recorder = stand_in_program(tmp_path / "recorder" / "helm", RECORDING_HELM)
+    kubectl = stand_in_program(tmp_path / "bin" / "kubectl", 'touch "$(dirname "$0")/ran"\n')  # a test double
+    monkeypatch.setenv("PATH", f"{kubectl.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(new_age_key(tmp_path / "other")[0]))
+    ran = subprocess.run(
+        ["bash", "-c", line.replace(words[words.index("template") - 1], str(recorder))],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode != 0 and len(ran.stderr.strip().splitlines()) == 1, ran.stderr
+    assert list(recorder.parent.iterdir()) == [recorder] and not (kubectl.parent / "ran").exists()
+
+
+# A test double for a program that runs until it is killed: it reads its standard input (as Helm reads values
+# from it), says it runs by writing its process id into `running` beside itself, and waits.
+RUNS_UNTIL_KILLED = """cat > /dev/null
+echo $$ > "$(dirname "$0")/running.tmp" && mv "$(dirname "$0")/running.tmp" "$(dirname "$0")/running"
+exec sleep 600
+"""
+
+
+def running(program: Path, process: subprocess.Popen[str]) -> int:
+    """Waits until the stand-in `program` runs (or `process` ends first); its process id."""
+    marker = program.parent / "running"
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        if process.poll() is not None:
+            pytest.fail(f"ended (exit code {process.returncode}) before {program.name} ran")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"{program.name} did not start within 120 s")
+        time.sleep(0.05)
+    return int(marker.read_text())
+
+
+def holding(folder: Path, text: str) -> list[Path]:
+    """Every file under `folder` whose content holds `text`."""
+    found = []
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = Path(parent) / name
+            if not path.is_symlink() and text.encode() in path.read_bytes():
+                found.append(path)
+    return found
+
+
+def stop(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def private_temp(tmp_path: Path) -> Path:
+    """The TMPDIR of the command under test: empty, and searched afterwards."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    return temp
+
+
+RENDER = """import sys
+from pathlib import Path
+from coursehub.chart.helm import Helm, Release
+from coursehub.chart.render import render
+from coursehub.courses import load_course
+course = load_course("stat159", values_dir=Path(sys.argv[1]))
+render(course, Helm(Path(sys.argv[2])), Path(sys.argv[3]), "1.33", Release.for_course(course), Path(sys.argv[4]))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGQUIT], ids=lambda s: signal.Signals(s).name)
+def test_a_render_killed_while_helm_runs_leaves_no_plaintext(
+    values_dir: Path, age_key: str, upstream_chart: Path, tmp_path: Path, signum: int
+) -> None:
+    """SIGHUP (an SSH session closed during a long Helm command) and SIGQUIT end Python without its exit
+    handlers: whatever Helm was given must not be a file that stays behind."""
+    encrypted_secrets(values_dir, age_key)
+    temp = private_temp(tmp_path)
+    helm = stand_in_program(tmp_path / "slow" / "helm", RUNS_UNTIL_KILLED)
+    process = subprocess.Popen(
+        [sys.executable, "-c", RENDER, str(values_dir), str(helm), str(tmp_path / "out"), str(upstream_chart)],
+        env={**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(ROOT / "scripts")},
+        stdin=subprocess.DEVNULL,  # its output goes to pytest's (a pipe would stay open in a stand-in left running)
+        text=True,
+    )
+    helm_pid = running(helm, process)
+    try:
+        process.send_signal(signum)
+        process.wait(timeout=120)
+        assert process.returncode != 0
+        assert holding(temp, SECRET) == []
+    finally:
+        stop(helm_pid)
+
+
+# How each signal reaches `make edit-secrets`: a closed terminal (SIGHUP) and Ctrl-\ (SIGQUIT) reach the whole
+# process group, coursehub, sops and the editor; a plain `kill` (SIGTERM) reaches coursehub alone; SIGKILL, which
+# nothing can catch, to the whole group, is cleaned up by the next command.
+EDIT_SIGNALS = [
+    (signal.SIGHUP, "group"),
+    (signal.SIGQUIT, "group"),
+    (signal.SIGTERM, "coursehub"),
+    (signal.SIGKILL, "group"),
+]
+
+
+@pytest.mark.parametrize(
+    ("signum", "to"), EDIT_SIGNALS, ids=[f"{signal.Signals(s).name}-{to}" for s, to in EDIT_SIGNALS]
+)
+def test_sops_edit_killed_leaves_no_plaintext(
+    values_dir: Path,
+    age_key: str,
+    upstream_chart: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    signum: int,
+    to: str,
+) -> None:
+    encrypted_secrets(values_dir, age_key)
+    temp = private_temp(tmp_path)
+    editor = stand_in_program(tmp_path / "editor" / "editor", RUNS_UNTIL_KILLED)
+    env = {**os.environ, "TMPDIR": str(temp), "EDITOR": str(editor), "COURSEHUB_VALUES": str(values_dir)}
+    env.pop("SOPS_EDITOR", None)
+    process = subprocess.Popen(
+        [COMMAND, "edit-secrets", "--course", "stat159"],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,  # its own process group, as a terminal's foreground job has
+        stdin=subprocess.DEVNULL,  # its output goes to pytest's (a pipe would stay open in a stand-in left running)
+        text=True,
+    )
+    editor_pid = running(editor, process)
+    try:
+        assert holding(temp, SECRET), "sops' decrypted copy, which the editor has open, is in TMPDIR"
+        if to == "group":
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        process.wait(timeout=120)
+        assert process.returncode != 0
+        if signum == signal.SIGKILL:
+            assert holding(temp, SECRET)  # nothing can clean up at once: the next command does
+            monkeypatch.setenv("TMPDIR", str(temp))
+            out = str(tmp_path / "rendered")
+            result = coursehub(
+                "render", "--course", "stat159", "--out", out, values=values_dir, upstream=upstream_chart
+            )
+            assert result.returncode == 0, result.stderr
+        assert holding(temp, SECRET) == []
+    finally:
+        stop(editor_pid)
+
+
+# The names editors and tools give to copies of a private values file, beside it.
+LEFTOVERS = [
+    "stat159.secret.yaml~",  # Emacs, vim with backup on, many others
+    "stat159.secret.yaml.~1~",  # Emacs' numbered backups
+    ".stat159.secret.yaml.swp",  # vim's swap files
+    ".stat159.secret.yaml.swo",
+    "#stat159.secret.yaml#",  # Emacs' auto-save
+    ".#stat159.secret.yaml",  # Emacs' lock
+    "stat159.secret.yaml.orig",  # merge and patch leftovers
+    "stat159.secret.yaml.rej",
+    "stat159.secret.yaml.bak",
+    "stat159.secret.yaml.save",  # nano, on SIGHUP
+    "stat159.secret.yaml.tmp",
+]
+KEPT = ["stat159.secret.example.yaml", "stat159.secret.enc.yaml", "stat159.yaml", "common.yaml"]
+
+
+def git_ignores(name: str) -> bool:
+    result = subprocess.run(["git", "check-ignore", "--no-index", "--quiet", f"values/{name}"], cwd=ROOT)
+    assert result.returncode in (0, 1), f"git check-ignore failed on {name}"
+    return result.returncode == 0
+
+
+def test_copies_of_private_files_are_git_ignored_and_committed_files_are_not() -> None:
+    assert [name for name in LEFTOVERS if not git_ignores(name)] == []
+    assert [name for name in KEPT if git_ignores(name)] == []
+    assert git_ignores("stat159.secret.yaml")

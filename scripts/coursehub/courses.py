@@ -8,7 +8,8 @@ A course's values are, in order (later wins):
   values/<course>.secret.yaml            private: membership, credentials (git-ignored)
     or values/<course>.secret.enc.yaml   the same, sops-encrypted and committed (see ops/sops.py)
     or values/<course>.secret.example.yaml when neither exists
-Render, validate and deploy all take the layers from `Course.files`.
+Render, validate and deploy all give Helm the layers as `Course.helm_values`: each
+layer's file, and an encrypted layer's plaintext through Helm's standard input.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ EXAMPLE_SUFFIX = ".secret.example.yaml"
 ENCRYPTED_SUFFIX = ".secret.enc.yaml"
 PRIVATE_SUFFIXES = (SECRET_SUFFIX, EXAMPLE_SUFFIX, ENCRYPTED_SUFFIX)
 GROUPS_SUFFIX = ".groups.yaml"  # not private: which groups and accounts exist is reviewed like the course file
+STDIN = "-"  # Helm's --values name for its standard input
 
 Key = tuple[str, ...]
 # Deeper than any chart value needs; PyYAML would otherwise recurse until Python gives up.
@@ -157,9 +159,10 @@ class Layer:
         return self.path.name.endswith(PRIVATE_SUFFIXES)
 
     @property
-    def helm_path(self) -> Path:
-        """The file Helm reads: the layer's own, or a private plaintext copy of an encrypted one."""
-        return sops.helm_file(self.path, self.data) if self.encrypted else self.path
+    def helm_arg(self) -> str:
+        """What Helm's --values gets: the layer's file, or STDIN for an encrypted layer, whose plaintext Helm reads
+        from a pipe (Course.helm_input), never from a file."""
+        return STDIN if self.encrypted else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,22 @@ class Course:
 
     @property
     def files(self) -> list[Path]:
-        """The files Helm is given, in order (an encrypted layer as a private plaintext copy)."""
-        return [layer.helm_path for layer in self.layers]
+        """The layers' own files, in order (an encrypted layer as its encrypted file)."""
+        return [layer.path for layer in self.layers]
+
+    @property
+    def helm_values(self) -> list[str]:
+        """What Helm's --values options get, one per layer, in order (STDIN for the encrypted layer)."""
+        return [layer.helm_arg for layer in self.layers]
+
+    @property
+    def encrypted_file(self) -> Path | None:
+        """The sops-encrypted layer's file, if the course has one (at most one: its private layer)."""
+        return next((layer.path for layer in self.layers if layer.encrypted), None)
+
+    def helm_input(self) -> str | None:
+        """The encrypted layer's plaintext as YAML, for Helm's standard input; None without one."""
+        return next((yaml.safe_dump(layer.data, sort_keys=False) for layer in self.layers if layer.encrypted), None)
 
     @property
     def uses_example_secrets(self) -> bool:
@@ -208,6 +225,7 @@ class Course:
 
 def load_course(name: str, values_dir: Path | None = None, chart_dir: Path = CHART) -> Course:
     values_dir = values_dir or default_values_dir()
+    sops.sweep()  # plaintext that a killed `sops edit` left behind
     course_file = values_dir / f"{name}.yaml"
     if not course_file.is_file():
         known = ", ".join(course_names(values_dir)) or "none"

@@ -2,6 +2,8 @@
 
 Render (`helm template`), lint and deploy (`helm upgrade --install`) share
 `value_args`, so what ops deploy is exactly what was rendered and validated.
+A course's encrypted layer reaches Helm through its standard input
+(`--values -`), in its place among the layers: never as a file.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from coursehub.chart.upstream import NAME, require_chart
-from coursehub.courses import Course
+from coursehub.courses import STDIN, Course
 from coursehub.errors import CoursehubError, Problem
+from coursehub.ops import sops
 from coursehub.paths import CHART, HUB_PYTHON, display
 
 DEFAULT_KUBE_VERSION = "1.33"
@@ -36,11 +40,26 @@ def hub_python_sha256() -> str:
 
 
 def value_args(course: Course) -> list[str]:
-    """The course's value layers, in order, as Helm arguments."""
+    """The course's value layers, in order, as Helm arguments (`--values -` for an encrypted layer: Helm reads it
+    from its standard input at that place in the order; give it course.helm_input())."""
     args: list[str] = []
-    for path in course.files:
-        args += ["--values", str(path)]
+    for value in course.helm_values:
+        args += ["--values", value]
     return [*args, "--set-string", f"{HUB_PYTHON_ANNOTATION}={hub_python_sha256()}"]
+
+
+def reads_stdin(args: list[str]) -> bool:
+    return any(a in ("--values", "-f") and b == STDIN for a, b in pairwise(args))
+
+
+def helm_stdin(args: list[str], text: str | None) -> str:
+    """What Helm's standard input gets: `text` when an argument says `--values -`, else nothing. Helm would read
+    a missing text as an empty layer and go on without the course's secrets: refuse that instead."""
+    if not reads_stdin(args):
+        return ""
+    if not text:
+        raise ValueError("helm reads a values layer from standard input (--values -), but it was given none")
+    return text
 
 
 @dataclass(frozen=True)
@@ -76,8 +95,11 @@ class Helm:
     def __init__(self, binary: Path) -> None:
         self.binary = binary
 
-    def run(self, args: list[str], what: str) -> str:
-        result = subprocess.run([str(self.binary), *args], capture_output=True, text=True)
+    def run(self, args: list[str], what: str, stdin: str | None = None) -> str:
+        """Helm's output; `stdin` is what a `--values -` reads (course.helm_input())."""
+        result = subprocess.run(
+            [str(self.binary), *args], input=helm_stdin(args, stdin), capture_output=True, text=True
+        )
         if result.returncode != 0:
             raise CoursehubError(
                 Problem(what, "", f"helm {args[0]} failed:\n{result.stderr.strip()}", "correct the values named above")
@@ -105,13 +127,16 @@ class Helm:
         extra: list[str] | None = None,
     ) -> str:
         return self.run(
-            [*self.template_args(chart, course, release, kube_version), *(extra or [])], display(course.course_file)
+            [*self.template_args(chart, course, release, kube_version), *(extra or [])],
+            display(course.course_file),
+            course.helm_input(),
         )
 
     def lint(self, chart: Path, course: Course, kube_version: str = DEFAULT_KUBE_VERSION) -> str:
         return self.run(
             ["lint", "--strict", str(chart), "--kube-version", kube_version, *value_args(course)],
             display(course.course_file),
+            course.helm_input(),
         )
 
     def upgrade_command(self, chart: Path, course: Course, release: Release) -> list[str]:
@@ -148,4 +173,21 @@ def job_command(helm: Path, course: Course, release: Release, template: str, set
         "--show-only",
         f"templates/{template}",
     ]
-    return shlex.join(render) + " | " + shlex.join(["kubectl", "--namespace", release.namespace, "create", "-f", "-"])
+    return shell_command(render, course, shlex.join(["kubectl", "--namespace", release.namespace, "create", "-f", "-"]))
+
+
+def shell_command(helm_args: list[str], course: Course, then: str = "") -> str:
+    """A Helm command as one line for bash that works from any folder and later (its values files absolute), piped
+    into `then` when given. An encrypted layer is decrypted again first, into a shell variable, and Helm reads it
+    from a pipe (`--values -`): when sops cannot decrypt, one line says so and Helm is never started. (A bash
+    here-string would not do: bash writes one longer than a pipe's buffer, 64 KiB, to a temporary file.)"""
+    args = [
+        str(Path(arg).absolute()) if prev in ("--values", "-f") and arg != STDIN else arg
+        for prev, arg in pairwise(["", *helm_args])
+    ]
+    line = shlex.join(args) + (f" | {then}" if then else "")
+    encrypted = course.encrypted_file
+    if encrypted is None or not reads_stdin(args):
+        return line
+    step = sops.shell_decrypt(encrypted, "secrets")
+    return f"( set -euo pipefail; {step}; printf '%s\\n' \"$secrets\" | {line} )"

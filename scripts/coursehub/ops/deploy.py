@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from coursehub.chart import rendered
-from coursehub.chart.helm import Helm, Release, staged_chart
+from coursehub.chart.helm import Helm, Release, helm_stdin, shell_command, staged_chart
 from coursehub.chart.upstream import NAME, require_chart
 from coursehub.chart.validate import validate
 from coursehub.courses import EXAMPLE_SUFFIX, SECRET_SUFFIX, Course, dotted
 from coursehub.errors import CoursehubError, Problem
-from coursehub.ops import sops
 from coursehub.ops.preflight import CONTEXT, preflight, safety_flags, wanted_context
 from coursehub.paths import CHART, display
 
@@ -47,13 +45,15 @@ def deploy(
     """Says the plan (pre-flight), then runs the helm command unless dry_run; returns it as a shell command.
 
     Refuses a course that fails validation, uses its example secrets, or (unless dry_run
-    and no kube context is named) fails the pre-flight.
+    and no kube context is named) fails the pre-flight. Says every validation warning first.
     """
     chart = chart or require_chart()
     report = validate(course, helm, chart)
     if report.problems:
         raise CoursehubError(report.problems)
     refuse_example(course)  # after validation, so that every other problem is named first
+    for warning in report.warnings:
+        say(f"warning: {warning}")
     with staged_chart(chart) as staged:
         if wanted_context(course) or not dry_run:
             plan = preflight(course, release, rendered.objects(helm.template(staged, course, release)), hub_url)
@@ -63,8 +63,8 @@ def deploy(
         for line in lines:
             say(f"plan: {line}")
         command = [*helm.upgrade_command(staged, course, release), *safety_flags(helm, course), *context]
-        if not dry_run:
-            result = subprocess.run(command)
+        if not dry_run:  # an encrypted layer's plaintext goes to Helm through a pipe (`--values -`)
+            result = subprocess.run(command, input=helm_stdin(command, course.helm_input()), text=True)
             if result.returncode != 0:
                 raise CoursehubError(
                     Problem(
@@ -74,22 +74,20 @@ def deploy(
                         "read Helm's output above",
                     )
                 )
-        return shown_command(command, staged, chart)
+        return shown_command(command, staged, chart, course)
 
 
-def shown_command(command: list[str], staged: Path, dependency: Path) -> str:
-    """The command as someone can run it again later: the chart is chart/ (the staged copy is
-    deleted when deploy returns), and a line before it says what chart/charts/ must hold."""
-    args = [display(CHART) if arg == str(staged) else arg for arg in command]  # helm itself: its full path
+def shown_command(command: list[str], staged: Path, dependency: Path, course: Course) -> str:
+    """The command as someone can run it again later, from any folder: the chart is chart/ (the staged copy is
+    deleted when deploy returns), every path is absolute, and a line before it says what chart/charts/ must hold.
+    An encrypted secrets layer is decrypted again by the command itself, which stops before Helm when it cannot."""
+    args = [str(CHART.absolute()) if arg == str(staged) else arg for arg in command]  # helm itself: its full path
     bundled = CHART / "charts"
     if dependency.resolve().parent == bundled.resolve():
-        needs = f"# chart/charts/ holds the {NAME} dependency ({dependency.name})"
+        needs = f"# {bundled.absolute()}/ holds the {NAME} dependency ({dependency.name})"
     else:
         needs = (
-            f"# needs the {NAME} dependency in chart/charts/: `make deps`, or copy {display(dependency)} "
-            f"there{'' if dependency.is_file() else ' as chart/charts/' + NAME}"
+            f"# needs the {NAME} dependency in {bundled.absolute()}/: `make deps`, or copy {dependency} "
+            f"there{'' if dependency.is_file() else ' as ' + NAME}"
         )
-    # An encrypted secrets layer reached Helm as a private file that is gone when this process
-    # ends: the printed command decrypts it again (bash process substitution).
-    words = [sops.shell_decrypt(Path(arg)) or shlex.quote(arg) for arg in args]
-    return needs + "; run it from the repository's root\n" + " ".join(words)
+    return needs + "; bash, from any folder\n" + shell_command(args, course)

@@ -1,9 +1,12 @@
 """A course's secrets file encrypted with sops (age recipients), committed as values/<course>.secret.enc.yaml.
 
-The encrypted file is decrypted in memory (`sops decrypt` to a pipe). Helm,
-which reads values only from files, gets the plaintext through a private file
-in a private temporary folder outside the repository (folder 0700, file 0600),
-written only when a Helm command needs it and removed when the process exits.
+The encrypted file is decrypted in memory (`sops decrypt` to a pipe), and Helm
+reads the plaintext from its standard input (`--values -`, chart/helm.py),
+never from a file. A printed command decrypts again in bash, into a shell
+variable, and stops before Helm when sops fails (`shell_decrypt`). Only
+`sops edit` needs a plaintext file: it gets a private folder of its own
+(`private_folder`), removed on every signal that can be caught, and swept by
+the next command after one that cannot (SIGKILL).
 The recipients are `creation_rules` in `.sops.yaml` beside values/ (the
 repository's root); each operator's or CI's age key comes from sops' usual
 places (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, ~/.config/sops/age/keys.txt).
@@ -14,14 +17,16 @@ pinned in requirements.in and checked against the sha256 below.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -143,9 +148,17 @@ def write_encrypted(encrypted: Path, data: dict[str, Any]) -> None:
 
 
 def edit(encrypted: Path) -> bool:
-    """`sops edit` in $EDITOR: sops decrypts into its own temporary file and re-encrypts on save.
-    False when nothing changed."""
-    result = subprocess.run(command("--config", str(config_for(encrypted.parent)), "edit", str(encrypted)))
+    """`sops edit` in $EDITOR: sops decrypts into a temporary file of its own and re-encrypts on save.
+    False when nothing changed.
+
+    sops (and the editor, which inherits it) writes its temporary files under TMPDIR, which is here a private
+    folder of coursehub's: removed when the edit ends, also when a signal ends it (sops itself leaves its file
+    behind on SIGHUP), and by the next command after a SIGKILL."""
+    with private_folder() as tmp:
+        result = subprocess.run(
+            command("--config", str(config_for(encrypted.parent)), "edit", str(encrypted)),
+            env={**os.environ, "TMPDIR": str(tmp)},
+        )
     if result.returncode == 200:  # sops: "File has not changed, exiting."
         return False
     if result.returncode != 0:
@@ -155,41 +168,115 @@ def edit(encrypted: Path) -> bool:
     return True
 
 
-_private: dict[Path, Path] = {}
+# Signals that end a process and that a process can catch: the terminal closing (SIGHUP, e.g. an SSH session
+# dropped), Ctrl-C, `kill`, Ctrl-\. SIGKILL cannot be caught: sweep() cleans up after it.
+CATCHABLE = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+PRIVATE_PREFIX = "coursehub-private-"
 
 
-def helm_file(encrypted: Path, data: dict[str, Any]) -> Path:
-    """A private plaintext copy of a decrypted layer, for Helm's --values; removed when the process exits."""
-    if encrypted in _private:
-        return _private[encrypted]
-    folder = Path(tempfile.mkdtemp(prefix="coursehub-secrets-"))  # 0700, in the system's temp folder
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    _exit_on_sigterm()
-    path = folder / encrypted.name.replace(".enc.yaml", ".yaml")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(data, f, sort_keys=False)
-    _private[encrypted] = path
-    return path
+def private_base() -> Path:
+    """The folder, one per user, that holds the private folders: under $TMPDIR (else the system's temp folder)."""
+    return Path(os.environ.get("TMPDIR") or tempfile.gettempdir()) / f"{PRIVATE_PREFIX}{os.getuid()}"
 
 
-def _exit_on_sigterm() -> None:
-    """A plain `kill` should remove the plaintext too: turn SIGTERM into a normal exit, which runs atexit."""
+def _is_private(folder: Path) -> bool:
+    """A real folder (not a link) of this user's that nobody else may enter."""
     try:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _exit)
-    except ValueError:  # not the main thread: leave signals alone
+        st = folder.lstat()
+    except FileNotFoundError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o077 == 0
+
+
+@contextmanager
+def private_folder() -> Iterator[Path]:
+    """A new folder (0700, in the user's 0700 private_base) for programs that must write plaintext to a file.
+    Removed when the block ends, also when SIGHUP, SIGINT, SIGTERM or SIGQUIT ends it; after a SIGKILL,
+    by sweep() in the next coursehub command."""
+    base = private_base()
+    try:
+        base.mkdir(mode=0o700)
+        base.chmod(0o700)  # whatever the umask
+    except FileExistsError:
         pass
+    if not _is_private(base):
+        raise CoursehubError(
+            Problem(
+                str(base),
+                "",
+                "is not a private folder of this user (it must be a folder, not a link, owned by you, mode 0700)",
+                "remove it, or point TMPDIR at a folder of your own",
+            )
+        )
+    sweep()
+    with _ended_by_signals():
+        folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep() -> list[Path]:
+    """Removes the private folders whose process is gone (a SIGKILL, which nothing can catch, ends a process
+    without its clean-up); returns them. Folders of running processes stay."""
+    base = private_base()
+    if not _is_private(base):
+        return []
+    gone = []
+    for folder in base.iterdir():
+        pid = folder.name.split("-", 1)[0]
+        if pid.isdigit() and _running(int(pid)):
+            continue
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            folder.unlink(missing_ok=True)
+        gone.append(folder)
+    return gone
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+@contextmanager
+def _ended_by_signals() -> Iterator[None]:
+    """Inside the block, a catchable signal that would end the process ends it by an exception instead, so every
+    `finally` runs (the signal's number + 128 is the exit code). A signal the process ignores (nohup) stays
+    ignored; outside the main thread, where handlers cannot be set, the block runs as it is."""
+    previous: dict[int, Any] = {}
+    try:
+        for signum in CATCHABLE:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, _exit)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def shell_decrypt(private: Path) -> str | None:
-    """For a private plaintext file: a bash process substitution that decrypts its source again, so
-    a printed command still works after this process has removed the file."""
-    for encrypted, path in _private.items():
-        if path == private:
-            return "<(" + shlex.join([str(binary()), "--disable-version-check", "decrypt", display(encrypted)]) + ")"
-    return None
+def shell_decrypt(encrypted: Path, variable: str) -> str:
+    """A bash step that decrypts `encrypted` again into the shell variable `variable` (a command substitution reads
+    sops through a pipe: memory only), or prints one line and stops the command when sops cannot (a key that is not
+    among the recipients, a missing file), so that nothing after it starts. The path is absolute: the step works
+    from any folder. sops' own message is not shown: it spans a dozen lines."""
+    path = str(encrypted.absolute())
+    problem = Problem(
+        path, "", "cannot be decrypted here (missing, or no key of its recipients), so helm was not started", NO_KEY_FIX
+    )
+    decrypt = shlex.join(command("decrypt", "--input-type", "yaml", "--output-type", "yaml", path))
+    return f"{variable}=$({decrypt} 2>/dev/null) || {{ echo {shlex.quote(f'error: {problem}')} >&2; exit 1; }}"
