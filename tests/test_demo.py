@@ -52,10 +52,16 @@ def run_demo_until_ready(tmp_path: Path, *args: str, timeout: float = 1200) -> t
         ready.wait(timeout)
         before = "".join(lines)
         assert demo.poll() is None, f"the demo stopped by itself:\n{before}"
-        url = re.search(r"open (http://127\.0\.0\.1:\d+)/hub/login", before)
+        url = re.search(r"open http://(127\.0\.0\.1|hub\.localhost):(\d+)/hub/login", before)
         assert url, before
-        # The URL it prints for a group's account is the hub's: it asks an anonymous visitor to log in.
-        r = requests.get(f"{url[1]}/hub/spawn/collab-shared-1", allow_redirects=False, timeout=30)
+        # The URL it prints for a group's account is the hub's: it asks an anonymous visitor to log in. (A browser
+        # resolves hub.localhost to loopback; this machine's resolver may not, so the request names it as Host.)
+        r = requests.get(
+            f"http://127.0.0.1:{url[2]}/hub/spawn/collab-shared-1",
+            headers={"Host": f"{url[1]}:{url[2]}"},
+            allow_redirects=False,
+            timeout=30,
+        )
         assert r.status_code == 302 and "/hub/login" in r.headers["Location"], (r.status_code, r.headers)
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)
@@ -69,7 +75,8 @@ def run_demo_until_ready(tmp_path: Path, *args: str, timeout: float = 1200) -> t
 
 def test_the_demo_runs_another_image_variant_says_where_to_go_and_keeps_its_log(tmp_path: Path) -> None:
     before, after = run_demo_until_ready(tmp_path, "--course", "stat159", "--tag", ALTERNATIVE_TAG)
-    url = re.search(r"open (http://127\.0\.0\.1:\d+)/hub/login", before)[1]  # type: ignore[index]
+    # stat159 runs servers on their own origins: the demo at hub.localhost, each server at <user>.hub.localhost
+    url = re.search(r"open (http://hub\.localhost:\d+)/hub/login", before)[1]  # type: ignore[index]
     assert (
         f"stat159-image:{ALTERNATIVE_TAG}'s environment (TAG={ALTERNATIVE_TAG}; the values deploy 2023.03.1)" in before
     )
