@@ -52,7 +52,7 @@ from coursehub.groups import hubpython
 from coursehub.singleuser import STORE_FLAGS
 
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
-USER = "coursehub-health"
+USER: str = hubpython.load().HEALTH_USER  # the one name, which the hub refuses at log-in
 # What the operator's token needs, and all it needs (see the module's docstring).
 OPERATOR_SCOPES = (f"admin:users!user={USER}", f"tokens!user={USER}", "read:users:name", "read:roles:groups")
 # The health user's token for one run: its own server, nothing else.
