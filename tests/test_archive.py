@@ -3,7 +3,10 @@
 Every failure case of issue 10 is a test here on real files: a file written while
 it is archived, a missing home, an unreadable file (read by a real unprivileged
 process), a full archive volume (the run's byte cap, which fails exactly as ENOSPC
-does), a sparse file, a crafted manifest, missing and cut manifests.
+does), a sparse file, a crafted manifest, missing and cut manifests. Issue 23's
+findings too: a real process racing link swaps against the archive, a 64 GiB file
+of holes, per-account budgets, SIGTERM, homes named by KubeSpawner 7's slugs, and
+bad restore input.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ import hashlib
 import importlib.util
 import json
 import os
+import random
 import shlex
 import shutil
+import signal
 import socket
+import string
 import subprocess
 import sys
 import tarfile
@@ -263,9 +269,7 @@ def test_a_sparse_file_is_stored_as_its_data_and_restored_with_its_holes(homes: 
         f.write(b"tail!")
     if sparse.stat().st_blocks * 512 > 1 << 20:
         pytest.skip(f"{tmp_path} cannot hold sparse files, so there is nothing to test here")
-    started = time.monotonic()
     result = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive", stamp=STAMP)
-    assert time.monotonic() - started < 10  # the old module read 512 MB of zeros through gzip (24 s)
     assert result.archive.stat().st_size < 1 << 20
     entry = next(
         e
@@ -391,6 +395,34 @@ def test_restore_refuses_a_damaged_or_foreign_archive(homes: Path, tmp_path: Pat
     assert not list((homes / "collab-shared-1").glob("restored-*"))
 
 
+def test_an_archive_of_the_format_before_issue_23_still_restores(homes: Path, tmp_path: Path) -> None:
+    """Format 2 had no `folder` and hashed a sparse file over its holes too (as zeros)."""
+    home = homes / "collab-shared-1"
+    holey_file(home / "sparse.img", 8 << 20)
+    before = snapshot(home)
+    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive").archive
+    assert archive is not None
+    manifest = archiving.manifest_path(archive)
+    data = json.loads(manifest.read_text())
+    del data["folder"]
+    data["format"] = "coursehub-archive/2"
+    sparse = next(e for e in data["entries"] if e["path"] == "sparse.img")
+    sparse["sha256"] = hashlib.sha256((home / "sparse.img").read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(data))
+    done = archiving.restore_account(archive, homes, account="collab-shared-1", stamp="old")
+    assert snapshot(done.folder) == before
+    sparse["sha256"] = "0" * 64
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(archiving.ArchiveError, match=r"sparse\.img differs from the manifest: nothing kept"):
+        archiving.restore_account(archive, homes, stamp="bad")
+    data["format"], data["folder"] = "coursehub-archive/3", "collab-shared-2"  # not the account's home folder
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(archiving.ArchiveError, match="folder 'collab-shared-2' is not the account's home folder"):
+        archiving.restore_account(archive, homes, stamp="other")
+    assert sorted(p.name for p in homes.iterdir()) == ["collab-shared-1"]
+    assert [p.name for p in home.glob("restored-*")] == ["restored-old"]
+
+
 def test_one_folder_or_one_file_comes_back_beside_the_home_never_over_it(homes: Path, tmp_path: Path) -> None:
     home = homes / "collab-shared-1"
     archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive").archive
@@ -485,6 +517,369 @@ def test_retention_prunes_old_archives_but_keeps_each_accounts_newest(tmp_path: 
     assert ok and "pruned alice: alice-20261120T000000Z.tar.gz (older than 1 days)" in lines
     result = run_module("prune", "--dest", str(dest), "--retention-days", "1")
     assert (result.returncode, result.stdout) == (0, "prune: nothing to remove\n")  # the newest of each stays
+
+
+# Issue 23: a student cannot steer the archive Job (findings 6, 7, 9, 10).
+
+# A real process swapping two names atomically (renameat2 RENAME_EXCHANGE) as fast as it can, until SIGTERM;
+# it prints how many swaps it made.
+RACER = """
+import ctypes, os, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+a, b = os.fsencode(sys.argv[1]), os.fsencode(sys.argv[2])
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+swaps = 0
+print("ready", flush=True)
+while not stop:
+    if libc.renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE):
+        sys.exit("renameat2: " + os.strerror(ctypes.get_errno()))
+    swaps += 1
+print(swaps, flush=True)
+"""
+RACE_ROUNDS = 150
+
+
+def test_a_student_swapping_a_folder_for_a_link_never_gets_another_home_into_an_archive(tmp_path: Path) -> None:
+    """Finding 6: mallory's `work` folder and her link `swap -> ../victim` trade places all through 150 archives."""
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    victim, work = homes / "victim", homes / "mallory" / "work"
+    victim.mkdir(parents=True)
+    work.mkdir(parents=True)
+    for i in range(40):  # the same names and sizes in both, so a path-walking archive takes either without a hitch
+        (victim / f"notes-{i:02}.txt").write_bytes(b"VICTIM-SECRET-%02d\n" % i * 64)
+        (work / f"notes-{i:02}.txt").write_bytes(b"mallory-owns-%03d\n" % i * 64)
+    (homes / "mallory" / "swap").symlink_to("../victim")
+    racer = subprocess.Popen(
+        [sys.executable, "-c", RACER, str(work), str(homes / "mallory" / "swap")], stdout=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    try:
+        assert racer.stdout is not None and racer.stdout.readline() == "ready\n"
+        for i in range(RACE_ROUNDS):
+            lines += archiving.run_archive(homes, dest, ["mallory"], stamp=f"race{i:03}")[0]
+    finally:
+        racer.terminate()
+        swaps, _ = racer.communicate(timeout=30)
+    assert racer.returncode == 0 and int(swaps) > RACE_ROUNDS, swaps  # it swapped all along
+    leaked = []
+    for archive in sorted(dest.glob("mallory-*.tar.gz")):
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                data = tar.extractfile(member) if member.isreg() else None
+                if data is not None and b"VICTIM" in data.read():
+                    leaked.append(f"{archive.name}: {member.name}")
+    assert leaked == []
+    # Each round archived mallory's own files or failed her account, in one line, with the report written.
+    allowed = (
+        "archived mallory: ",
+        "warning mallory: symlink swap recorded in the manifest, not archived",
+        "warning mallory: symlink work recorded in the manifest, not archived",
+        "FAILED mallory: swap was swapped while it was archived",
+        "FAILED mallory: work was swapped while it was archived",
+        "1 accounts: ",
+    )
+    assert [line for line in lines if not line.startswith(allowed)] == []
+    assert len(list(dest.glob("report-race*.txt"))) == RACE_ROUNDS
+    no_partials(dest)
+
+
+def data_extents(path: Path) -> list[tuple[int, int]]:
+    """The file's runs of data between holes, as the filesystem reports them (SEEK_DATA/SEEK_HOLE)."""
+    out, offset, size = [], 0, path.stat().st_size
+    with open(path, "rb") as f:
+        while offset < size:
+            try:
+                start = os.lseek(f.fileno(), offset, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                break
+            offset = os.lseek(f.fileno(), start, os.SEEK_HOLE)
+            out.append((start, offset - start))
+    return out
+
+
+def holey_file(path: Path, size: int) -> list[tuple[int, int]]:
+    """A file of `size` bytes that is holes but for three blocks of data; its data extents."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for offset, data in ((0, b"head" * 1024), (size // 2, b"middle" * 100), (size - 5, b"tail!")):
+            f.seek(offset)
+            f.write(data)
+    if path.stat().st_blocks * 512 > 1 << 20:
+        pytest.skip(f"{path.parent} cannot hold sparse files, so there is nothing to test here")
+    return data_extents(path)
+
+
+def test_a_64_gib_file_of_holes_is_archived_as_its_data_and_restored_with_its_holes(tmp_path: Path) -> None:
+    """Finding 7: cost follows the data stored, not the size (the old module hashed 64 GiB of zeros, twice)."""
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    size = 64 << 30
+    disk = homes / "alice" / "vm" / "disk.img"
+    extents = holey_file(disk, size)
+    stored = sum(length for _, length in extents)
+    assert len(extents) == 3 and stored < 1 << 20
+    with open(disk, "rb") as f:
+        data = b"".join(os.pread(f.fileno(), length, start) for start, length in extents)
+    archived = run_module("archive", "--homes", str(homes), "--dest", str(dest), "alice")
+    assert archived.returncode == 0, archived.stdout + archived.stderr
+    (archive,) = dest.glob("alice-*.tar.gz")
+    entry = next(
+        e for e in json.loads(archiving.manifest_path(archive).read_text())["entries"] if e["path"] == "vm/disk.img"
+    )
+    assert entry["size"] == size and entry["stored"] == stored
+    assert [tuple(e) for e in entry["extents"]] == extents
+    assert entry["sha256"] == hashlib.sha256(data).hexdigest()  # the data read, hashed once; the holes never
+    with tarfile.open(archive) as tar:
+        member = tar.getmember("vm/disk.img")
+        assert member.size == stored and member.pax_headers["COURSEHUB.sparse.size"] == str(size)
+        held = tar.extractfile(member)
+        assert held is not None and held.read() == data
+    restored = run_module("restore", "--homes", str(homes), "--archive", str(archive), "--account", "alice")
+    assert restored.returncode == 0, restored.stderr
+    (copy,) = (homes / "alice").glob("restored-*/vm/disk.img")
+    assert copy.stat().st_size == size
+    assert copy.stat().st_blocks * 512 < 1 << 20, "restore wrote the holes as real blocks"
+    assert data_extents(copy) == extents  # the same data at the same offsets, holes everywhere else
+    with open(copy, "rb") as f:
+        assert b"".join(os.pread(f.fileno(), length, start) for start, length in extents) == data
+
+
+def test_an_account_over_its_data_budget_fails_alone_and_the_run_goes_on_and_reports(tmp_path: Path) -> None:
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    for account in ("alice", "bob", "carol"):
+        make_home(homes, account)
+    (homes / "bob" / "model.bin").write_bytes(os.urandom(2 << 20))
+    holey_file(homes / "carol" / "disk.img", 64 << 30)  # 64 GiB of holes: only its data counts
+    result = run_module(
+        "archive",
+        "--homes",
+        str(homes),
+        "--dest",
+        str(dest),
+        "--account-max-bytes",
+        str(1 << 20),
+        "alice",
+        "bob",
+        "carol",
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("archived alice: alice-") and lines[2].startswith("archived carol: carol-")
+    assert lines[1].startswith("FAILED bob: model.bin holds 2097152 bytes of data, which with the ")
+    assert lines[1].endswith("over the account's budget of 1048576 bytes (--account-max-bytes): nothing kept")
+    assert lines[-1] == "3 accounts: 1 failed (exit code 1)"
+    (report,) = dest.glob("report-*.txt")
+    assert report.read_text().splitlines() == lines
+    assert sorted(p.name.split("-")[0] for p in dest.glob("*.tar.gz")) == ["alice", "carol"]
+    no_partials(dest)
+
+
+def test_a_home_nested_too_deep_fails_alone(tmp_path: Path) -> None:
+    """The walk holds a descriptor per folder level: 300 levels fail that account, not the run."""
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    make_home(homes, "alice")
+    make_home(homes, "bob")
+    (homes / "alice" / "/".join(["d"] * 300)).mkdir(parents=True)
+    lines, ok = archiving.run_archive(homes, dest, ["alice", "bob"], stamp=STAMP)
+    assert (
+        not ok
+        and lines[0] == f"FAILED alice: {'/'.join(['d'] * 257)} is nested more than 256 folders deep: not archived"
+    )
+    assert lines[1].startswith("archived bob: ")
+
+
+def test_an_account_over_its_time_budget_fails_in_one_line_and_the_report_is_written(tmp_path: Path) -> None:
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    make_home(homes, "alice")
+    make_home(homes, "bob")
+    result = run_module(
+        "archive", "--homes", str(homes), "--dest", str(dest), "--account-max-seconds", "0", "alice", "bob"
+    )
+    assert result.returncode == 1 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines == [
+        "FAILED alice: took longer than its time budget of 0 s (--account-max-seconds): nothing kept",
+        "FAILED bob: took longer than its time budget of 0 s (--account-max-seconds): nothing kept",
+        "2 accounts: 2 failed (exit code 1)",
+    ]
+    assert [p.read_text().splitlines() for p in dest.glob("report-*.txt")] == [lines]
+    assert not list(dest.glob("*.tar.gz"))
+    no_partials(dest)
+
+
+def test_a_run_stopped_by_sigterm_still_writes_its_report(tmp_path: Path) -> None:
+    """The Job's deadline sends SIGTERM: the account being archived and those after it are FAILED lines."""
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    for account in ("alice", "bob", "carol"):
+        make_home(homes, account)
+    with open(homes / "bob" / "model.bin", "wb") as f:  # random: seconds of gzip, so SIGTERM comes while bob is read
+        for _ in range(128):
+            f.write(os.urandom(1 << 20))
+    run = subprocess.Popen(
+        [sys.executable, str(MODULE), "archive", "--homes", str(homes), "--dest", str(dest), "alice", "bob", "carol"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while not list(dest.glob("bob-*.tar.gz.partial")):  # waits for bob's archive to be begun, asserts no time
+            assert run.poll() is None, run.communicate()
+            time.sleep(0.005)
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert (run.returncode, err) == (1, "")
+    lines = out.splitlines()
+    assert lines[0].startswith("archived alice: alice-")
+    assert lines[1:] == [
+        "FAILED bob: the run was stopped (SIGTERM: the Job's deadline, or the Job deleted): nothing kept",
+        "FAILED carol: not archived: the run was stopped (SIGTERM) before it",
+        "3 accounts: 2 failed (exit code 1)",
+    ]
+    assert [p.read_text().splitlines() for p in dest.glob("report-*.txt")] == [lines]
+    assert [p.name.split("-")[0] for p in dest.glob("*.tar.gz")] == ["alice"]
+    no_partials(dest)
+
+
+# Hub user names and KubeSpawner 7's home folders (finding 9).
+SLUG_NAMES = [
+    "alice",
+    "collab-lab.team_b-2",
+    "alice@berkeley.edu",
+    "Alice.Smith+stat159@Berkeley.EDU",
+    "Alice",
+    "ALICE",
+    "a--b",
+    "-lead",
+    "trail-",
+    "0day",
+    "1-" + "a" * 60,
+    "_",
+    "",
+    "a" * 48,
+    "a" * 49,
+    "a" * 63,
+    "a" * 64,
+    "x" * 300,
+    "josé",
+    "émile.zola",
+    "学生",
+    "İstanbul",
+    "straße",
+    "ǅemal",
+    "a\n",
+    "a b",
+    "a" * 36 + ".b",
+]
+
+
+def test_home_folders_are_kubespawner_7s_safe_slugs() -> None:
+    from kubespawner import slugs
+
+    assert archiving.home_folder("collab-lab.team_b-2") == "collab-lab-team-b-2---00d171e6"
+    rng = random.Random(23)
+    alphabet = string.ascii_letters + string.digits + "-._@+~ é学İß\u2028"
+    names = SLUG_NAMES + ["".join(rng.choices(alphabet, k=rng.randint(1, 90))) for _ in range(2000)]
+    for name in names:
+        assert archiving.safe_slug(name) == slugs.safe_slug(name), name
+        for length in (12, 32, 48, 63):
+            assert archiving.safe_slug(name, max_length=length) == slugs.safe_slug(name, max_length=length), name
+        assert archiving.home_folder(name) == slugs.safe_slug(name, max_length=48), name
+
+
+def test_home_folders_are_the_subpath_kubespawner_7_mounts() -> None:
+    """The real KubeSpawner 7 builds each user's pod with values/common.yaml's `subPath: "{username}"`."""
+    from traitlets.config import Config
+
+    from coursehub.chart.pods import PodUser, pod_manifest
+
+    config = Config()
+    config.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "homes"}}]
+    config.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan", "subPath": "{username}"}]
+    for name in [n for n in SLUG_NAMES if n]:
+        (mount,) = pod_manifest(config, PodUser(name))["spec"]["containers"][0]["volumeMounts"]
+        assert archiving.home_folder(name) == mount["subPath"], name
+
+
+def test_homes_named_by_their_slug_are_archived_by_user_and_restored_into_the_slug_folder(tmp_path: Path) -> None:
+    from kubespawner.slugs import safe_slug
+
+    homes, dest = tmp_path / "homes", tmp_path / "archive"
+    users = {"collab-lab.team_b-2": "collab-lab-team-b-2---00d171e6", "Alice@Berkeley.EDU": ""}
+    users["Alice@Berkeley.EDU"] = safe_slug("Alice@Berkeley.EDU", max_length=48)
+    before = {user: snapshot(make_home(homes, folder)) for user, folder in users.items()}
+    result = run_module("archive", "--homes", str(homes), "--dest", str(dest), *users)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for user, folder in users.items():
+        (archive,) = dest.glob(f"{user}-*.tar.gz")  # archives and the report name the hub user
+        assert f"archived {user}: {archive.name} (home folder {folder}, 4 files, " in result.stdout
+        manifest = json.loads(archiving.manifest_path(archive).read_text())
+        assert (manifest["account"], manifest["folder"]) == (user, folder)
+        restored = run_module("restore", "--homes", str(homes), "--archive", str(archive), "--account", user)
+        assert restored.returncode == 0, restored.stderr
+        (copy,) = (homes / folder).glob("restored-*")
+        assert snapshot(copy) == before[user]
+    assert sorted(p.name for p in homes.iterdir()) == sorted(users.values())  # no folder a pod would not mount
+    # --all archives each home folder by its name; the hub user's name still restores it.
+    whole = run_module("archive", "--homes", str(homes), "--dest", str(tmp_path / "all"), "--all")
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    (archive,) = (tmp_path / "all").glob("collab-lab-team-b-2---00d171e6-*.tar.gz")
+    result = run_module("restore", "--homes", str(homes), "--archive", str(archive), "--account", "collab-lab.team_b-2")
+    assert result.returncode == 0, result.stderr
+    assert len(list((homes / "collab-lab-team-b-2---00d171e6").glob("restored-*"))) == 2
+
+
+def tree(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every entry below `root` (itself included), with its mode and a file's content."""
+    return {
+        str(p): (p.lstat().st_mode, p.read_bytes() if p.is_file() and not p.is_symlink() else b"")
+        for p in [root, *root.rglob("*")]
+    }
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (["--homes", "{tmp}/nowhere"], "error: {tmp}/nowhere: --homes: no such folder. Fix: give the folder the"),
+        (["--homes", "{archive}"], "error: {archive}: --homes: is not a folder. Fix: give the folder the homes"),
+        (["--archive", "{tmp}/archive/ghost.tar.gz"], "error: {tmp}/archive/ghost.tar.gz: --archive: no such archive"),
+        (["--account", "../bob"], "error: {archive}: --account: '../bob' is not a hub user name. Fix: "),
+        (["--account", "collab-shared-2"], "error: {archive}: --account: {name} is collab-shared-1's archive, not"),
+        (["--path", "../bob"], "error: {archive}: --path: '../bob' leaves the home folder. Fix: give a path inside"),
+        (["--path", "thesis"], "error: {archive}: --path: {name} holds no file or folder 'thesis'. Fix: "),
+    ],
+)
+def test_restore_with_bad_input_is_one_line_exit_code_2_and_changes_nothing(
+    homes: Path, tmp_path: Path, flags: list[str], line: str
+) -> None:
+    """Finding 10: `restore --homes <missing folder>` ended in a traceback."""
+    archive = archiving.archive_account(homes, "collab-shared-1", tmp_path / "archive").archive
+    assert archive is not None
+    given = {"--homes": str(homes), "--archive": str(archive)}
+    for key, value in zip(flags[::2], flags[1::2], strict=True):
+        given[key] = value.format(tmp=tmp_path, archive=archive)
+    before = tree(tmp_path)
+    result = run_module("restore", *[part for pair in given.items() for part in pair])
+    assert (result.returncode, result.stdout, result.stderr.count("\n")) == (2, "", 1), result.stderr
+    assert result.stderr.startswith(line.format(tmp=tmp_path, archive=archive, name=archive.name)), result.stderr
+    assert tree(tmp_path) == before
+
+
+def test_archive_with_a_missing_homes_folder_is_one_line(tmp_path: Path) -> None:
+    for which in (["--all"], ["alice"]):
+        result = run_module("archive", "--homes", str(tmp_path / "nowhere"), "--dest", str(tmp_path / "a"), *which)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (
+            f"error: {tmp_path / 'nowhere'}: --homes: no such folder. "
+            "Fix: give the folder the homes volume is mounted at (nothing was read or changed)\n"
+        )
+    assert sorted(tmp_path.iterdir()) == []
 
 
 # The Jobs, rendered by real Helm with the real z2jh chart.
