@@ -1065,5 +1065,10 @@ def test_make_archive_and_restore_print_the_commands_that_start_them() -> None:
     assert "--set-string 'archive.restore.path=a\\, b/'" in result.stdout  # Helm reads `\,` as a comma
     result = coursehub("restore", "--course", "stat159", "--account", "alice", "--archive", "bob-x.tar.gz")
     assert result.returncode == 1 and "is not alice's archive" in result.stderr
+    # ALL=1 names an archive by the home folder KubeSpawner gave the user: that one is the user's too
+    slugged = f"{archiving.home_folder('collab-lab.team_b-2')}-20261206T000000Z.tar.gz"
+    result = coursehub("restore", "--course", "stat159", "--account", "collab-lab.team_b-2", "--archive", slugged)
+    assert result.returncode == 0, result.stderr
+    assert "archive.restore.account=collab-lab.team_b-2" in result.stdout
     result = coursehub("archive", "--course", "stat159", "--all", "--accounts", "alice")
     assert result.returncode == 1 and "either" in result.stderr

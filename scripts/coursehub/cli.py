@@ -12,12 +12,13 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from coursehub import tools
 from coursehub.courses import course_names, load_course
 from coursehub.errors import CoursehubError, Problem
-from coursehub.paths import ROOT, display
+from coursehub.paths import CHART, ROOT, display
 
 if TYPE_CHECKING:
     from coursehub.chart.helm import Helm
@@ -359,13 +360,15 @@ def _archive_commands(args: argparse.Namespace, helm: Helm) -> int:
                 settings[key] = "{" + ",".join(n.strip() for n in names.split(",") if n.strip()) + "}"
         command = job_command(helm.binary, course, release, "archive-job.yaml", settings)
     else:
-        if not args.archive.startswith(args.account + "-"):
+        # an archive is named by the hub user, or (ALL=1) by the home folder KubeSpawner gave that user
+        folder = _archive_module().home_folder(args.account)
+        if not args.archive.startswith((args.account + "-", folder + "-")):
             raise CoursehubError(
                 Problem(
                     "make restore",
                     "ARCHIVE",
                     f"{args.archive} is not {args.account}'s archive",
-                    f"name one of {args.account}-<time>.tar.gz in the archive volume",
+                    f"name one of {args.account}-<time>.tar.gz or {folder}-<time>.tar.gz in the archive volume",
                 )
             )
         settings = {"archive.restore.account": args.account, "archive.restore.archive": args.archive}
@@ -374,6 +377,22 @@ def _archive_commands(args: argparse.Namespace, helm: Helm) -> int:
         command = job_command(helm.binary, course, release, "restore-job.yaml", settings)
     print(f"# needs the upstream chart in chart/charts/ (make deps); then:\n{command}")
     return 0
+
+
+def _archive_module() -> ModuleType:
+    """The archive Jobs' own module (standard library only), for its one rule of home folder names."""
+    import importlib.util
+
+    if "coursehub_archive" in sys.modules:
+        return sys.modules["coursehub_archive"]
+    spec = importlib.util.spec_from_file_location(
+        "coursehub_archive", CHART / "files" / "archive" / "coursehub_archive.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["coursehub_archive"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _check_images(names: list[str], tag: str | None) -> int:
