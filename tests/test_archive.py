@@ -1003,6 +1003,8 @@ def test_the_jobs_run_the_commands_their_values_give(
                 "archive.running": ["alice", "bob"],
                 "archive.retentionDays": 180,
                 "archive.maxBytes": 5000000000,
+                "archive.accountMaxBytes": 10**11,
+                "archive.accountMaxSeconds": 600,
                 "archive.image.digest": "sha256:" + "ab" * 32,
             },
         )
@@ -1016,6 +1018,10 @@ def test_the_jobs_run_the_commands_their_values_give(
         "alice,bob",
         "--max-bytes",
         "5000000000",
+        "--account-max-bytes",
+        "100000000000",
+        "--account-max-seconds",
+        "600",
         "--retention-days",
         "180",
         "--all",
@@ -1031,6 +1037,7 @@ def test_the_jobs_run_the_commands_their_values_give(
         ({"archive.runningServers": "ignore"}, "archive.runningServers"),
         ({"archive.restore.path": "../other-home"}, "archive.restore.path"),
         ({"archive.retentionDays": -1}, "archive.retentionDays"),
+        ({"archive.accountMaxSeconds": -5}, "archive.accountMaxSeconds"),
     ],
 )
 def test_the_schema_refuses_moving_images_root_and_escaping_paths(

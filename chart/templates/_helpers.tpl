@@ -103,6 +103,12 @@ running servers, their policy, the byte cap and the retention period.
 {{- if $a.maxBytes -}}
 {{- $args = concat $args (list "--max-bytes" (toString (int64 $a.maxBytes))) -}}
 {{- end -}}
+{{- if $a.accountMaxBytes -}}
+{{- $args = concat $args (list "--account-max-bytes" (toString (int64 $a.accountMaxBytes))) -}}
+{{- end -}}
+{{- if $a.accountMaxSeconds -}}
+{{- $args = concat $args (list "--account-max-seconds" (toString (int64 $a.accountMaxSeconds))) -}}
+{{- end -}}
 {{- if $a.retentionDays -}}
 {{- $args = concat $args (list "--retention-days" (toString (int64 $a.retentionDays))) -}}
 {{- end -}}
