@@ -58,11 +58,13 @@ def course_values(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 )
     result = coursehub("groups", "--course", "stat159", "--roster", str(roster), values=values)
     assert result.returncode == 0, result.stderr
-    assert f"{GROUPS} groups, {GROUPS * PER_GROUP} memberships" in result.stdout
+    assert f"{GROUPS} groups and their accounts written to" in result.stdout
+    assert f"{GROUPS * PER_GROUP} memberships to" in result.stdout
     return values
 
 
-def test_the_export_becomes_the_private_membership_file(course_values: Path) -> None:
+def test_the_export_becomes_the_committed_groups_file_and_the_private_membership_file(course_values: Path) -> None:
+    assert (course_values / "stat159.groups.yaml").is_file()  # the accounts, reviewed in git
     declared = load_course("stat159", values_dir=course_values).values()["jupyterhub"]["custom"]["coursehub"]
     assert len(declared["sharedAccounts"]) == GROUPS
     assert declared["sharedAccounts"][41] == {"group": "project-group-42", "account": "collab-project-group-42"}
