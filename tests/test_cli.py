@@ -194,3 +194,37 @@ def test_the_demo_guide_names_the_example_ta_but_only_counts_a_real_staff_list(v
     )
     real = demo.guide(load_course("stat159", values_dir=values_dir), "http://hub", "pw", "instructor")
     assert "  2 TAs of the private staff list: TA" in real and "real-ta" not in real
+
+
+AFTER_VALIDATE = """
+import gc, json, sys
+from coursehub import cli
+code = cli.main(["validate", "--course", "stat159"])
+from jupyterhub import orm, scopes
+from jupyterhub.app import JupyterHub
+from coursehub.groups import hubpython
+h = hubpython.load()
+marks = {h.GROUP_SHARES_MARK, h.ROLES_BY_NAME_MARK, h.GROUPS_HELD_MARK, h.COLLECT_AFTER_LOAD_MARK}
+wrapped = [
+    name for owner, name in ((scopes, "get_scopes_for"), (JupyterHub, "init_role_creation"),
+    (JupyterHub, "init_role_assignment"), (JupyterHub, "init_db"), (JupyterHub, "start"))
+    if any(getattr(getattr(owner, name), mark, False) for mark in marks)
+]
+print(json.dumps({"code": code, "gc": gc.isenabled(), "wrapped": wrapped}))
+"""
+
+
+def test_validate_leaves_the_collector_on_and_jupyterhub_unwrapped(upstream_chart: Path) -> None:
+    """`make validate` runs z2jh's real config, and with it coursehub's hub-side file, to build the pods: in the
+    command's own process that file builds settings and nothing else (issue 24: gc was left off, JupyterHub
+    wrapped). A process of its own, since other tests in this worker install the wrappers on purpose."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "UPSTREAM_CHART": str(upstream_chart)}
+    result = subprocess.run([sys.executable, "-c", AFTER_VALIDATE], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    state = json.loads(result.stdout.strip().splitlines()[-1])
+    assert state == {"code": 0, "gc": True, "wrapped": []}

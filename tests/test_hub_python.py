@@ -188,22 +188,32 @@ def test_bad_declarations_name_the_key_and_the_fix(change: dict[str, Any], key: 
 
 
 def test_the_file_runs_as_z2jh_runs_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """z2jh exec()s config.d files with `c` and its get_config() in scope; nothing else is needed."""
+    """z2jh exec()s config.d files with `c` and its get_config() in scope; nothing else is needed. Inside a hub
+    (a JupyterHub instance is loading its config) the collector pauses until the hub starts and JupyterHub's
+    lookups are wrapped; run by the tooling (no JupyterHub instance) the file only builds settings."""
     monkeypatch.chdir(tmp_path)  # the default database, jupyterhub.sqlite, does not exist here: a new hub
-    c = Config()
     values = {"custom.coursehub": DECLARATION}
-    namespace = {"c": c, "get_config": lambda key, default=None: values.get(key, default)}
 
     async def start(app: Any) -> bool:  # stands in for JupyterHub.start: is the collector on when it runs?
         return gc.isenabled()
 
     monkeypatch.setattr(JupyterHub, "start", start)
+    c = Config()
+    exec(compile(HUB_PYTHON.read_text(), HUB_PYTHON.name, "exec"), {"c": c, "get_config": values.get})
+    assert gc.isenabled() and not getattr(JupyterHub.start, hub_python.COLLECT_AFTER_LOAD_MARK, False)
+    assert not getattr(JupyterHub.init_role_creation, hub_python.ROLES_BY_NAME_MARK, False)
+    assert {r["name"] for r in c.JupyterHub.load_roles} >= {"coursehub-access-shared-1", hub_python.RECONCILER}
+
+    JupyterHub.instance()  # what JupyterHub's launch makes before it loads the config file
     try:
-        exec(compile(HUB_PYTHON.read_text(), HUB_PYTHON.name, "exec"), namespace)
+        c = Config()
+        exec(compile(HUB_PYTHON.read_text(), HUB_PYTHON.name, "exec"), {"c": c, "get_config": values.get})
         assert not gc.isenabled()  # while the hub loads its database
+        assert getattr(JupyterHub.init_role_creation, hub_python.ROLES_BY_NAME_MARK, False)
         assert asyncio.run(JupyterHub.start(None)) is True and gc.isenabled()  # type: ignore[arg-type]
     finally:
         gc.enable()
+        JupyterHub.clear_instance()
     assert {r["name"] for r in c.JupyterHub.load_roles} >= {"coursehub-access-shared-1", hub_python.RECONCILER}
     assert not (tmp_path / "jupyterhub.sqlite").exists()  # reading the database never creates one
 
@@ -538,10 +548,18 @@ def test_a_members_token_checks_leave_the_groups_server_out_of_the_hub_log(
 
 
 def test_only_access_shares_changes_how_jupyterhub_counts_token_scopes(shared: SharedServer) -> None:
-    hub_python.apply(Config(), DECLARATION)
+    hub_python.install_patches("roles")
     assert not getattr(scopes.get_scopes_for, hub_python.GROUP_SHARES_MARK, False)
-    hub_python.apply(Config(), {**DECLARATION, "access": "shares"})
+    hub_python.install_patches("shares")
     assert getattr(scopes.get_scopes_for, hub_python.GROUP_SHARES_MARK, False)
+
+
+def test_building_settings_wraps_nothing_of_jupyterhubs() -> None:
+    for access in ("roles", "shares"):
+        hub_python.apply(Config(), {**DECLARATION, "access": access})
+        for owner, name, mark in WRAPPED:
+            assert not getattr(getattr(owner, name), mark, False), (access, name)
+    assert gc.isenabled()
 
 
 # --- the course's staff (TAs): one role ----------------------------------------------------
@@ -741,6 +759,7 @@ def _semester_of_starts(
         c.JupyterHub.db_url = f"sqlite:///{db}"
         c.JupyterHub.load_roles = [{"name": "hub-own", "scopes": ["read:users"], "users": ["ops"]}]
         hub_python.apply(c, declaration)
+        hub_python.install_patches("roles")  # as the config file does inside a hub
         if not coursehubs_lookups:
             for step in ROLE_STEPS:
                 monkeypatch.setattr(JupyterHub, step, _jupyterhubs_own(JupyterHub, step, hub_python.ROLES_BY_NAME_MARK))
@@ -782,6 +801,7 @@ def test_when_jupyterhubs_lookups_move_the_hub_loads_its_roles_its_own_way_and_s
     c = Config()
     c.JupyterHub.db_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
     hub_python.apply(c, SEMESTER[0])
+    hub_python.install_patches("roles")
     queries: list[str] = []
     app = asyncio.run(_start_hub(c, handler, role_queries=queries))
     roles = _roles_in(app)
@@ -826,6 +846,7 @@ def test_the_hub_reads_its_groups_members_once_not_at_every_request(tmp_path: Pa
     c = Config()
     c.JupyterHub.db_url = db_url
     hub_python.apply(c, course)
+    hub_python.install_patches(str(course.get("access", "roles")))
     app = asyncio.run(_start_hub(c))  # a restart with coursehub's config
     _read_every_groups_members(app)
     assert _read_every_groups_members(app) <= 3  # the groups and what they refer to, nothing per group

@@ -450,8 +450,30 @@ def reconciler_service(hub_port: int = 8081) -> dict[str, Any]:
     }
 
 
+def install_patches(access: str) -> None:
+    """The wrappers of JupyterHub's own code that keep a course of a thousand groups cheap. Only for a hub
+    process: the config file calls it (with ``collect_after_load``) when a JupyterHub is loading it
+    (``in_hub``), never when the tooling runs the same file to build settings or pods."""
+    log = logging.getLogger("JupyterHub")
+    if keep_groups_in_memory():
+        log.info("coursehub: the hub keeps its groups in memory between requests (its session holds them weakly)")
+    if access == "roles" and find_roles_by_name_at_start():
+        log.info("coursehub: roles and groups are found by name from one query each while the hub loads its roles")
+    if access == "shares" and count_group_shares_in_tokens():
+        log.info("coursehub: tokens count their owner's group shares (access: shares shares with each group)")
+
+
+def in_hub() -> bool:
+    """Whether this process is a JupyterHub loading its config (traitlets' public singleton check: JupyterHub's
+    launch makes its one instance before it reads config files). The tooling runs z2jh's config on its own."""
+    from jupyterhub.app import JupyterHub
+
+    return JupyterHub.initialized()
+
+
 def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None) -> list[SharedAccount]:
-    """Add the declared shared accounts to the traitlets config ``c``.
+    """Add the declared shared accounts to the traitlets config ``c``. Changes nothing outside ``c`` but the
+    log filters that keep membership out of the log; JupyterHub's code is wrapped only by ``install_patches``.
 
     What the hub's own config already has (``hub.config``, ``hub.loadRoles``, services, hooks) is kept;
     a group or role declared both there and here is an error rather than a silent merge. ``names`` is
@@ -491,13 +513,6 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
     log = logging.getLogger("JupyterHub")
     for group, why in settings["refused"].items():
         log.error("coursehub: %s: group %s gets no role and is left alone; rename it in the values", why, group)
-
-    if keep_groups_in_memory():
-        log.info("coursehub: the hub keeps its groups in memory between requests (its session holds them weakly)")
-    if access == "roles" and find_roles_by_name_at_start():
-        log.info("coursehub: roles and groups are found by name from one query each while the hub loads its roles")
-    if access == "shares" and count_group_shares_in_tokens():
-        log.info("coursehub: tokens count their owner's group shares (access: shares shares with each group)")
 
     apply_rtc(c, declaration)
 
@@ -1082,7 +1097,9 @@ def hide_staff(names: Iterable[str]) -> None:
 # Executed by z2jh's jupyterhub_config.py (and by `make demo`): `c` and z2jh's
 # `get_config` are in scope there, and nowhere else.
 if "c" in globals() and "get_config" in globals():
-    collect_after_load()
+    if in_hub():
+        collect_after_load()
+        install_patches(str(get_config("custom.coursehub.access", "roles") or "roles"))  # type: ignore[name-defined]  # noqa: F821
     apply(
         c,  # type: ignore[name-defined]  # noqa: F821
         get_config("custom.coursehub", {}),  # type: ignore[name-defined]  # noqa: F821
