@@ -145,7 +145,9 @@ def test_shared_accounts_or_staff_without_subdomains_fail_naming_the_key_the_fix
 
 def test_the_opt_out_needs_a_reason_and_is_a_warning_every_time(values_dir: Path) -> None:
     edit(values_dir / "stat159.yaml", {KEY: None, OPT_OUT: "no"})
-    assert [p.key for p in problems_for(values_dir)] == [OPT_OUT]  # a reason, not a switch
+    assert {p.key for p in problems_for(values_dir)} == {OPT_OUT}  # a reason, not a switch
+    edit(values_dir / "stat159.yaml", {OPT_OUT: " " * 30})
+    assert [p.key for p in problems_for(values_dir)] == [OPT_OUT]  # and not a blank one
     edit(values_dir / "stat159.yaml", {OPT_OUT: REASON})
     assert problems_for(values_dir) == []
     (warning,) = warnings_for(values_dir)

@@ -292,6 +292,11 @@ SNEAKED = {  # what someone with only the public age recipients could slip into 
     "jupyterhub.hub.extraConfig.zz": "c.Authenticator.allow_all = True",
     "jupyterhub.singleuser.image.name": "quay.io/mallory/image",
     "jupyterhub.custom.coursehub.sharedAccounts": [{"group": "shared-1", "account": "collab-shared-1"}],
+    # named like credentials, but each grants power (a security review's finds): an OAuth endpoint that gets the
+    # client secret, a token that is the reconciler, tokens for the servers' Kubernetes API
+    "jupyterhub.hub.config.GenericOAuthenticator.token_url": "https://mallory.example/token",
+    "jupyterhub.hub.services.coursehub-reconciler.apiToken": "f" * 64,
+    "jupyterhub.hub.config.KubeSpawner.automount_service_account_token": True,
 }
 
 
@@ -311,6 +316,20 @@ def test_the_private_layer_holds_only_credentials_members_and_staff(
     assert found[0].file.endswith(".secret.enc.yaml" if encrypted else ".secret.example.yaml")
     assert found[0].fix == "move it to values/stat159.yaml"
     assert "mallory" not in str(found[0])  # the key, never the value
+
+
+def test_a_map_keyed_by_tokens_is_named_by_its_trait_never_by_a_token(values_dir: Path) -> None:
+    token = "9f2c1d7e5b3a48c6a0e4f1b2c3d4e5f6"
+    edit(values_dir / "stat159.secret.example.yaml", {f"jupyterhub.hub.config.JupyterHub.api_tokens.{token}": "ops"})
+    (found,) = [p for p in problems_for(values_dir) if "is not private" in p.message]
+    assert found.key == "jupyterhub.hub.config.JupyterHub.api_tokens" and token not in str(found)
+
+
+def test_a_services_token_may_be_private_only_for_a_service_the_committed_values_declare(values_dir: Path) -> None:
+    edit(values_dir / "stat159.secret.example.yaml", {"jupyterhub.hub.services.grader.apiToken": "g" * 64})
+    assert [p.key for p in problems_for(values_dir)] == ["jupyterhub.hub.services.grader.apiToken"]
+    edit(values_dir / "stat159.yaml", {"jupyterhub.hub.services.grader.admin": False})
+    assert problems_for(values_dir) == []
 
 
 def test_credentials_in_the_private_layer_pass(values_dir: Path) -> None:
@@ -335,3 +354,10 @@ def test_extra_config_that_sets_the_authenticator_class_is_refused(values_dir: P
     hook = "c.Authenticator.post_auth_hook = lambda a, h, auth: auth"  # a course's own hook: fine now
     edit(values_dir / "stat159.yaml", {"jupyterhub.hub.extraConfig.auth": hook})
     assert problems_for(values_dir) == []
+
+
+def test_an_authenticator_that_does_not_load_is_one_problem_not_a_traceback(values_dir: Path) -> None:
+    edit(values_dir / "common.yaml", {"jupyterhub.hub.config.JupyterHub.authenticator_class": "genericoauth"})
+    found = the_problem(values_dir)
+    assert found.key == "jupyterhub.hub.config.JupyterHub.authenticator_class" and "subclass" in found.message
+    assert found.file.endswith("common.yaml") and "\n" not in str(found)

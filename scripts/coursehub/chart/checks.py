@@ -40,20 +40,24 @@ SUBDOMAIN_HOST: Key = (*HUB_CONFIG, "JupyterHub", "subdomain_host")
 COOKIE_PREFIX: Key = (*HUB_CONFIG, "JupyterHub", "cookie_host_prefix_enabled")
 SAME_ORIGIN_ACCEPTED: Key = (*DECLARATION, "sameOriginAccepted")
 EXTRA_CONFIG: Key = (*JH, "hub", "extraConfig")
-# Where the private layer may hold credentials (dotted key paths, as regular expressions): hub.config traits named
-# as credentials, the hub's and the proxy's own secrets, services' API tokens. Members and staff: PRIVATE above.
-_CREDENTIAL = r"[A-Za-z0-9_]*(client_id|secret|token|password|passwd|api_key|apikey)[A-Za-z0-9_]*"
+# Where the private layer may hold credentials (dotted key paths, as regular expressions): exactly the values that
+# are secrets and grant nothing by being changed, the authenticators' OAuth clients, the hub's and the proxy's own
+# secrets. (A pattern on names would admit token_url, service_tokens, server_token_scopes and the like: a security
+# review found 33 such traits.) Members and staff: PRIVATE above; services' API tokens: private_layer.
 PRIVATE_KEYS = tuple(
-    re.compile(rule, re.IGNORECASE)
+    re.compile(rule)
     for rule in (
-        rf"jupyterhub\.hub\.config\.[A-Za-z0-9_]+\.{_CREDENTIAL}",
+        r"jupyterhub\.hub\.config\.[A-Za-z0-9_]+\.client_(id|secret)",
         r"jupyterhub\.hub\.config\.CryptKeeper\.keys",
         r"jupyterhub\.hub\.cookieSecret",
         r"jupyterhub\.hub\.db\.password",
-        r"jupyterhub\.hub\.services\.[^.]+\.apiToken",
         r"jupyterhub\.proxy\.secretToken",
     )
 )
+SERVICES: Key = (*JH, "hub", "services")
+# Services whose tokens are coursehub's or z2jh's own: a token set for them in the private layer would be a key
+# to the hub that nobody reviewed.
+RESERVED_SERVICES = frozenset({"coursehub-reconciler", "jupyterhub-idle-culler"})  # hub-side RECONCILER
 INGRESS: Key = (*JH, "ingress")
 AUTOHTTPS: Key = (*JH, "proxy", "https")
 
@@ -190,6 +194,11 @@ def shared_accounts(course: Course, values: dict[str, Any], upstream: UpstreamDa
     c = hub_traits_config(values)
     try:
         accounts = module.apply(c, declaration)
+    except TraitError as e:  # the authenticator class the refusal subclasses does not import
+        key = (*HUB_CONFIG, "JupyterHub", "authenticator_class")
+        if get(values, key) is None:  # else hub_config_values names the value already
+            yield problem(course, key, f"cannot be loaded ({str(e).splitlines()[0]})", "name an installed one")
+        return
     except module.DeclarationError as e:
         if "hub.loadRoles" in e.problem:
             yield from _role_clash(course, values, e.problem)
@@ -453,12 +462,25 @@ def private_layer(course: Course, values: dict[str, Any], upstream: UpstreamData
     """The private layer (secrets file, plain or sops-encrypted) holds only what is private: credentials,
     members and staff. Nobody can review an encrypted diff, so anything else there (an admin, an image,
     hub.extraConfig Python) would reach the hub unseen."""
+    services = {
+        str(name)
+        for layer in course.layers
+        if not layer.private
+        for name in (get(layer.data, SERVICES) or {})
+        if str(name) not in RESERVED_SERVICES
+    }
     for layer in course.layers:
         if not layer.private:
             continue
+        shown: set[Key] = set()
         for key, value in walk(layer.data):
-            if value == {} or private_value(key):
+            if value == {} or private_value(key, services):
                 continue
+            # a map under a hub.config trait may be keyed by secrets (service_tokens, api_tokens): name the trait
+            key = key[: len(HUB_CONFIG) + 2] if key[: len(HUB_CONFIG)] == HUB_CONFIG else key
+            if key in shown:
+                continue
+            shown.add(key)
             yield Problem(
                 layer.name,
                 dotted(key),
@@ -468,11 +490,13 @@ def private_layer(course: Course, values: dict[str, Any], upstream: UpstreamData
             )
 
 
-def private_value(key: Key) -> bool:
-    """Keys the private layer may hold: the declaration's members and staff, and credentials where the
-    chart takes them (hub.config traits, the proxy's and the hub's own secrets, services' API tokens)."""
+def private_value(key: Key, services: set[str] = frozenset()) -> bool:  # type: ignore[assignment]
+    """Keys the private layer may hold: the declaration's members and staff, the credentials in PRIVATE_KEYS,
+    and the API token of a service the committed layers declare (not coursehub's or z2jh's own)."""
     if private_key(key):
         return True
+    if len(key) == len(SERVICES) + 2 and key[: len(SERVICES)] == SERVICES and key[-1] == "apiToken":
+        return key[len(SERVICES)] in services
     path = ".".join(key)
     return any(rule.fullmatch(path) for rule in PRIVATE_KEYS)
 
