@@ -14,10 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import HubClient, live_hub, stat159_values
+from conftest import HubClient, coursehub, edit, live_hub, stat159_values
 from coursehub.groups import hubpython
-
-pytestmark = pytest.mark.live
 
 ACCOUNTS = [{"group": "shared-1", "account": "collab-shared-1"}]
 SECRET = {"jupyterhub": {"custom": {"coursehub": {"members": {"shared-1": ["s-ana", "s-bo"]}}}}}
@@ -46,6 +44,7 @@ def hub_and_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubC
         yield HubClient(local), log
 
 
+@pytest.mark.live
 @pytest.mark.parametrize(
     "name",
     [
@@ -64,9 +63,46 @@ def test_a_course_hook_in_extra_config_does_not_reopen_a_log_in_as_an_account(
     assert name.lower() in log.read_text().splitlines(), "the course's own hook ran (on the normalized name)"
 
 
+@pytest.mark.live
 def test_students_still_log_in_through_the_course_hook(hub_and_log: tuple[HubClient, Path]) -> None:
     api, log = hub_and_log
     assert api.login("s-ana", api.plan.password).status_code == 302
     assert api.login("s-bo@campus.edu", api.plan.password).status_code == 302
     assert {"s-ana", "s-bo@campus.edu"} <= set(log.read_text().splitlines())
     assert api.server("s-bo") == {}  # the hook's name is the one that logged in: s-bo exists, with no server
+
+
+# --- what validate sees: z2jh's config run on the render, everything a course writes included -------------
+
+CONFIG_D = "/usr/local/etc/jupyterhub/jupyterhub_config.d/"
+REPLACED = {
+    # a file of the course's own in jupyterhub_config.d, which runs after coursehub's
+    "extraFiles": {
+        "jupyterhub.hub.extraFiles.course-auth": {
+            "mountPath": CONFIG_D + "zz_course_auth.py",
+            "stringData": 'c.JupyterHub.authenticator_class = "generic-oauth"\n',
+        }
+    },
+    # extraConfig that never spells the trait's name
+    "extraConfig": {"jupyterhub.hub.extraConfig.auth": 'c.JupyterHub["authenticator_" "class"] = "generic-oauth"'},
+}
+
+
+@pytest.mark.parametrize("how", sorted(REPLACED))
+def test_validate_refuses_a_course_whose_final_authenticator_is_not_the_refusing_one(
+    values_dir: Path, upstream_chart: Path, how: str
+) -> None:
+    edit(values_dir / "stat159.yaml", REPLACED[how])
+    result = coursehub("validate", "--course", "stat159", values=values_dir, upstream=upstream_chart)
+    assert result.returncode == 1
+    assert "hub.extraConfig, hub.extraFiles: leave the hub with the authenticator 'generic-oauth'" in result.stderr
+    assert "hub.config.JupyterHub.authenticator_class only" in result.stderr
+
+
+def test_validate_refuses_a_configured_token_as_a_shared_account(values_dir: Path, upstream_chart: Path) -> None:
+    token = "0123456789abcdef" * 4
+    edit(values_dir / "stat159.yaml", {f"jupyterhub.hub.config.JupyterHub.api_tokens.{token}": "collab-shared-1"})
+    result = coursehub("validate", "--course", "stat159", values=values_dir, upstream=upstream_chart)
+    assert result.returncode == 1
+    assert "hub.config.JupyterHub.api_tokens: gives a token as collab-shared-1" in result.stderr
+    assert token not in result.stderr + result.stdout

@@ -943,6 +943,9 @@ def refuse_accounts(accounts: frozenset[str], prefix: str, then: Any = None) -> 
     return hook
 
 
+REFUSES = "coursehub_refuses"  # on the refusing class: (the names it refuses, the accounts' prefix)
+
+
 def is_refused(name: str, accounts: frozenset[str], prefix: str) -> bool:
     return name in accounts or name.startswith(prefix)
 
@@ -972,6 +975,7 @@ def refusing_authenticator(chosen: Any, accounts: frozenset[str], prefix: str) -
             return authenticated
 
     Refusing.__name__ = Refusing.__qualname__ = f"CoursehubRefusing{base.__name__}"
+    setattr(Refusing, REFUSES, (accounts, prefix))
     return Refusing
 
 

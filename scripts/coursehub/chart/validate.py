@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coursehub.chart import pods, rendered
+from coursehub.chart import pods, rendered, resolved
 from coursehub.chart.checks import CMD, DECLARATION, check_values, effective, isolation_warnings
 from coursehub.chart.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart
 from coursehub.chart.kube import SUPPORTED
@@ -49,9 +49,12 @@ def validate(
     report.problems += rendered.hub_receives_course(course, values, objs)
     report.problems += rendered.membership_only_in_secrets(course, values, objs)
     report.problems += rendered.hub_python_shipped(objs)
-    if not report.problems:  # the pods are built by running the hub's configuration: only on a sound render
+    if not report.problems:  # the hub's configuration is run (and pods built) only on a sound render
+        config = pods.hub_config(objs, release.namespace)
+        report.problems += resolved.login_refusal(course, config)
         users = pods.course_users(objs)
-        report.problems += pods.problems(pods.course_pods(objs, release.namespace), users, kube_versions)
+        built = {who: pods.pod_manifest(config, user) for who, user in users.items()}
+        report.problems += pods.problems(built, users, kube_versions)
     return report
 
 
