@@ -475,8 +475,26 @@ LEFTOVERS = [
     "stat159.secret.yaml.bak",
     "stat159.secret.yaml.save",  # nano, on SIGHUP
     "stat159.secret.yaml.tmp",
+    "stat159.secret.yaml.kate-swp",  # Kate's swap file
+    "stat159.secret.yaml___jb_tmp___",  # JetBrains' safe write
+    # decrypted copies a person or a tool names after the encrypted file (`sops -d x > ...`)
+    "stat159.secret.dec.yaml",
+    "stat159.secret.decrypted.yaml",
+    "stat159.secret.plain.yaml",
+    "stat159.secret.enc.yaml.dec",
+    "stat159.secret.enc.yaml~",
+    "stat159.secret.yml",
+    "stat159.secret.old.yaml",
+    "stat159.secret (copy).yaml",
+    ".#stat159.secret.enc.yaml",
 ]
-KEPT = ["stat159.secret.example.yaml", "stat159.secret.enc.yaml", "stat159.yaml", "common.yaml"]
+KEPT = [
+    "stat159.secret.example.yaml",
+    "stat159.secret.enc.yaml",
+    "stat159.yaml",
+    "stat159.groups.yaml",
+    "common.yaml",
+]
 
 
 def git_ignores(name: str) -> bool:
