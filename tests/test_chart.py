@@ -16,13 +16,12 @@ import yaml
 from conftest import edit, find, render_chart
 from coursehub.chart import kube, rendered
 from coursehub.chart.checks import effective
-from coursehub.chart.helm import Helm, Release, staged_chart, value_args
+from coursehub.chart.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart, value_args
 from coursehub.chart.upstream import load_data
 from coursehub.courses import course_names, load_course
 from coursehub.errors import CoursehubError
 from coursehub.groups import hubpython
-from coursehub.groups.hubpython import RECONCILER
-from coursehub.paths import CHART, HUB_PYTHON
+from coursehub.paths import CHART
 
 hub_python = hubpython.load()
 
@@ -64,23 +63,54 @@ def test_every_course_gets_rtc_with_stores_off_home(helm: Helm, upstream_chart: 
     assert history["data"]["HistoryManager"]["hist_file"] == ":memory:"
 
 
-def test_the_hub_python_ships_in_a_configmap_mounted_into_config_d_and_beside_the_reconciler(
-    helm: Helm, upstream_chart: Path
-) -> None:
+def test_the_hub_runs_coursehubs_hub_image_which_carries_the_hub_side(helm: Helm, upstream_chart: Path) -> None:
     objs = render_chart(helm, upstream_chart)
-    configmap = find(objs, "ConfigMap", "coursehub-hub-python")
-    assert configmap["data"] == {HUB_PYTHON.name: HUB_PYTHON.read_text(), RECONCILER.name: RECONCILER.read_text()}
-    hub = hub_values(objs)["hub"]
-    mounts = {m["mountPath"]: m for m in hub["extraVolumeMounts"] if m["name"] == "coursehub-hub-python"}
-    config_d = f"/usr/local/etc/jupyterhub/jupyterhub_config.d/{HUB_PYTHON.name}"
-    assert mounts[config_d]["subPath"] == HUB_PYTHON.name  # the one file z2jh executes as config
-    # the whole ConfigMap where the hub-side config starts the reconciler service from
-    service = hub_python.reconciler_service()["command"][1]
-    assert service.startswith("/usr/local/etc/coursehub/") and "subPath" not in mounts["/usr/local/etc/coursehub/"]
-    assert set(mounts) == {config_d, "/usr/local/etc/coursehub/"}
-    (volume,) = [v for v in hub["extraVolumes"] if v["name"] == "coursehub-hub-python"]
-    assert volume["configMap"]["name"] == "coursehub-hub-python"
-    assert hub["annotations"]["coursehub.jupyter.org/hub-python-sha256"]  # restarts the hub when the code changes
+    (container,) = find(objs, "Deployment", "hub")["spec"]["template"]["spec"]["containers"]
+    image = load_course("stat159").values()["jupyterhub"]["hub"]["image"]
+    assert container["image"] == f"quay.io/coursehub/hub:{image['tag']}"
+    # nothing of coursehub's code travels in the chart any more: no ConfigMap, no volume for it
+    assert not [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("coursehub-hub")]
+    assert "coursehub-hub-python" not in str(find(objs, "Deployment", "hub"))
+    # the reconciler service runs from the package the image installs
+    assert hub_python.reconciler_service()["command"][1:] == ["-m", "coursehub_hub.reconcile", "--in-hub"]
+
+
+def test_plain_helm_with_the_values_files_gives_what_make_render_gives(
+    helm: Helm, upstream_chart: Path, tmp_path: Path
+) -> None:
+    """Ops may run `helm upgrade --install <course> chart -f values/common.yaml -f values/<course>.yaml -f <private>`
+    by hand: the objects are exactly `make render`'s (z2jh's random secrets pinned, as a cluster would keep them)."""
+    course = load_course("stat159")
+    pinned = tmp_path / "pinned.yaml"  # the secrets z2jh would otherwise draw at random per render
+    pinned.write_text(
+        yaml.safe_dump(
+            {
+                "jupyterhub": {
+                    "hub": {"cookieSecret": "a" * 64, "config": {"CryptKeeper": {"keys": ["b" * 64]}}},
+                    "proxy": {"secretToken": "c" * 64},
+                }
+            }
+        )
+    )
+    release = Release.for_course(course)
+    with staged_chart(upstream_chart) as staged:
+        by_make = helm.template(staged, course, release, extra=["--values", str(pinned)])
+        plain = helm.run(
+            [
+                "template",
+                release.name,
+                str(staged),
+                "--namespace",
+                release.namespace,
+                "--kube-version",
+                DEFAULT_KUBE_VERSION,
+                *[arg for path in course.files for arg in ("-f", str(path))],
+                "-f",
+                str(pinned),
+            ],
+            "plain helm",
+        )
+    assert plain == by_make
 
 
 def test_membership_is_in_a_secret_and_in_no_configmap(helm: Helm, upstream_chart: Path) -> None:
@@ -189,8 +219,8 @@ def test_render_and_deploy_use_the_same_value_layers(helm3: Helm, upstream_chart
 
 def test_render_chart_takes_inline_values_and_shows_only_the_named_templates(helm: Helm, upstream_chart: Path) -> None:
     """The one rendering helper: inline overrides win over the course's layers; --show-only narrows the render."""
-    (configmap,) = render_chart(helm, upstream_chart, show_only=["templates/hub-python-configmap.yaml"])
-    assert configmap["metadata"]["name"] == "coursehub-hub-python"
+    (policy,) = render_chart(helm, upstream_chart, show_only=["templates/archive-networkpolicy.yaml"])
+    assert policy["kind"] == "NetworkPolicy"
     objs = render_chart(helm, upstream_chart, values={"jupyterhub.singleuser.image.tag": "2026.11.1"})
     assert hub_values(objs)["singleuser"]["image"]["tag"] == "2026.11.1"  # the course file says 2023.03.1
 

@@ -34,7 +34,7 @@ def test_render_writes_one_file_per_object_of_coursehub_and_z2jh(upstream_chart:
     objs = [yaml.safe_load(p.read_text()) for p in sorted(out.glob("*.yaml"))]
     names = {(o["kind"], o["metadata"]["name"]) for o in objs}
     # coursehub's own objects, and z2jh's hub and proxy
-    assert {("ConfigMap", "coursehub-hub-python"), ("Secret", "hub"), ("Deployment", "hub")} <= names
+    assert {("NetworkPolicy", "coursehub-archive"), ("Secret", "hub"), ("Deployment", "hub")} <= names
     assert {("Deployment", "proxy"), ("Service", "proxy-public")} <= names
     assert len(objs) == len(names) == int(result.stdout.split(" objects written")[0].rsplit(" ", 1)[-1])
 
@@ -203,8 +203,8 @@ code = cli.main(["validate", "--course", "stat159"])
 from jupyterhub import orm, scopes
 from jupyterhub.app import JupyterHub
 from coursehub.groups import hubpython
-h = hubpython.load()
-marks = {h.GROUP_SHARES_MARK, h.ROLES_BY_NAME_MARK, h.GROUPS_HELD_MARK, h.COLLECT_AFTER_LOAD_MARK}
+p = hubpython.patches()
+marks = {p.GROUP_SHARES_MARK, p.ROLES_BY_NAME_MARK, p.GROUPS_HELD_MARK, p.COLLECT_AFTER_LOAD_MARK}
 wrapped = [
     name for owner, name in ((scopes, "get_scopes_for"), (JupyterHub, "init_role_creation"),
     (JupyterHub, "init_role_assignment"), (JupyterHub, "init_db"), (JupyterHub, "start"))

@@ -1,4 +1,4 @@
-"""The hub-side Python (chart/files/hub/coursehub_config.py), run against JupyterHub's real classes.
+"""The hub side (the coursehub_hub package, hub/), run against JupyterHub's real classes.
 
 Where shared accounts become roles, a log-in refusal and the reconciler service
 is that file; this is where that is tested, first as Python, then inside a real
@@ -24,11 +24,11 @@ from sqlalchemy import event
 from traitlets.config import Config
 
 from coursehub.groups import hubpython
-from coursehub.groups.hubpython import RECONCILER
 from coursehub.groups.sharing_db import SharingDB, server_scopes
-from coursehub.paths import HUB_PYTHON
+from coursehub.paths import HUB_CONFIG_FILE, HUB_PACKAGE
 
 hub_python = hubpython.load()
+hub_patches = hubpython.patches()
 
 DECLARATION = {
     "course": "stat159",
@@ -199,17 +199,17 @@ def test_the_file_runs_as_z2jh_runs_it(tmp_path: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(JupyterHub, "start", start)
     c = Config()
-    exec(compile(HUB_PYTHON.read_text(), HUB_PYTHON.name, "exec"), {"c": c, "get_config": values.get})
-    assert gc.isenabled() and not getattr(JupyterHub.start, hub_python.COLLECT_AFTER_LOAD_MARK, False)
-    assert not getattr(JupyterHub.init_role_creation, hub_python.ROLES_BY_NAME_MARK, False)
+    exec(compile(HUB_CONFIG_FILE.read_text(), HUB_CONFIG_FILE.name, "exec"), {"c": c, "get_config": values.get})
+    assert gc.isenabled() and not getattr(JupyterHub.start, hub_patches.COLLECT_AFTER_LOAD_MARK, False)
+    assert not getattr(JupyterHub.init_role_creation, hub_patches.ROLES_BY_NAME_MARK, False)
     assert {r["name"] for r in c.JupyterHub.load_roles} >= {"coursehub-access-shared-1", hub_python.RECONCILER}
 
     JupyterHub.instance()  # what JupyterHub's launch makes before it loads the config file
     try:
         c = Config()
-        exec(compile(HUB_PYTHON.read_text(), HUB_PYTHON.name, "exec"), {"c": c, "get_config": values.get})
+        exec(compile(HUB_CONFIG_FILE.read_text(), HUB_CONFIG_FILE.name, "exec"), {"c": c, "get_config": values.get})
         assert not gc.isenabled()  # while the hub loads its database
-        assert getattr(JupyterHub.init_role_creation, hub_python.ROLES_BY_NAME_MARK, False)
+        assert getattr(JupyterHub.init_role_creation, hub_patches.ROLES_BY_NAME_MARK, False)
         assert asyncio.run(JupyterHub.start(None)) is True and gc.isenabled()  # type: ignore[arg-type]
     finally:
         gc.enable()
@@ -218,16 +218,28 @@ def test_the_file_runs_as_z2jh_runs_it(tmp_path: Path, monkeypatch: pytest.Monke
     assert not (tmp_path / "jupyterhub.sqlite").exists()  # reading the database never creates one
 
 
-def test_the_hub_files_need_nothing_beyond_the_hub_image() -> None:
-    """Top-level imports: the standard library and each other. (sqlalchemy and yaml, imported where they are
-    used, are JupyterHub's and z2jh's own dependencies.)"""
-    for path in (HUB_PYTHON, RECONCILER):
+def test_the_hub_package_needs_nothing_beyond_the_hub_image_and_importing_it_changes_nothing() -> None:
+    """Top-level imports: the standard library and the package's own modules. (JupyterHub, traitlets, sqlalchemy
+    and yaml, imported where they are used, are the hub image's own.) Importing it wraps nothing and leaves the
+    collector on: in a fresh interpreter, after importing every module."""
+    import subprocess
+
+    for path in sorted((HUB_PACKAGE / "coursehub_hub").glob("*.py")):
         tree = ast.parse(path.read_text())
         imports = {
             alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names
         }
         imports |= {str(node.module).split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom)}
-        assert imports - {"__future__", "coursehub_config"} <= sys.stdlib_module_names, path.name
+        assert imports - {"__future__", "coursehub_hub"} <= sys.stdlib_module_names, path.name
+    check = (
+        "import gc, coursehub_hub, coursehub_hub.config, coursehub_hub.patches, coursehub_hub.reconcile\n"
+        "from jupyterhub.app import JupyterHub\n"
+        "from jupyterhub import scopes\n"
+        "print(gc.isenabled(), any(hasattr(f, '__wrapped__') for f in (JupyterHub.init_db, JupyterHub.start, "
+        "JupyterHub.init_role_creation, scopes.get_scopes_for)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "False"]
 
 
 def test_the_hubs_database_is_read_for_names_without_being_changed(tmp_path: Path) -> None:
@@ -255,11 +267,11 @@ def test_the_hubs_database_is_read_for_names_without_being_changed(tmp_path: Pat
 # What apply() wraps in-process, and the mark each of its wrappers carries: token scopes (access "shares"), the
 # steps that load the roles (access "roles"), the hub's session (every course).
 WRAPPED = (
-    (scopes, "get_scopes_for", hub_python.GROUP_SHARES_MARK),
-    (api_base, "get_scopes_for", hub_python.GROUP_SHARES_MARK),
-    (JupyterHub, "init_role_creation", hub_python.ROLES_BY_NAME_MARK),
-    (JupyterHub, "init_role_assignment", hub_python.ROLES_BY_NAME_MARK),
-    (JupyterHub, "init_db", hub_python.GROUPS_HELD_MARK),
+    (scopes, "get_scopes_for", hub_patches.GROUP_SHARES_MARK),
+    (api_base, "get_scopes_for", hub_patches.GROUP_SHARES_MARK),
+    (JupyterHub, "init_role_creation", hub_patches.ROLES_BY_NAME_MARK),
+    (JupyterHub, "init_role_assignment", hub_patches.ROLES_BY_NAME_MARK),
+    (JupyterHub, "init_db", hub_patches.GROUPS_HELD_MARK),
 )
 ROLE_STEPS = ("init_role_creation", "init_role_assignment")
 
@@ -485,8 +497,8 @@ def test_jupyterhub_alone_leaves_a_group_share_out_of_a_members_token(shared: Sh
 def test_with_the_fix_a_members_token_gets_what_it_asks_of_the_share_and_nobody_else_gets_anything(
     shared: SharedServer,
 ) -> None:
-    assert hub_python.count_group_shares_in_tokens() is True
-    assert hub_python.count_group_shares_in_tokens() is False  # once per process, however often the config runs
+    assert hub_patches.count_group_shares_in_tokens() is True
+    assert hub_patches.count_group_shares_in_tokens() is False  # once per process, however often the config runs
     server_token = scopes.get_scopes_for(shared.token(shared.ana, []))  # what the server's OAuth log-in gives
     assert ACCESS_SCOPE in server_token and not {START_SCOPE, READ_SCOPE} & server_token
     assert {ACCESS_SCOPE, START_SCOPE, READ_SCOPE} <= scopes.get_scopes_for(shared.token(shared.ana, ["inherit"]))
@@ -507,12 +519,12 @@ def test_with_the_fix_a_members_token_gets_what_it_asks_of_the_share_and_nobody_
 def test_the_fix_adds_nothing_when_jupyterhubs_internals_move(
     shared: SharedServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hub_python.count_group_shares_in_tokens()
+    hub_patches.count_group_shares_in_tokens()
 
     def moved(token: Any) -> set[str]:
         raise TypeError("expand_scopes() got an unexpected keyword argument 'owner'")
 
-    monkeypatch.setattr(hub_python, "group_share_scopes", moved)
+    monkeypatch.setattr(hub_patches, "group_share_scopes", moved)
     with caplog.at_level(logging.ERROR, logger="JupyterHub"):
         assert ACCESS_SCOPE not in scopes.get_scopes_for(shared.token(shared.ana, []))
     assert "could not add group shares to a token's scopes" in caplog.text
@@ -524,7 +536,7 @@ def test_a_members_token_checks_leave_the_groups_server_out_of_the_hub_log(
     """JupyterHub warns at every check of a member's token that it discards the group's server (which the fix
     then adds), naming the member with it; the hub's membership filter leaves that scope out, and the rest of
     a token's discarded scopes are still reported."""
-    hub_python.count_group_shares_in_tokens()
+    hub_patches.count_group_shares_in_tokens()
     beyond = shared.token(shared.ana, [])
     beyond.scopes = ["admin:users"]  # a scope ana does not hold (as if her roles had shrunk since)
     shared.db.commit()
@@ -548,10 +560,10 @@ def test_a_members_token_checks_leave_the_groups_server_out_of_the_hub_log(
 
 
 def test_only_access_shares_changes_how_jupyterhub_counts_token_scopes(shared: SharedServer) -> None:
-    hub_python.install_patches("roles")
-    assert not getattr(scopes.get_scopes_for, hub_python.GROUP_SHARES_MARK, False)
-    hub_python.install_patches("shares")
-    assert getattr(scopes.get_scopes_for, hub_python.GROUP_SHARES_MARK, False)
+    hub_patches.install_patches("roles")
+    assert not getattr(scopes.get_scopes_for, hub_patches.GROUP_SHARES_MARK, False)
+    hub_patches.install_patches("shares")
+    assert getattr(scopes.get_scopes_for, hub_patches.GROUP_SHARES_MARK, False)
 
 
 def test_building_settings_wraps_nothing_of_jupyterhubs() -> None:
@@ -759,10 +771,12 @@ def _semester_of_starts(
         c.JupyterHub.db_url = f"sqlite:///{db}"
         c.JupyterHub.load_roles = [{"name": "hub-own", "scopes": ["read:users"], "users": ["ops"]}]
         hub_python.apply(c, declaration)
-        hub_python.install_patches("roles")  # as the config file does inside a hub
+        hub_patches.install_patches("roles")  # as the config file does inside a hub
         if not coursehubs_lookups:
             for step in ROLE_STEPS:
-                monkeypatch.setattr(JupyterHub, step, _jupyterhubs_own(JupyterHub, step, hub_python.ROLES_BY_NAME_MARK))
+                monkeypatch.setattr(
+                    JupyterHub, step, _jupyterhubs_own(JupyterHub, step, hub_patches.ROLES_BY_NAME_MARK)
+                )
         queries: list[str] = []
         app = asyncio.run(_start_hub(c, role_queries=queries))
         starts.append((_roles_in(app), len(queries)))
@@ -801,7 +815,7 @@ def test_when_jupyterhubs_lookups_move_the_hub_loads_its_roles_its_own_way_and_s
     c = Config()
     c.JupyterHub.db_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
     hub_python.apply(c, SEMESTER[0])
-    hub_python.install_patches("roles")
+    hub_patches.install_patches("roles")
     queries: list[str] = []
     app = asyncio.run(_start_hub(c, handler, role_queries=queries))
     roles = _roles_in(app)
@@ -846,11 +860,11 @@ def test_the_hub_reads_its_groups_members_once_not_at_every_request(tmp_path: Pa
     c = Config()
     c.JupyterHub.db_url = db_url
     hub_python.apply(c, course)
-    hub_python.install_patches(str(course.get("access", "roles")))
+    hub_patches.install_patches(str(course.get("access", "roles")))
     app = asyncio.run(_start_hub(c))  # a restart with coursehub's config
     _read_every_groups_members(app)
     assert _read_every_groups_members(app) <= 3  # the groups and what they refer to, nothing per group
-    held = app.db.info[hub_python.HELD_GROUPS]
+    held = app.db.info[hub_patches.HELD_GROUPS]
     assert len(held) == 40
     app.db.close()
     assert not held  # the session closed: nothing is kept beyond it

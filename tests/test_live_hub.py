@@ -214,7 +214,7 @@ def test_a_hub_that_is_killed_leaves_no_reconciler_behind(values_dir_module: Pat
         (reconciler,) = [
             pid
             for pid, parent, cmdline in processes()
-            if parent == hub.process.pid and "coursehub_reconcile" in cmdline
+            if parent == hub.process.pid and "coursehub_hub.reconcile" in cmdline
         ]
         hub.process.kill()
         hub.process.wait()

@@ -21,9 +21,7 @@ from coursehub.hub.local import classify, free_port, image_search_path, leftover
 def test_every_key_is_applied_listed_as_kubernetes_only_or_replaced() -> None:
     report = classify(load_course("stat159"))
     assert {"custom", "hub.config", "singleuser.cmd", "singleuser.extraFiles"} <= set(report.applied)
-    assert {"singleuser.image", "singleuser.storage", "hub.extraVolumes", "cull", "archive"} <= set(
-        report.kubernetes_only
-    )
+    assert {"singleuser.image", "singleuser.storage", "hub.image", "cull", "archive"} <= set(report.kubernetes_only)
     assert set(report.replaced) == {
         "hub.config.JupyterHub.authenticator_class",
         "hub.config.GenericOAuthenticator",

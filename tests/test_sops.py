@@ -94,7 +94,7 @@ def test_helm_reads_the_secrets_from_a_pipe_in_their_place_among_the_layers(
     objs = render_chart(helm, upstream_chart, course, values=pinned)
     assert list(temp.iterdir()) == []  # nothing left, and nothing held the plaintext on the way (no file to remove)
     args = value_args(course)
-    assert args[: args.index("--set-string")][-2:] == ["--values", "-"]  # the private layer, last, as a file was
+    assert args[-2:] == ["--values", "-"]  # the private layer, last, as a file was
     assert hub_values(objs)["hub"]["config"]["GenericOAuthenticator"]["client_secret"] == SECRET  # type: ignore[index]
     overridden = render_chart(helm, upstream_chart, course, values={"jupyterhub.custom.coursehub.staff": ["zoe"]})
     assert hub_values(overridden)["custom"]["coursehub"]["staff"] == ["zoe"]  # type: ignore[index]

@@ -200,10 +200,13 @@ def test_manage_groups_true_would_stop_the_hub(values_dir: Path) -> None:
     assert p.file.endswith("common.yaml") and p.key.endswith("Authenticator.manage_groups")
 
 
-def test_a_course_that_replaces_extra_volumes_loses_the_hub_python(values_dir: Path) -> None:
+def test_a_course_with_its_own_volumes_keeps_the_hub_side_and_its_own_hub_image_loses_it(values_dir: Path) -> None:
     edit(values_dir / "stat159.yaml", {"jupyterhub.hub.extraVolumes": [{"name": "other", "emptyDir": {}}]})
+    assert problems_for(values_dir) == []  # the hub side is in the image now, not in a volume a course can replace
+    edit(values_dir / "stat159.yaml", {"jupyterhub.hub.image": {"name": "quay.io/jupyterhub/k8s-hub", "tag": "4.4.0"}})
     p = the_problem(values_dir)
-    assert p.key == "jupyterhub.hub.extraVolumes" and "coursehub-hub-python" in p.fix
+    assert p.key == "jupyterhub.hub.image" and p.file.endswith("stat159.yaml")
+    assert "quay.io/jupyterhub/k8s-hub:4.4.0, not coursehub's hub image quay.io/coursehub/hub:" in p.message
 
 
 @pytest.mark.parametrize(

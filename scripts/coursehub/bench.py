@@ -233,7 +233,7 @@ def token_check(repetitions: int, calls: int = 200) -> str:
         lab.share(f"collab-g-{i}", f"g-{i}", [student])
     token = lab.token(student, [], lab.client("collab-g-0"))
     alone = scopes.get_scopes_for
-    hubpython.load().count_group_shares_in_tokens()
+    hubpython.patches().count_group_shares_in_tokens()
     wrapped = scopes.get_scopes_for
     scopes.get_scopes_for = alone  # this process keeps JupyterHub's own
     times: dict[Any, list[float]] = {alone: [], wrapped: []}

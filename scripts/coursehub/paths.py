@@ -26,7 +26,8 @@ def values_dir() -> Path:
     return Path(pointed).resolve() if pointed else VALUES
 
 
-HUB_PYTHON = CHART / "files" / "hub" / "coursehub_config.py"
+HUB_PACKAGE = ROOT / "hub"  # the coursehub_hub package, which the hub image installs
+HUB_CONFIG_FILE = HUB_PACKAGE / "jupyterhub_config.d" / "coursehub.py"  # the image's jupyterhub_config.d file
 TOOLS = ROOT / ".tools"
 
 

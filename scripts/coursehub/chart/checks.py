@@ -35,7 +35,6 @@ LOAD_ROLES: Key = (*JH, "hub", "loadRoles")
 PRIVATE = {"members": "group membership", "staff": "the course's staff list"}
 SECRET_NAME = re.compile(r"secret|token|passw|key", re.IGNORECASE)
 CMD: Key = (*JH, "singleuser", "cmd")
-HUB_PYTHON_VOLUME = "coursehub-hub-python"
 SUBDOMAIN_HOST: Key = (*HUB_CONFIG, "JupyterHub", "subdomain_host")
 COOKIE_PREFIX: Key = (*HUB_CONFIG, "JupyterHub", "cookie_host_prefix_enabled")
 SAME_ORIGIN_ACCEPTED: Key = (*DECLARATION, "sameOriginAccepted")
@@ -248,19 +247,20 @@ def _role_clash(course: Course, values: dict[str, Any], message: str) -> Iterato
     yield problem(course, LOAD_ROLES, message, "rename or remove the hub.loadRoles entry")
 
 
-def hub_python_mounted(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
-    """A course's own hub.extraVolumes/extraVolumeMounts replace the lists that ship coursehub's hub Python."""
-    for name, ref in (("extraVolumes", "configMap"), ("extraVolumeMounts", "subPath")):
-        key = (*JH, "hub", name)
-        entries = get(values, key) or []
-        if not any(isinstance(e, Mapping) and e.get("name") == HUB_PYTHON_VOLUME and ref in e for e in entries):
-            yield problem(
-                course,
-                key,
-                f"has lost the {HUB_PYTHON_VOLUME} entry from chart/values.yaml, so the hub "
-                "would run without shared accounts",
-                f"copy the {HUB_PYTHON_VOLUME} entry into this list",
-            )
+def hub_image(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
+    """coursehub's hub side ships in its hub image (chart/values.yaml's hub.image): a course that names another
+    image runs a hub without shared accounts, their roles or the log-in refusal."""
+    key = (*JH, "hub", "image")
+    ours = get(course.chart_defaults, key) or {}
+    image = get(values, key) or {}
+    if (image.get("name"), image.get("tag")) != (ours.get("name"), ours.get("tag")):
+        yield problem(
+            course,
+            key,
+            f"is {image.get('name')}:{image.get('tag')}, not coursehub's hub image {ours.get('name')}:{ours.get('tag')}, "
+            "so the hub would run without coursehub's hub side (shared accounts, their roles, the log-in refusal)",
+            "remove it from the course's values (coursehub's chart sets it; a new hub side is a new tag there)",
+        )
 
 
 def rtc_stores(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
@@ -550,7 +550,7 @@ CHECKS: tuple[Check, ...] = (
     hub_config_names,
     hub_config_values,
     shared_accounts,
-    hub_python_mounted,
+    hub_image,
     rtc_stores,
     course_image,
     network_policies,

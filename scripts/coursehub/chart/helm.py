@@ -8,7 +8,6 @@ A course's encrypted layer reaches Helm through its standard input
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 import shutil
 import subprocess
@@ -23,20 +22,9 @@ from coursehub.chart.upstream import NAME, require_chart
 from coursehub.courses import STDIN, Course
 from coursehub.errors import CoursehubError, Problem
 from coursehub.ops import sops
-from coursehub.paths import CHART, HUB_PYTHON, display
+from coursehub.paths import CHART, display
 
 DEFAULT_KUBE_VERSION = "1.33"
-# A pod annotation on the hub: when coursehub's hub-side Python (any file) changes, the
-# hub restarts (z2jh already restarts it when Secret/hub or its ConfigMap change).
-HUB_PYTHON_ANNOTATION = r"jupyterhub.hub.annotations.coursehub\.jupyter\.org/hub-python-sha256"
-
-
-def hub_python_sha256() -> str:
-    """Of every file the ConfigMap ships to the hub (the hub-side config and the reconciler)."""
-    digest = hashlib.sha256()
-    for path in sorted(HUB_PYTHON.parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def value_args(course: Course) -> list[str]:
@@ -45,7 +33,7 @@ def value_args(course: Course) -> list[str]:
     args: list[str] = []
     for value in course.helm_values:
         args += ["--values", value]
-    return [*args, "--set-string", f"{HUB_PYTHON_ANNOTATION}={hub_python_sha256()}"]
+    return args
 
 
 def reads_stdin(args: list[str]) -> bool:

@@ -9,7 +9,7 @@ builds it here the way the hub would, without a cluster:
    Services' `<NAME>_SERVICE_*` variables Kubernetes injects);
 2. z2jh's own jupyterhub_config.py, from the chart in use (never a copy of it), runs
    there as the hub runs it, and with it every file of jupyterhub_config.d
-   (coursehub's hub-side Python among them). The only change is the root: the
+   (coursehub's hub image's own, hub/jupyterhub_config.d/coursehub.py, among them). The only change is the root: the
    `/usr/local/etc/jupyterhub` it names is the temporary root's;
 3. KubeSpawner 7 (the hub image's) is made from that configuration for a user, applies
    JupyterHub's `Spawner.group_overrides` for the user's groups, and returns
@@ -27,6 +27,7 @@ import contextlib
 import functools
 import io
 import os
+import shutil
 import ssl
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from coursehub.chart import kube, rendered
 from coursehub.courses import get
 from coursehub.errors import Problem
 from coursehub.groups import hubpython
+from coursehub.paths import HUB_CONFIG_FILE
 from coursehub.singleuser import POD_HOME
 
 Obj = dict[str, Any]
@@ -172,12 +174,15 @@ def hub_config(objs: list[Obj], namespace: str = "default") -> Any:
         root = Path(tmp)
         lay_out_hub_files(objs, root)
         etc = root / HUB_ETC.lstrip("/")
+        # what coursehub's hub image adds to the hub container (image/hub/): its jupyterhub_config.d file, which
+        # imports the coursehub_hub package (installed here as in the image)
+        (etc / "jupyterhub_config.d").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(HUB_CONFIG_FILE, etc / "jupyterhub_config.d" / HUB_CONFIG_FILE.name)
         workdir = root / HUB_WORKDIR.lstrip("/")
         workdir.mkdir(parents=True)
         env = hub_environment(objs, namespace) | {
             # coursehub's hub-side Python reads the values files through these (its defaults are the paths above).
             "COURSEHUB_VALUES_FILES": f"{etc}/secret/values.yaml:{etc}/existing-secret/values.yaml",
-            "COURSEHUB_HUB_FILES": str(root / "usr/local/etc/coursehub"),
         }
         for name in ("z2jh.py", "jupyterhub_config.py"):  # z2jh's own files, at the temporary root
             (etc / name).write_text(_rooted((etc / name).read_text(), root))

@@ -11,7 +11,6 @@ from coursehub import fastyaml
 from coursehub.chart import kube
 from coursehub.courses import Course, Key, dotted, drop_nulls, get
 from coursehub.errors import Problem
-from coursehub.paths import HUB_PYTHON
 
 # What the hub will run, by key in the values z2jh receives: these must arrive unchanged.
 HUB_KEYS: tuple[Key, ...] = (
@@ -114,20 +113,19 @@ def membership_only_in_secrets(course: Course, values: dict[str, Any], objs: lis
             )
 
 
-def hub_python_shipped(objs: list[dict[str, Any]]) -> Iterator[Problem]:
+def hub_image(objs: list[dict[str, Any]], values: dict[str, Any]) -> Iterator[Problem]:
+    """The hub Deployment runs coursehub's hub image, which carries its hub side."""
+    image = get(values, ("jupyterhub", "hub", "image")) or {}
+    wanted = f"{image.get('name')}:{image.get('tag')}"
     for obj in objs:
-        if obj.get("kind") == "ConfigMap" and get(obj, ("metadata", "name")) == "coursehub-hub-python":
-            if get(obj, ("data", HUB_PYTHON.name)) != HUB_PYTHON.read_text():
+        if obj.get("kind") == "Deployment" and get(obj, ("metadata", "name")) == "hub":
+            containers = get(obj, ("spec", "template", "spec", "containers")) or []
+            if not any(c.get("name") == "hub" and c.get("image") == wanted for c in containers):
                 yield Problem(
-                    "rendered ConfigMap/coursehub-hub-python",
-                    f"data.{HUB_PYTHON.name}",
-                    "differs from chart/files/hub",
+                    "rendered Deployment/hub",
+                    "spec.template.spec.containers[hub].image",
+                    f"is not coursehub's hub image {wanted}",
                     "render from this checkout's chart/",
                 )
             return
-    yield Problem(
-        "rendered manifests",
-        "ConfigMap/coursehub-hub-python",
-        "is missing, so the hub has no shared accounts",
-        "check chart/templates/hub-python-configmap.yaml",
-    )
+    yield Problem("rendered manifests", "Deployment/hub", "is missing", "check the z2jh dependency in chart/charts/")

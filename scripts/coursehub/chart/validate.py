@@ -48,7 +48,7 @@ def validate(
     report.problems += rendered.kubernetes(objs, kube_versions)
     report.problems += rendered.hub_receives_course(course, values, objs)
     report.problems += rendered.membership_only_in_secrets(course, values, objs)
-    report.problems += rendered.hub_python_shipped(objs)
+    report.problems += rendered.hub_image(objs, values)
     if not report.problems:  # the hub's configuration is run (and pods built) only on a sound render
         config = pods.hub_config(objs, release.namespace)
         report.problems += resolved.login_refusal(course, config)

@@ -1,6 +1,6 @@
 """`make sync-groups`: the hub's reconciler, run from outside against a running hub.
 
-The same code the hub runs at every start (chart/files/hub/coursehub_reconcile.py),
+The same code the hub runs at every start (coursehub_hub.reconcile, in the hub image),
 with an operator's token from $JUPYTERHUB_API_TOKEN (never the command line):
 the course's declaration is the desired state, and the hub is brought to it,
 additions and removals alike. It only touches what the course's ledger says is

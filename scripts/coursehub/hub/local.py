@@ -44,7 +44,7 @@ from coursehub.courses import Course, dotted, get, walk
 from coursehub.errors import CoursehubError, Problem
 from coursehub.files import replace_file
 from coursehub.groups import hubpython
-from coursehub.paths import HUB_PYTHON, ROOT
+from coursehub.paths import HUB_CONFIG_FILE, ROOT
 from coursehub.singleuser import POD_HOME, POD_TMP
 
 CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -65,7 +65,7 @@ KUBERNETES_ONLY = (
     "hub.extraVolumes",
     "hub.extraVolumeMounts",
     "hub.annotations",
-    "hub.image",
+    "hub.image",  # coursehub's hub image: here its package (hub/) runs from this checkout
     "hub.db",
     "hub.resources",
     "hub.nodeSelector",
@@ -304,11 +304,11 @@ def configure(c: Any, plan_file: str) -> None:
     c.Authenticator.allow_all = True
     c.Authenticator.admin_users = {plan.instructor}
 
-    # 2. coursehub's hub-side Python, as the chart runs it from jupyterhub_config.d (it reads the database
+    # 2. coursehub's hub side, as the hub image runs it from jupyterhub_config.d (it reads the database
     # the hub will use and points its service at the hub's port, so those are set first)
     c.JupyterHub.db_url = f"sqlite:///{workdir / 'jupyterhub.sqlite'}"
     c.JupyterHub.hub_port = plan.hub_port
-    exec(compile(HUB_PYTHON.read_text(), str(HUB_PYTHON), "exec"), {"c": c, "get_config": get_config})
+    exec(compile(HUB_CONFIG_FILE.read_text(), str(HUB_CONFIG_FILE), "exec"), {"c": c, "get_config": get_config})
 
     # 3. hub.extraConfig snippets in key order
     for _, snippet in sorted((get_config("hub.extraConfig") or {}).items()):
@@ -548,7 +548,7 @@ class LocalHub:
             values = self.workdir / "secret" / "values.yaml"
             values.parent.mkdir(mode=0o700, exist_ok=True)
             replace_file(values, json.dumps(self.plan.values), 0o600)  # JSON is YAML
-            env |= {"COURSEHUB_VALUES_FILES": str(values), "COURSEHUB_HUB_FILES": str(HUB_PYTHON.parent)}
+            env |= {"COURSEHUB_VALUES_FILES": str(values)}
         offset = self.log.stat().st_size if self.log.exists() else 0
         started = time.perf_counter()
         with open(self.log, "ab") as log:

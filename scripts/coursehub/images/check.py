@@ -37,7 +37,7 @@ import requests
 from coursehub.files import replace_file
 from coursehub.hub.local import LocalHub, Plan, map_path, processes, server_dirs, server_path
 from coursehub.images.build import Variant, ensure_env
-from coursehub.paths import HUB_PYTHON
+from coursehub.paths import HUB_CONFIG_FILE, HUB_PACKAGE
 from coursehub.singleuser import POD_HOME, STORE_FLAGS, flags, parse_flag
 
 PROBE = Path(__file__).with_name("probe.py")
@@ -100,10 +100,11 @@ def check_command(variant: Variant, cmd: list[str], live: bool = True) -> list[V
 def _pass_record(variant: Variant, cmd: list[str]) -> Path:
     """Where a passed live check of `cmd` on `variant` is recorded: in the environment's folder, whose name
     carries the image's pins, under a key of everything else the verdict depends on (the command, this check's
-    code and the local hub's, coursehub's hub-side Python, the tooling's JupyterHub)."""
+    code and the local hub's, coursehub's hub side, the tooling's JupyterHub)."""
     key = hashlib.sha256(json.dumps(cmd).encode())
     local_hub, pod_flags = Path(inspect.getfile(LocalHub)), Path(inspect.getfile(parse_flag))  # local.py, singleuser.py
-    for code in (Path(__file__), PROBE, local_hub, pod_flags, HUB_PYTHON):
+    hub_side = sorted((HUB_PACKAGE / "coursehub_hub").glob("*.py"))
+    for code in (Path(__file__), PROBE, local_hub, pod_flags, HUB_CONFIG_FILE, *hub_side):
         key.update(code.read_bytes())
     key.update(importlib.metadata.version("jupyterhub").encode())
     return variant.env / ".coursehub-passed" / key.hexdigest()[:24]

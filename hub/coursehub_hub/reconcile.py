@@ -4,11 +4,11 @@ The declaration (``custom.coursehub``) is the desired state. One reconciler
 brings the hub to it, additions and removals alike:
 
 - inside the hub, as the JupyterHub-managed service ``coursehub-reconciler``
-  that ``coursehub_config.py`` registers with a role holding only the scopes
+  that ``coursehub_hub.config`` registers with a role holding only the scopes
   it needs: once at every hub start (``--in-hub``). It reads the declaration
   where z2jh keeps it, the chart values in Secret/hub;
 - from outside, as ``make sync-groups`` (``scripts/coursehub/groups/sync.py``
-  imports this file) with an operator's token against a remote hub.
+  imports this module) with an operator's token against a remote hub.
 
 What coursehub owns on a hub is recorded in one ledger group per course
 (``coursehub:<course>``, its properties: ``{group: account}`` and every
@@ -44,7 +44,8 @@ from typing import Any
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import coursehub_config as rules  # the declaration's rules: next to this file in the hub too
+from coursehub_hub import config as rules  # the declaration's rules
+from coursehub_hub.names import batches
 
 BATCH = 200  # names per request: bounded, whatever the course size
 PAGE = rules.PAGE  # a hub whose api_page_max_limit is lower returns smaller pages, and pagination goes on
@@ -290,11 +291,9 @@ def plan(declaration: Mapping[str, Any], api: HubAPI, recheck: bool = False) -> 
     students = sorted({m for a in usable for m in a.members} - known)
     new = sorted({a.account for a in usable} - owned_accounts)
     changes = result.changes
-    changes += [Change("create-accounts", f"({len(batch)} accounts)", batch) for batch in rules.batches(new, BATCH)]
+    changes += [Change("create-accounts", f"({len(batch)} accounts)", batch) for batch in batches(new, BATCH)]
     if users is not None:
-        changes += [
-            Change("create-users", f"({len(batch)} students)", batch) for batch in rules.batches(students, BATCH)
-        ]
+        changes += [Change("create-users", f"({len(batch)} students)", batch) for batch in batches(students, BATCH)]
         students = []
     unsure = adopted | (recorded if not before.complete or not result.ledger_exists else set())
     result.ensure = sorted({a.account for a in usable} & unsure - known) + students
@@ -312,8 +311,8 @@ def plan(declaration: Mapping[str, Any], api: HubAPI, recheck: bool = False) -> 
         if not a.managed:
             continue  # the admin page's to fill
         have, want = set(existing.get("users") or ()), set(a.members)
-        changes += [Change("add-members", a.group, b) for b in rules.batches(sorted(want - have), BATCH)]
-        changes += [Change("remove-members", a.group, b) for b in rules.batches(sorted(have - want), BATCH)]
+        changes += [Change("add-members", a.group, b) for b in batches(sorted(want - have), BATCH)]
+        changes += [Change("remove-members", a.group, b) for b in batches(sorted(have - want), BATCH)]
     for group in sorted(dropped):
         if group in groups:
             changes.append(Change("drop-group", group))
@@ -355,8 +354,8 @@ def _ledger_members(
     config's Spawner.group_overrides gives RTC to its members' servers. Otherwise it has none."""
     want = {a.account for a in usable} if ledger_group in rules.account_groups(declaration) else set()
     have = set((groups.get(ledger_group) or {}).get("users") or ())
-    return [Change("add-members", ledger_group, b) for b in rules.batches(sorted(want - have), BATCH)] + [
-        Change("remove-members", ledger_group, b) for b in rules.batches(sorted(have - want), BATCH)
+    return [Change("add-members", ledger_group, b) for b in batches(sorted(want - have), BATCH)] + [
+        Change("remove-members", ledger_group, b) for b in batches(sorted(have - want), BATCH)
     ]
 
 
@@ -397,7 +396,7 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
         # new names: record them first (membership and share changes alone need no record)
         api.call("PUT", f"/groups/{_q(ledger_group)}/properties", intent.properties(result.course))
         written = intent
-    for batch in rules.batches(result.ensure, BATCH):
+    for batch in batches(result.ensure, BATCH):
         created = api.call("POST", "/users", {"usernames": list(batch)}, ok=(409,))
         if created:
             report(Change("create-users", f"({len(created)} users)", tuple(u["name"] for u in created)))
