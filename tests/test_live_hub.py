@@ -1,6 +1,6 @@
 """Shared accounts on a live JupyterHub: the access matrix, log-in, live membership changes and RTC.
 
-A real JupyterHub 5.5.0 with configurable-http-proxy on 127.0.0.1 (free ports),
+A real JupyterHub (the hub image's, 5.5.4) with configurable-http-proxy on 127.0.0.1 (free ports),
 configured from stat159's values through the chart's own path (hub/local.py),
 with a generated roster: a student in two groups, an empty group, a group whose
 name needs care, and a student in no group. Singleuser servers are real

@@ -1,6 +1,6 @@
 """The course's staff (TAs) on a live JupyterHub: one role, exactly what a TA needs.
 
-A real JupyterHub 5.5.0 with configurable-http-proxy and real singleuser
+A real JupyterHub (the hub image's) with configurable-http-proxy and real singleuser
 servers (hub/local.py), configured from stat159's values with a generated
 roster, two TAs in `staff`, and, beside the course, another course's group
 with its own student, as on a shared hub. Through the proxy, with the TA's own
