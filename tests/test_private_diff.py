@@ -23,8 +23,10 @@ NEW_SECRET = "new-client-secret-9a7c"
 STUDENTS = ["ana-4711", "bo-4712", "cy-4713"]
 NEW_STUDENTS = ["dee-4714", "eli-4715", "fay-4716"]
 EXTRA_CONFIG = "c.Authenticator.admin_users.add('mallory')"
-# Every value either version holds: none may ever be printed.
-PRIVATE = [OLD_SECRET, NEW_SECRET, *STUDENTS, *NEW_STUDENTS, "mallory", "ta-lee", EXTRA_CONFIG]
+# JupyterHub's token maps are keyed by the token: JupyterHub.service_tokens is {token: service name}.
+TOKEN = "9f2c1d7e5b3a48c6a0e4f1b2c3d4e5f6"
+# Every value either version holds, and every secret key: none may ever be printed.
+PRIVATE = [OLD_SECRET, NEW_SECRET, *STUDENTS, *NEW_STUDENTS, "mallory", "ta-lee", EXTRA_CONFIG, TOKEN]
 
 
 def git(repo: Path, *args: str) -> str:
@@ -106,6 +108,18 @@ def test_each_changed_key_path_is_listed_and_no_value_or_student_is(repo: Path) 
         "added jupyterhub.hub.extraConfig.zz-admins (text)",
     ]
     assert reveals(result) == [] and result.stderr == ""
+
+
+def test_a_token_map_in_the_hubs_settings_is_named_by_its_trait_never_by_its_keys(repo: Path) -> None:
+    """JupyterHub.service_tokens and api_tokens are maps keyed by the secret: private-diff names the trait and
+    counts its keys, as it does for a group's members."""
+    data = layer()
+    data["jupyterhub"]["hub"]["config"]["JupyterHub"] = {"service_tokens": {TOKEN: "grader"}}
+    sops.write_encrypted(repo / "values" / "stat159.secret.enc.yaml", data)
+    result = private_diff(repo)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == ["added jupyterhub.hub.config.JupyterHub.service_tokens (map: 1 key)"]
+    assert reveals(result) == []
 
 
 def test_the_work_tree_is_compared_with_any_commit_and_an_unchanged_layer_has_no_changes(repo: Path) -> None:
@@ -220,6 +234,23 @@ def test_an_unknown_course_is_one_line(repo: Path) -> None:
             {"jupyterhub": {"custom": {"coursehub": {"members": {"g": {"ana-4711": 1}}}}}},
             {"jupyterhub": {"custom": {"coursehub": {"members": {"g": {"ana-4711": 1, "bo-4712": 1}}}}}},
             ["changed jupyterhub.custom.coursehub.members.g (map: 1 -> 2 keys)"],
+        ),
+        # a hub trait's map is its keys' count, never its keys (JupyterHub's token maps are keyed by the token)
+        (
+            {"jupyterhub": {"hub": {"config": {"JupyterHub": {"api_tokens": {"tok-1": "ana-4711"}}}}}},
+            {"jupyterhub": {"hub": {"config": {"JupyterHub": {"api_tokens": {"tok-2": "ana-4711"}}}}}},
+            ["changed jupyterhub.hub.config.JupyterHub.api_tokens (map: 1 -> 1 key)"],
+        ),
+        (
+            {"jupyterhub": {"hub": {"config": {}}}},
+            {"jupyterhub": {"hub": {"config": {"JupyterHub": {"service_tokens": {"tok-1": "grader"}}}}}},
+            ["added jupyterhub.hub.config.JupyterHub.service_tokens (map: 1 key)"],
+        ),
+        # as is any map under a key named like a credential, anywhere
+        (
+            {"jupyterhub": {"hub": {"services": {"grader": {"apiTokens": {"tok-1": 1}}}}}},
+            {"jupyterhub": {"hub": {"services": {"grader": {"apiTokens": {"tok-1": 1, "tok-2": 2}}}}}},
+            ["changed jupyterhub.hub.services.grader.apiTokens (map: 1 -> 2 keys)"],
         ),
         # a key cannot pass for another line or hide a dot
         ({}, {"a\nadded x": 1, "b.c": None}, ['added "a\\nadded x" (number)', 'added "b.c" (null)']),

@@ -1,11 +1,13 @@
 """Which key paths differ between two versions of a private values layer, with every value redacted.
 
 One line per key path, `added`, `removed` or `changed`, then the kind of value in brackets, never the value:
-a list is its key with a count (`(list: 3 -> 4 items)`), never its items, and the membership map only down to
-its groups (`members.<group>`), which are not private; the students in it are. A key that equals any value of
-either version (a student's name used as a key, a secret pasted into a key) is printed as `<redacted>`, and a
-key that is not plain text (a dot, a space, a control character) is printed quoted, so no key can pass for
-another line.
+a list is its key with a count (`(list: 3 -> 4 items)`), never its items, and some maps only down to a key whose
+name is not private, with a count of what is under it: the membership map to its groups (`members.<group>`; the
+students in them are private), the hub's settings to each trait (`hub.config.<Class>.<trait>`: JupyterHub's
+token maps, `JupyterHub.service_tokens` and `api_tokens`, are keyed by the token), and any map under a key whose
+name says credential (secret, token, password, key). A key that equals any value of either version (a student's
+name used as a key, a secret pasted into a key) is printed as `<redacted>`, and a key that is not plain text (a
+dot, a space, a control character) is printed quoted, so no key can pass for another line.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from typing import Any
 Key = tuple[str, ...]
 # The group -> students map: compared per group, never below it.
 MEMBERS: Key = ("jupyterhub", "custom", "coursehub", "members")
+# The hub's traitlets settings (`<Class>.<trait>` below it): compared per trait, never below one.
+HUB_CONFIG: Key = ("jupyterhub", "hub", "config")
+# A key named like a credential: a map under it may be keyed by secrets.
+CREDENTIAL_NAME = re.compile(r"secret|token|passw|key|credential", re.IGNORECASE)
 REDACTED = "<redacted>"
 PLAIN_KEY = re.compile(r"[A-Za-z0-9_@:/+-]+")
 
@@ -53,8 +59,11 @@ def _whole(verb: str, value: Any, key: Key) -> Iterator[tuple[str, Key, str]]:
 
 
 def _opaque(key: Key) -> bool:
-    """A group's entry in the membership map: whatever it holds is students."""
-    return len(key) == len(MEMBERS) + 1 and key[:-1] == MEMBERS
+    """A key whose map is compared whole, never walked (its keys may be private): a group's entry in the membership
+    map (students), a hub trait (`JupyterHub.service_tokens` is keyed by tokens), a credential-named key."""
+    group = len(key) == len(MEMBERS) + 1 and key[:-1] == MEMBERS
+    trait = len(key) == len(HUB_CONFIG) + 2 and key[: len(HUB_CONFIG)] == HUB_CONFIG
+    return group or trait or bool(key and CREDENTIAL_NAME.search(key[-1]))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -71,7 +80,7 @@ def _same(a: Any, b: Any) -> bool:
 def _note(old: Any, new: Any) -> str:
     if isinstance(old, list) and isinstance(new, list):
         return f"list: {len(old)} -> {_count(len(new), 'item')}"
-    if isinstance(old, Mapping) and isinstance(new, Mapping):  # a group's entry only: other maps are walked
+    if isinstance(old, Mapping) and isinstance(new, Mapping):  # an opaque map only: other maps are walked
         return f"map: {len(old)} -> {_count(len(new), 'key')}"
     before, after = _kind(old), _kind(new)
     return "" if before == after else f"{before} -> {after}"
