@@ -153,6 +153,34 @@ def test_a_new_layer_lists_every_key_and_a_removed_one_too(repo: Path) -> None:
     assert reveals(result) == []
 
 
+def test_new_recipients_with_the_same_plaintext_are_a_line(repo: Path, tmp_path: Path) -> None:
+    """A commit that re-encrypts the same plaintext for an outsider's age key too (it needs public keys only) is
+    no key change, but it says who can now read the layer; the public keys are not secrets."""
+    encrypted = repo / "values" / "stat159.secret.enc.yaml"
+    operators = yaml.safe_load((repo / ".sops.yaml").read_text())["creation_rules"][0]["age"]
+    outsider_key = tmp_path / "outsider.txt"
+    subprocess.run(["age-keygen", "-o", str(outsider_key)], check=True, capture_output=True)
+    outsider = next(line.split(": ")[1] for line in outsider_key.read_text().splitlines() if "public key" in line)
+    again = subprocess.run(  # from / : sops' --age, not the repository's .sops.yaml
+        sops.command(
+            "encrypt", "--age", f"{operators},{outsider}", "--input-type", "yaml", "--output-type", "yaml", "/dev/stdin"
+        ),
+        input=sops.decrypt(encrypted),
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=True,
+    )
+    encrypted.write_text(again.stdout)
+    git(repo, "commit", "--quiet", "-am", "the same secrets, one more recipient")
+    result = private_diff(repo, "HEAD~1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [f"recipients changed: added {outsider}", "no key changes"]
+    assert private_diff(repo).stdout.splitlines()[1:] == ["no changes"]  # HEAD holds it
+    sops.write_encrypted(encrypted, layer())  # .sops.yaml's rule again: the operators' key alone
+    assert private_diff(repo).stdout.splitlines()[1:] == [f"recipients changed: removed {outsider}", "no key changes"]
+
+
 def test_a_plaintext_layer_is_compared_as_well(repo: Path) -> None:
     """An operator's git-ignored plaintext file in the work tree, against the encrypted one committed."""
     git(repo, "rm", "--quiet", "values/stat159.secret.enc.yaml")

@@ -190,6 +190,54 @@ def test_edit_secrets_without_a_rule_says_how_to_add_one(values_dir: Path, age_k
     assert not (values_dir / "stat159.secret.enc.yaml").exists()
 
 
+def encrypt_for(path: Path, plaintext: str, *recipients: str) -> None:
+    """What a contributor can do with public keys only: the same plaintext encrypted for other age recipients
+    (sops' --age, run from / so that no .sops.yaml applies)."""
+    args = ["encrypt", "--age", ",".join(recipients), "--input-type", "yaml", "--output-type", "yaml", "/dev/stdin"]
+    result = subprocess.run(sops.command(*args), input=plaintext, capture_output=True, text=True, cwd="/", check=True)
+    path.write_text(result.stdout)
+
+
+def test_recipients_other_than_the_rules_are_one_problem_that_names_them(
+    values_dir: Path, age_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sops reads .sops.yaml only when a file is encrypted from scratch (`sops edit` keeps a file's recipients):
+    an extra recipient in a committed file must be found by comparing it with what the rule gives, without
+    decrypting (here with a key that could not)."""
+    encrypted = encrypted_secrets(values_dir, age_key)
+    plaintext = sops.decrypt(encrypted)
+    _, outsider = new_age_key(tmp_path / "outsider")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(new_age_key(tmp_path / "nobody")[0]))  # decrypts nothing here
+    assert sops.recipients_problem(encrypted) is None
+
+    encrypt_for(encrypted, plaintext, age_key, outsider)
+    problem = sops.recipients_problem(encrypted)
+    assert problem is not None and (problem.file, problem.key) == (str(encrypted), "sops.age")
+    assert problem.message == f"its recipients are not those .sops.yaml names for it: extra {outsider}"
+    assert f"`sops updatekeys {encrypted}`" in problem.fix and "sops rotate" in problem.fix
+    assert "\n" not in str(problem)
+
+    encrypt_for(encrypted, plaintext, outsider)
+    problem = sops.recipients_problem(encrypted)
+    assert problem is not None and problem.message.endswith(f"extra {outsider}; missing {age_key}")
+
+    sops_rule(values_dir, age_key, course="data100")  # no rule for stat159's file any more
+    problem = sops.recipients_problem(encrypted)
+    assert problem is not None and (problem.file, problem.key) == (
+        str(values_dir.parent / ".sops.yaml"),
+        "creation_rules",
+    )
+    assert "gives no recipients for" in problem.message and "no matching creation rules" in problem.message
+
+    encrypted.write_text(plaintext)  # decrypted in place (`sops decrypt --in-place`) under the committed name
+    problem = sops.recipients_problem(encrypted)
+    assert problem is not None and (problem.key, problem.message) == (
+        "sops",
+        "has no sops metadata: it is not encrypted",
+    )
+    assert SECRET not in str(problem)
+
+
 def test_the_pinned_sops_is_the_official_build_and_never_calls_home() -> None:
     result = subprocess.run(sops.command("--version"), capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and result.stdout.split()[:2] == ["sops", sops.VERSION]

@@ -6,7 +6,9 @@ at a git commit (the last deploy's) with the work tree's and prints the key
 paths added, removed or changed (keychanges.py: values redacted, lists as
 counts, membership down to the groups only). The old version comes from
 `git cat-file` and is decrypted by sops from a pipe: no plaintext is written
-anywhere.
+anywhere. When both versions are encrypted and their recipients (the age keys
+that can decrypt them, read from sops' metadata) differ, a line says which keys
+were added and removed: public keys, not secrets.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ COURSE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 @dataclass(frozen=True)
 class Version:
-    """One side of the comparison: the layer's path in the repository (None: there is none) and its plaintext."""
+    """One side of the comparison: the layer's path in the repository (None: there is none), its plaintext and,
+    when it is encrypted, who can decrypt it (sops' recipients)."""
 
     path: str | None
     data: dict[str, Any]
+    recipients: frozenset[str] | None = None
 
 
 def private_diff(course: str, base: str, values_dir: Path | None = None) -> list[str]:
@@ -65,8 +69,15 @@ def private_diff(course: str, base: str, values_dir: Path | None = None) -> list
         lines.append(f"removed file {old.path}")
     elif not old.path and not new.path:
         lines.append(f"no private layer ({in_git}{course}{ENCRYPTED_SUFFIX}) at {base} or in the work tree")
+    if old.recipients is not None and new.recipients is not None and old.recipients != new.recipients:
+        said = [
+            f"{verb} {', '.join(sorted(keys))}"
+            for verb, keys in (("added", new.recipients - old.recipients), ("removed", old.recipients - new.recipients))
+            if keys
+        ]
+        lines.append(f"recipients changed: {'; '.join(said)}")
     found = changes(old.data, new.data)
-    return lines + (found or ["no changes"])
+    return lines + (found or ["no key changes" if lines[-1].startswith("recipients") else "no changes"])
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -136,7 +147,9 @@ def _at_commit(repo: Path, commit: str, in_git: str, course: str) -> Version:
     if shown.returncode != 0:
         raise CoursehubError(Problem(name, "", "cannot be read from git", "check the clone (git fsck)"))
     text = _text(shown.stdout, name)
-    return Version(path, parse_yaml(_decrypt(text, name) if encrypted else text, name, keep=False))
+    if not encrypted:
+        return Version(path, parse_yaml(text, name, keep=False))
+    return Version(path, parse_yaml(_decrypt(text, name), name, keep=False), _recipients(text, name))
 
 
 def _in_work_tree(values_dir: Path, in_git: str, course: str) -> Version:
@@ -158,9 +171,11 @@ def _in_work_tree(values_dir: Path, in_git: str, course: str) -> Version:
                 raise CoursehubError(
                     Problem(display(path), "", f"cannot be read ({e.strerror})", "check its permissions")
                 ) from None
-            text = _text(raw, display(path))
-            data = parse_yaml(_decrypt(text, display(path)) if path == encrypted else text, display(path), keep=False)
-            return Version(f"{in_git}{path.name}", data)
+            text, name = _text(raw, display(path)), display(path)
+            if path != encrypted:
+                return Version(f"{in_git}{path.name}", parse_yaml(text, name, keep=False))
+            data = parse_yaml(_decrypt(text, name), name, keep=False)
+            return Version(f"{in_git}{path.name}", data, _recipients(text, name))
     return Version(None, {})
 
 
@@ -169,6 +184,14 @@ def _text(raw: bytes, name: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise CoursehubError(Problem(name, "", "is not UTF-8 text", "save the file as UTF-8")) from None
+
+
+def _recipients(text: str, name: str) -> frozenset[str]:
+    """Who can decrypt a file, from its sops metadata (sops has just decrypted it, so it has some)."""
+    found = sops.recipients(text)
+    if found is None:
+        raise CoursehubError(Problem(name, "sops", "has no sops metadata", "`make edit-secrets` re-encrypts it"))
+    return found
 
 
 def _decrypt(text: str, name: str) -> str:

