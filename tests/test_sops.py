@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import test_preflight
 from conftest import COMMAND, checkout_with_chart, coursehub, edit, render_chart, stand_in_program
 from coursehub.chart.helm import Helm, staged_chart, value_args
 from coursehub.chart.rendered import hub_values
@@ -31,6 +32,10 @@ from coursehub.ops import sops
 from coursehub.paths import CHART, ROOT
 
 SECRET = "s3cr3t-from-sops"
+# A kube context and a TEST DOUBLE of the Kubernetes API the pre-flight asks (test_preflight.py): a dry run of a
+# course with deploy.kubeContext runs the pre-flight, and only such a dry run prints a command that deploys.
+KUBE_CONTEXT = test_preflight.CONTEXT
+kube = test_preflight.kube
 
 
 def new_age_key(folder: Path) -> tuple[Path, str]:
@@ -255,8 +260,11 @@ def test_a_binary_with_another_checksum_is_refused(monkeypatch: pytest.MonkeyPat
         sops.binary.cache_clear()
 
 
-def dry_run(values_dir: Path, upstream_chart: Path) -> str:
-    """The command `make deploy DRY_RUN=1` prints (its last line)."""
+def dry_run(values_dir: Path, upstream_chart: Path, context: str | None = KUBE_CONTEXT) -> str:
+    """The command `make deploy DRY_RUN=1` prints (its last line), for the course with deploy.kubeContext
+    `context` (the test needs the `kube` fixture then)."""
+    if context:
+        edit(values_dir / "stat159.yaml", {"deploy.kubeContext": context})
     result = coursehub("deploy", "--course", "stat159", "--dry-run", values=values_dir, upstream=upstream_chart)
     assert result.returncode == 0, result.stderr
     assert SECRET not in result.stdout + result.stderr
@@ -274,7 +282,7 @@ RECORDING_HELM = 'printf "%s\\n" "$@" > "$(dirname "$0")/argv"; cat > "$(dirname
 
 
 def test_a_dry_run_with_encrypted_secrets_prints_a_command_that_decrypts_again(
-    values_dir: Path, age_key: str, upstream_chart: Path, tmp_path: Path
+    values_dir: Path, age_key: str, upstream_chart: Path, tmp_path: Path, kube: dict[str, object]
 ) -> None:
     """Run later from another folder, the printed command decrypts again and pipes the plaintext to Helm, which
     reads it in the secrets layer's place; with the real Helm the values reach Secret/hub and nothing else."""
@@ -295,10 +303,9 @@ def test_a_dry_run_with_encrypted_secrets_prints_a_command_that_decrypts_again(
     ]
     piped = yaml.safe_load((recorder.parent / "stdin").read_text())
     assert piped["jupyterhub"]["hub"]["config"]["GenericOAuthenticator"]["client_secret"] == SECRET
-    assert SECRET not in "".join(argv)
-    assert (
-        line.startswith("( set -euo pipefail; ") and f"decrypt --input-type yaml --output-type yaml {encrypted}" in line
-    )
+    assert SECRET not in "".join(argv) and argv[-2:] == ["--kube-context", KUBE_CONTEXT]
+    assert line.startswith("( set +xv; set -euo pipefail; ")
+    assert f"decrypt --input-type yaml --output-type yaml {encrypted}" in line
 
     # The real Helm, as `helm template` (no cluster here), with chart/ from a checkout whose chart/charts/ holds
     # the dependency (what `make deps` gives; this work tree's chart/charts/ is not for tests to fill).
@@ -314,20 +321,30 @@ def test_a_dry_run_with_encrypted_secrets_prints_a_command_that_decrypts_again(
             assert SECRET not in yaml.safe_dump(obj), obj["metadata"]["name"]
 
 
-@pytest.mark.parametrize("failure", ["another key", "no encrypted file"])
-def test_the_printed_command_never_starts_helm_without_the_secrets(
-    values_dir: Path, age_key: str, upstream_chart: Path, tmp_path: Path, failure: str
+CHANGED = "error: values changed since the dry run: run make deploy DRY_RUN=1 again"
+PRINTED_COMMAND_FAILURES = ["another key", "no encrypted file", "re-encrypted, same plaintext", "a student made admin"]
+
+
+@pytest.mark.parametrize("failure", PRINTED_COMMAND_FAILURES)
+def test_the_printed_command_never_starts_helm_without_the_secrets_it_was_checked_with(
+    values_dir: Path, age_key: str, upstream_chart: Path, tmp_path: Path, failure: str, kube: dict[str, object]
 ) -> None:
-    """Run with a key that cannot decrypt, or after the file has gone, and from another folder: one line, a
-    non-zero exit, and Helm (a recording stand-in) never started, so no release without its secrets."""
+    """Run later from another folder, with a key that cannot decrypt, or after the encrypted file has gone or
+    changed (even to the same plaintext: its ciphertext is what was checked; or to a layer that makes a student an
+    admin, which validation refuses): one line, a non-zero exit, and Helm (a recording stand-in) never started."""
     encrypted = encrypted_secrets(values_dir, age_key)
     line = dry_run(values_dir, upstream_chart)
     recorder = stand_in_program(tmp_path / "recorder" / "helm", RECORDING_HELM)
     env = dict(os.environ)
     if failure == "another key":
         env["SOPS_AGE_KEY_FILE"] = str(new_age_key(tmp_path / "other")[0])
-    else:
+    elif failure == "no encrypted file":
         encrypted.rename(tmp_path / encrypted.name)
+    else:
+        data = yaml.safe_load(sops.decrypt(encrypted))
+        if failure == "a student made admin":
+            data["jupyterhub"]["hub"]["config"]["Authenticator"] = {"admin_users": ["example-student-1"]}
+        sops.write_encrypted(encrypted, data)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     ran = subprocess.run(
@@ -337,11 +354,29 @@ def test_the_printed_command_never_starts_helm_without_the_secrets(
         capture_output=True,
         text=True,
     )
-    assert ran.returncode != 0, ran.stderr
+    assert ran.returncode == 1, ran.stderr
     assert list(recorder.parent.iterdir()) == [recorder]  # helm never ran: no argv, no stdin recorded
     (said,) = ran.stderr.strip().splitlines()
-    assert said.startswith(f"error: {encrypted}: cannot be decrypted here") and "helm was not started" in said
-    assert "SOPS_AGE_KEY_FILE" in said
+    if failure == "another key":
+        assert said.startswith(f"error: {encrypted}: cannot be decrypted here") and "helm was not started" in said
+        assert "SOPS_AGE_KEY_FILE" in said
+    else:
+        assert said == CHANGED
+
+
+def test_the_printed_command_traces_no_secret_under_xtrace(
+    values_dir: Path, age_key: str, upstream_chart: Path, tmp_path: Path, kube: dict[str, object]
+) -> None:
+    """Run by `bash -x` (or after `set -x` in a CI step or a wrapper), the command turns the trace off before it
+    decrypts: the trace shows that and nothing after it, and Helm still gets the secrets."""
+    encrypted_secrets(values_dir, age_key)
+    line = dry_run(values_dir, upstream_chart)
+    recorder = stand_in_program(tmp_path / "recorder" / "helm", RECORDING_HELM)
+    for shell in (["bash", "-x", "-c"], ["bash", "-v", "-c"], ["bash", "-c", 'set -xv; eval "$0"']):
+        ran = subprocess.run([*shell, line.replace(helm_in(line), str(recorder))], capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr
+        assert SECRET not in ran.stderr and "example-student-1" not in ran.stderr, shell
+        assert SECRET in (recorder.parent / "stdin").read_text()
 
 
 def test_an_archive_command_decrypts_again_or_starts_nothing(
@@ -354,7 +389,7 @@ def test_an_archive_command_decrypts_again_or_starts_nothing(
     result = coursehub("archive", "--course", "stat159", "--all", values=values_dir)
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip().splitlines()[-1]
-    assert line.startswith("( set -euo pipefail; ") and " --values - " in line and SECRET not in result.stdout
+    assert line.startswith("( set +xv; set -euo pipefail; ") and " --values - " in line and SECRET not in result.stdout
     words = shlex.split(line)
     recorder = stand_in_program(tmp_path / "recorder" / "helm", RECORDING_HELM)
     kubectl = stand_in_program(tmp_path / "bin" / "kubectl", 'touch "$(dirname "$0")/ran"\n')  # a test double

@@ -12,7 +12,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
@@ -164,18 +164,24 @@ def job_command(helm: Path, course: Course, release: Release, template: str, set
     return shell_command(render, course, shlex.join(["kubectl", "--namespace", release.namespace, "create", "-f", "-"]))
 
 
-def shell_command(helm_args: list[str], course: Course, then: str = "") -> str:
+def shell_command(helm_args: list[str], course: Course, then: str = "", first: Sequence[str] = ()) -> str:
     """A Helm command as one line for bash that works from any folder and later (its values files absolute), piped
-    into `then` when given. An encrypted layer is decrypted again first, into a shell variable, and Helm reads it
-    from a pipe (`--values -`): when sops cannot decrypt, one line says so and Helm is never started. (A bash
-    here-string would not do: bash writes one longer than a pipe's buffer, 64 KiB, to a temporary file.)"""
+    into `then` when given, after the bash steps `first` (each stops the command with `exit 1` when it must). An
+    encrypted layer is decrypted again first, into a shell variable, and Helm reads it from a pipe (`--values -`):
+    when sops cannot decrypt, one line says so and Helm is never started. (A bash here-string would not do: bash
+    writes one longer than a pipe's buffer, 64 KiB, to a temporary file.) With steps or a decryption, the command is
+    a subshell that first turns off bash's xtrace and verbose modes: a shell running it under `bash -x` or `set -x`
+    would otherwise print the decrypted values into its trace."""
     args = [
         str(Path(arg).absolute()) if prev in ("--values", "-f") and arg != STDIN else arg
         for prev, arg in pairwise(["", *helm_args])
     ]
     line = shlex.join(args) + (f" | {then}" if then else "")
+    steps = list(first)
     encrypted = course.encrypted_file
-    if encrypted is None or not reads_stdin(args):
+    if encrypted is not None and reads_stdin(args):
+        steps.append(sops.shell_decrypt(encrypted, "secrets"))
+        line = f"printf '%s\\n' \"$secrets\" | {line}"
+    if not steps:
         return line
-    step = sops.shell_decrypt(encrypted, "secrets")
-    return f"( set -euo pipefail; {step}; printf '%s\\n' \"$secrets\" | {line} )"
+    return f"( set +xv; set -euo pipefail; {'; '.join(steps)}; {line} )"

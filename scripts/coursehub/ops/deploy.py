@@ -1,7 +1,14 @@
-"""`make deploy`: validate a course fully, then `helm upgrade --install` it with the same value layers."""
+"""`make deploy`: validate a course fully, then `helm upgrade --install` it with the same value layers.
+
+The dry run prints the command, to run later: it re-reads the values files then, so it first checks their sha256
+against those it had when it was validated (and stops at once, saying so, when any differs), and it names the kube
+context it was checked against (a course without `deploy.kubeContext` gets a command that only refuses).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +55,7 @@ def deploy(
     and no kube context is named) fails the pre-flight. Says every validation warning first.
     """
     chart = chart or require_chart()
+    sums = checksums(course)  # before validation: what is validated is what these name
     report = validate(course, helm, chart)
     if report.problems:
         raise CoursehubError(report.problems)
@@ -57,13 +65,23 @@ def deploy(
     with staged_chart(chart) as staged:
         if wanted_context(course) or not dry_run:
             plan = preflight(course, release, rendered.objects(helm.template(staged, course, release)), hub_url)
-            lines, context = plan.lines(), ["--kube-context", plan.context]
+            lines, context = plan.lines(), plan.context
         else:
-            lines, context = [f"pre-flight skipped: {dotted(CONTEXT)} is not set (a real deploy refuses that)"], []
+            lines, context = [f"pre-flight skipped: {dotted(CONTEXT)} is not set (a real deploy refuses that)"], None
         for line in lines:
             say(f"plan: {line}")
-        command = [*helm.upgrade_command(staged, course, release), *safety_flags(helm, course), *context]
+        command = [*helm.upgrade_command(staged, course, release), *safety_flags(helm, course)]
+        command += ["--kube-context", context] if context else []
         if not dry_run:  # an encrypted layer's plaintext goes to Helm through a pipe (`--values -`)
+            if checksums(course) != sums:
+                raise CoursehubError(
+                    Problem(
+                        display(course.course_file),
+                        "",
+                        "its values files changed while it was validated, so Helm was not started",
+                        "run make deploy again",
+                    )
+                )
             result = subprocess.run(command, input=helm_stdin(command, course.helm_input()), text=True)
             if result.returncode != 0:
                 raise CoursehubError(
@@ -74,13 +92,48 @@ def deploy(
                         "read Helm's output above",
                     )
                 )
-        return shown_command(command, staged, chart, course)
+        return shown_command(command, staged, chart, course, guards(course, sums, context))
 
 
-def shown_command(command: list[str], staged: Path, dependency: Path, course: Course) -> str:
+def checksums(course: Course) -> list[tuple[Path, str]]:
+    """Each values layer file (absolute) and the sha256 of its bytes: an encrypted layer's ciphertext too."""
+    return [(path.absolute(), hashlib.sha256(path.read_bytes()).hexdigest()) for path in course.files]
+
+
+CHANGED = "error: values changed since the dry run: run make deploy DRY_RUN=1 again"
+
+
+def guards(course: Course, sums: list[tuple[Path, str]], context: str | None) -> list[str]:
+    """The bash steps a printed command runs before anything else, each of which stops it with one line: without a
+    kube context it refuses at once; then every values file must still have the sha256 it was validated with."""
+    steps = []
+    if not context:
+        problem = Problem(
+            course.origin(CONTEXT),
+            dotted(CONTEXT),
+            "is not set, so this command would deploy to whatever cluster is current when it runs",
+            "set it to the course's kube context, then run make deploy DRY_RUN=1 again",
+        )
+        steps.append(f"echo {shlex.quote(f'error: {problem}')} >&2; exit 1")
+    listed = " ".join(shlex.quote(_checksum_line(path, digest)) for path, digest in sums)
+    check = f"printf '%s\\n' {listed} | sha256sum --check --status --strict - 2>/dev/null"
+    steps.append(f"{check} || {{ echo {shlex.quote(CHANGED)} >&2; exit 1; }}")
+    return steps
+
+
+def _checksum_line(path: Path, digest: str) -> str:
+    """A line of `sha256sum --check`'s input; a name holding a backslash or a newline is escaped as GNU's reads it."""
+    name = str(path)
+    if "\\" in name or "\n" in name:
+        return "\\" + digest + "  " + name.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"{digest}  {name}"
+
+
+def shown_command(command: list[str], staged: Path, dependency: Path, course: Course, first: list[str]) -> str:
     """The command as someone can run it again later, from any folder: the chart is chart/ (the staged copy is
     deleted when deploy returns), every path is absolute, and a line before it says what chart/charts/ must hold.
-    An encrypted secrets layer is decrypted again by the command itself, which stops before Helm when it cannot."""
+    It runs the steps `first` (guards) before anything else. An encrypted secrets layer is decrypted again by the
+    command itself, which stops before Helm when it cannot."""
     args = [str(CHART.absolute()) if arg == str(staged) else arg for arg in command]  # helm itself: its full path
     bundled = CHART / "charts"
     if dependency.resolve().parent == bundled.resolve():
@@ -90,4 +143,4 @@ def shown_command(command: list[str], staged: Path, dependency: Path, course: Co
             f"# needs the {NAME} dependency in {bundled.absolute()}/: `make deps`, or copy {dependency} "
             f"there{'' if dependency.is_file() else ' as ' + NAME}"
         )
-    return needs + "; bash, from any folder\n" + shell_command(args, course)
+    return needs + "; bash, from any folder\n" + shell_command(args, course, first=first)
