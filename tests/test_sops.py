@@ -9,6 +9,7 @@ editors give to copies of the private files are git-ignored.
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
 import shutil
@@ -485,6 +486,97 @@ def test_a_render_killed_while_helm_runs_leaves_no_plaintext(
         assert holding(temp, SECRET) == []
     finally:
         stop(helm_pid)
+
+
+HUB_CONFIG = """import sys
+from pathlib import Path
+from coursehub.chart.helm import Helm, Release, staged_chart
+from coursehub.chart.pods import hub_config
+from coursehub.chart.rendered import objects
+from coursehub.courses import load_course
+course = load_course("stat159", values_dir=Path(sys.argv[1]))
+with staged_chart(Path(sys.argv[3])) as staged:
+    objs = objects(Helm(Path(sys.argv[2])).template(staged, course, Release.for_course(course)))
+hub_config(objs)
+"""
+# hub.extraConfig that says it runs (in a file `running` beside the name given) and waits: z2jh's configuration
+# runs it last, after the hub's files, Secret/hub's values among them, were laid out.
+WAITS = """import os, pathlib, time
+marker = pathlib.Path({marker!r})
+marker.with_suffix(".tmp").write_text(str(os.getpid()))
+marker.with_suffix(".tmp").rename(marker)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: signal.Signals(s).name
+)
+def test_the_hubs_files_laid_out_by_validate_leave_no_plaintext_when_killed(
+    values_dir: Path,
+    age_key: str,
+    newest_helm: Helm,
+    upstream_chart: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    signum: int,
+) -> None:
+    """`make validate` (and so `make deploy`) runs z2jh's configuration on the rendered hub files, Secret/hub's
+    decrypted values among them: a `kill`, a closed SSH session or a CI timeout while it runs leaves no plaintext,
+    and after a SIGKILL the next command removes it."""
+    encrypted_secrets(values_dir, age_key)
+    hub = tmp_path / "hub" / "hub_config"
+    hub.parent.mkdir()
+    edit(
+        values_dir / "stat159.yaml",
+        {"jupyterhub.hub.extraConfig": {"zz-waits": WAITS.format(marker=str(hub.parent / "running"))}},
+    )
+    temp = private_temp(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HUB_CONFIG, str(values_dir), str(newest_helm.binary), str(upstream_chart)],
+        env={**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(ROOT / "scripts")},
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    running(hub, process)
+    try:
+        assert holding(temp, SECRET), "Secret/hub's values, laid out for the hub's configuration"
+        process.send_signal(signum)
+        process.wait(timeout=120)
+        assert process.returncode != 0
+        if signum == signal.SIGKILL:
+            assert holding(temp, SECRET)  # nothing can clean up at once: the next command does
+            monkeypatch.setenv("TMPDIR", str(temp))
+            coursehub("validate", "--course", "no-such-course", values=values_dir)
+        assert holding(temp, SECRET) == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_render_is_private_whatever_the_umask(
+    values_dir: Path, age_key: str, upstream_chart: Path, tmp_path: Path
+) -> None:
+    """Secret/hub in a render holds the decrypted private layer: the folder is 0700 and every file 0600, also
+    when an earlier render's folder was open to others."""
+    encrypted_secrets(values_dir, age_key)
+    out = tmp_path / "rendered"
+    umask = os.umask(0o022)
+    try:
+        for _ in range(2):
+            result = coursehub(
+                "render", "--course", "stat159", "--out", str(out), values=values_dir, upstream=upstream_chart
+            )
+            assert result.returncode == 0, result.stderr
+            assert oct(out.stat().st_mode & 0o777) == oct(0o700)
+            files = list(out.iterdir())
+            assert len(files) > 10 and {oct(f.stat().st_mode & 0o777) for f in files} == {oct(0o600)}
+            out.chmod(0o755)
+    finally:
+        os.umask(umask)
+    (secret,) = [f for f in files if f.name.endswith("-secret-hub.yaml")]
+    assert SECRET in base64.b64decode(yaml.safe_load(secret.read_text())["data"]["values.yaml"]).decode()
 
 
 # How each signal reaches `make edit-secrets`: a closed terminal (SIGHUP) and Ctrl-\ (SIGQUIT) reach the whole

@@ -6,7 +6,9 @@ builds it here the way the hub would, without a cluster:
 1. the hub container's configuration files are laid out from the rendered objects
    (every ConfigMap and Secret volume the hub Deployment mounts, at its mount path,
    under a private temporary root), with the container's environment (its `env`, the
-   Services' `<NAME>_SERVICE_*` variables Kubernetes injects);
+   Services' `<NAME>_SERVICE_*` variables Kubernetes injects). Secret/hub holds the
+   course's decrypted private layer, so that root is sops.private_folder(): 0700,
+   removed also when a signal ends the command, swept by the next after a SIGKILL;
 2. z2jh's own jupyterhub_config.py, from the chart in use (never a copy of it), runs
    there as the hub runs it, and with it every file of jupyterhub_config.d
    (coursehub's hub image's own, hub/jupyterhub_config.d/coursehub.py, among them). The only change is the root: the
@@ -40,6 +42,7 @@ from coursehub.chart import kube, rendered
 from coursehub.courses import get
 from coursehub.errors import Problem
 from coursehub.groups import hubpython
+from coursehub.ops import sops
 from coursehub.paths import HUB_CONFIG_FILE
 from coursehub.singleuser import POD_HOME
 
@@ -170,8 +173,7 @@ def hub_config(objs: list[Obj], namespace: str = "default") -> Any:
     """The traitlets Config the hub ends up with: z2jh's jupyterhub_config.py run on the rendered files."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    with tempfile.TemporaryDirectory(prefix="coursehub-hub-") as tmp:
-        root = Path(tmp)
+    with sops.private_folder() as root:  # Secret/hub's values: the decrypted private layer
         lay_out_hub_files(objs, root)
         etc = root / HUB_ETC.lstrip("/")
         # what coursehub's hub image adds to the hub container (image/hub/): its jupyterhub_config.d file, which

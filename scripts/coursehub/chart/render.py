@@ -1,4 +1,8 @@
-"""`make render`: write a course's rendered manifests, one file per object."""
+"""`make render`: write a course's rendered manifests, one file per object.
+
+Secret/hub carries every chart value, the course's decrypted private layer among them (OAuth client secret,
+members, staff), so the folder is the user's alone (0700) and each file is created 0600, whatever the umask.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from coursehub.chart.helm import Helm, Release, staged_chart
 from coursehub.chart.rendered import objects
 from coursehub.courses import Course
 from coursehub.errors import CoursehubError, Problem
+from coursehub.files import replace_file
 from coursehub.paths import display
 
 # Written into every render folder: a later render may replace only a folder that carries it.
@@ -41,13 +46,21 @@ def render(
         manifests = helm.template(staged, course, release, kube_version)
     objs = objects(manifests)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text(f"rendered by coursehub for {course.name}: `make render` replaces this folder's *.yaml\n")
+    try:
+        out.chmod(0o700)  # also an earlier render's folder, and before any file is written
+    except PermissionError:
+        raise CoursehubError(
+            Problem(display(out), "OUT", "is another user's folder, so it cannot be made private", "name your own")
+        ) from None
+    replace_file(
+        out / MARKER, f"rendered by coursehub for {course.name}: `make render` replaces this folder's *.yaml\n", 0o600
+    )
     for old in out.glob("*.yaml"):
         old.unlink()
     written = []
     for i, obj in enumerate(objs):
         name = re.sub(r"[^a-z0-9.-]+", "-", f"{obj['kind']}-{obj['metadata']['name']}".lower())
         path = out / f"{i:03d}-{name}.yaml"
-        path.write_text(yaml.safe_dump(obj, sort_keys=False))
+        replace_file(path, yaml.safe_dump(obj, sort_keys=False), 0o600)
         written.append(path)
     return written
