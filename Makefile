@@ -10,6 +10,8 @@
 #   make demo COURSE=stat159 [TAG=2026.11.1]  the course's hub, for real, on 127.0.0.1 (Ctrl-C stops it);
 #                                     TAG: another variant of its image (image/<course>/<tag>/)
 #   make check-image [COURSE=stat159] [TAG=..]  the course's singleuser command on its image(s)
+#   make check-hub-image              the hub image chart/values.yaml names (image/hub/<tag>/): its content
+#                                     hash, its pins, and coursehub-hub configuring a hub in its environment
 #   make diff A=stat159 B=data100     what differs between two courses' images and values
 #   make groups COURSE=stat159 ROSTER=groups.csv   an LMS group roster into the private membership file
 #   make edit-secrets COURSE=stat159  the course's sops-encrypted secrets in $EDITOR, re-encrypted on save
@@ -51,7 +53,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov-$(CHECKOV_VERSION)/bin/checkov
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools chart checkov test test-fast lint validate render deploy demo check-image diff groups edit-secrets private-diff health sync-groups archive restore deps bench lock clean
+.PHONY: help venv tools chart checkov test test-fast lint validate render deploy demo check-image check-hub-image diff groups edit-secrets private-diff health sync-groups archive restore deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -126,6 +128,10 @@ demo: chart
 
 check-image: tools
 	$(COURSEHUB) check-image $(call opt,COURSE,course) $(call opt,TAG,tag)
+
+# The hub image's environment builds with uv into .tools/envs/hub-<tag>-<hash>/ (the local hub's), once.
+check-hub-image: venv
+	$(COURSEHUB) check-hub-image
 
 diff: venv
 	@test -n "$(A)" -a -n "$(B)" || { echo "error: make diff A=<course> B=<course>"; exit 2; }

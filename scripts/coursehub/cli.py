@@ -64,6 +64,18 @@ def cmd_check_image(args: argparse.Namespace) -> int:
     return _check_images([args.course] if args.course else course_names(), args.tag)
 
 
+def cmd_check_hub_image(args: argparse.Namespace) -> int:
+    from coursehub.images import hub
+
+    image = hub.deployed()
+    problems = hub.check(image)
+    if problems:
+        raise CoursehubError(problems)
+    pins = image.image_pins()
+    print(f"{image.ref}: ok (jupyterhub {pins['jupyterhub']}, {len(image.pins())} packages pinned for the local hub)")
+    return 0
+
+
 def cmd_groups(args: argparse.Namespace) -> int:
     from coursehub.groups import roster
 
@@ -221,6 +233,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     check_image.add_argument("--course", help="default: every course in values/")
     check_image.add_argument("--tag", help="one variant only (default: every variant in image/<course>/)")
+
+    command(
+        "check-hub-image",
+        cmd_check_hub_image,
+        "check the hub image chart/values.yaml names: its content hash, its pins, the local hub's environment",
+    )
 
     differ = command("diff", cmd_diff, "what differs between two courses' images and values")
     differ.add_argument("a")
