@@ -51,9 +51,10 @@ TEST_WORKERS ?= 3
 # Keep in step with CHECKOV_VERSION in tests/test_checkov.py.
 CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov-$(CHECKOV_VERSION)/bin/checkov
+JH6 := .tools/jupyterhub-6
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools chart checkov test test-fast lint validate render deploy demo check-image check-hub-image diff groups edit-secrets private-diff health sync-groups archive restore deps bench lock clean
+.PHONY: help venv tools chart checkov test test-jupyterhub-6 test-fast lint validate render deploy demo check-image check-hub-image diff groups edit-secrets private-diff health sync-groups archive restore deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -100,8 +101,24 @@ chart: tools
 # checkov's environment builds beside the venv and the node tools. pytest prints the suite's wall time last.
 test:
 	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed node_modules/.installed $(CHECKOV)
-	@$(MAKE) --no-print-directory chart
+	@$(MAKE) --no-print-directory chart $(JH6)/.installed
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	@$(MAKE) --no-print-directory test-jupyterhub-6
+
+# The hub side's tests (unit, the access matrix, the semester of restarts, the log-in refusal) once more on the
+# newest JupyterHub 6.x: the whole suite above runs on the hub image's JupyterHub (5.5.4, the tooling's).
+HUB_SIDE_TESTS := tests/test_hub_python.py tests/test_live_hub.py tests/test_semester.py tests/test_login_refusal.py
+test-jupyterhub-6: $(JH6)/.installed chart
+	@echo "the hub side on JupyterHub $$($(JH6)/bin/python -c 'import jupyterhub; print(jupyterhub.__version__)')"
+	$(JH6)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(HUB_SIDE_TESTS)
+
+$(JH6)/.installed: tests/jupyterhub-6/requirements.txt $(VENV)/.installed
+	@echo "setup: JupyterHub 6 for the hub side's tests ($(JH6)/, hash-pinned tests/jupyterhub-6/requirements.txt, uv)"
+	rm -rf $(JH6)
+	$(PYTHON) -m venv $(JH6)
+	$(VENV)/$(UV_INSTALL) --python $(JH6)/bin/python -r tests/jupyterhub-6/requirements.txt
+	$(VENV)/$(UV_PIP) --python $(JH6)/bin/python --no-deps --editable .
+	touch $@
 
 # A developer's loop: everything but the live hubs and the course-scale run (CI runs `make test`).
 test-fast: chart

@@ -176,7 +176,11 @@ def test_deploy_dry_run_shows_helm_upgrade_with_the_render_layers(upstream_chart
         upstream=upstream_chart,
     )
     assert result.returncode == 0, result.stderr
-    argv = shlex.split(result.stdout.strip().splitlines()[-1])
+    line = result.stdout.strip().splitlines()[-1]
+    # without deploy.kubeContext the printed command refuses first (tests/test_deploy.py runs it)
+    assert "deploy.kubeContext: is not set" in line.split("exit 1;")[0]
+    words = shlex.split(line)
+    argv = words[next(i for i, w in enumerate(words) if w.endswith("/helm") and words[i + 1] == "upgrade") :]
     assert argv[1:4] == ["upgrade", "--install", "stat159"]
     assert argv[argv.index("--namespace") + 1] == "stat159-prod"
     files = [Path(argv[i + 1]).name for i, a in enumerate(argv) if a == "--values"]

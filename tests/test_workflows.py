@@ -73,9 +73,10 @@ def test_the_deploy_workflow_validates_then_stages_and_checks_then_deploys_produ
     data = workflow("deploy.yml")
     assert data["on"]["push"]["branches"] == ["main"]
     jobs = data["jobs"]
-    assert list(jobs) == ["validate", "staging", "production"]
+    assert list(jobs) == ["validate", "hub-image", "staging", "production"]
     # production also reads the validate job's output (the last deploy's commit)
-    assert jobs["staging"]["needs"] == "validate" and jobs["production"]["needs"] == ["validate", "staging"]
+    assert jobs["staging"]["needs"] == ["validate", "hub-image"]  # the hub image the chart names is pushed first
+    assert jobs["production"]["needs"] == ["validate", "staging"]
     assert any(r.startswith("make validate") for r in runs(jobs["validate"]))
     staging = runs(jobs["staging"])
     deploy_at = next(i for i, r in enumerate(staging) if r.startswith("make deploy"))
