@@ -560,6 +560,33 @@ def test_a_members_token_checks_leave_the_groups_server_out_of_the_hub_log(
     assert "discarding scopes" in caplog.text and SHARED in caplog.text and "ana" in caplog.text
 
 
+def test_every_wrapper_is_proven_on_the_jupyterhub_these_tests_run() -> None:
+    """`make test` runs this file on the hub image's JupyterHub and on the newest 6.x: each must be in PROVEN_ON,
+    so moving to a new JupyterHub fails here until its equivalence tests pass on it and it is added."""
+    assert jupyterhub.__version__ in hub_patches.PROVEN_ON
+
+
+def test_on_an_unproven_jupyterhub_nothing_is_wrapped_and_access_shares_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hub_patches, "running_jupyterhub", lambda: "5.6.0")
+    lines = _Lines()
+    log = logging.getLogger("JupyterHub")
+    log.addHandler(lines)
+    try:
+        assert hub_patches.install_patches("roles") is False
+        for owner, name, mark in WRAPPED:
+            assert not getattr(getattr(owner, name), mark, False), name
+        with pytest.raises(SystemExit) as stopped:
+            hub_patches.install_patches("shares")
+    finally:
+        log.removeHandler(lines)
+    assert stopped.value.code == 1 and not getattr(scopes.get_scopes_for, hub_patches.GROUP_SHARES_MARK, False)
+    warning, critical = lines.lines
+    assert "JupyterHub 5.6.0" in warning and "none is installed" in warning and "\n" not in warning
+    assert "access: shares" in critical and "this hub runs 5.6.0: not starting" in critical and "\n" not in critical
+
+
 def test_only_access_shares_changes_how_jupyterhub_counts_token_scopes(shared: SharedServer) -> None:
     hub_patches.install_patches("roles")
     assert not getattr(scopes.get_scopes_for, hub_patches.GROUP_SHARES_MARK, False)

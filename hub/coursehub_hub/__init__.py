@@ -23,9 +23,8 @@ def configure(c: Any, get_config: Callable[..., Any]) -> None:
     pause; then the course's shared accounts into ``c`` (``config.apply``), with the names the hub's database holds."""
     from coursehub_hub import config, patches
 
-    if patches.in_hub():
+    if patches.in_hub() and patches.install_patches(str(get_config("custom.coursehub.access", "roles") or "roles")):
         patches.collect_after_load()
-        patches.install_patches(str(get_config("custom.coursehub.access", "roles") or "roles"))
     config.apply(
         c,
         get_config("custom.coursehub", {}),

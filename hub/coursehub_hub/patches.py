@@ -1,5 +1,11 @@
 """Wrappers of JupyterHub's own code, each proven on the JupyterHub versions it names, and installed only by an
 explicit call from the hub's config file (``install_patches``), only inside a hub process.
+
+Each wrapper leaves what JupyterHub writes and answers unchanged, and has an equivalence test against JupyterHub
+alone in tests/test_hub_python.py; ``make test`` runs those tests on every version in ``PROVEN_ON``. On any other
+JupyterHub none is installed, and the hub logs one line saying so. ``access: shares`` depends on one of them (a
+member's token must count their group's share, or the group's server refuses them): on an unproven JupyterHub
+the hub refuses to start in that mode, with one line, rather than deny students silently.
 """
 
 from __future__ import annotations
@@ -13,18 +19,49 @@ from typing import Any
 
 from coursehub_hub.names import batches
 
+# The JupyterHub versions every wrapper here is proven on: the hub image's (image/hub/) and the newest 6.x.
+PROVEN_ON = ("5.5.4", "6.1.1")
 
-def install_patches(access: str) -> None:
-    """The wrappers of JupyterHub's own code that keep a course of a thousand groups cheap. Only for a hub
-    process: the config file calls it (with ``collect_after_load``) when a JupyterHub is loading it
-    (``in_hub``), never when the tooling runs the same file to build settings or pods."""
+
+def running_jupyterhub() -> str:
+    import jupyterhub
+
+    return str(jupyterhub.__version__)
+
+
+def install_patches(access: str) -> bool:
+    """The wrappers of JupyterHub's own code that keep a course of a thousand groups cheap, and for ``access:
+    shares`` the one that makes members' tokens count their group's share. Only for a hub process: the config
+    file calls it when a JupyterHub is loading it (``in_hub``), never when the tooling runs the same file.
+    Returns whether they are installed (on a JupyterHub in ``PROVEN_ON``); exits the hub for ``access: shares``
+    on any other."""
     log = logging.getLogger("JupyterHub")
+    version = running_jupyterhub()
+    if version not in PROVEN_ON:
+        proven = ", ".join(PROVEN_ON)
+        if access == "shares":
+            log.critical(
+                "coursehub: access: shares needs its token wrapper, proven on JupyterHub %s; this hub runs %s: not "
+                "starting, since group members would be refused by their group's server (use a proven JupyterHub, or "
+                "access: roles)",
+                proven,
+                version,
+            )
+            raise SystemExit(1)
+        log.warning(
+            "coursehub: JupyterHub %s: the wrappers of its start-up and session are proven on %s only, so none is "
+            "installed (restarts load each role and group with JupyterHub's own queries)",
+            version,
+            proven,
+        )
+        return False
     if keep_groups_in_memory():
         log.info("coursehub: the hub keeps its groups in memory between requests (its session holds them weakly)")
     if access == "roles" and find_roles_by_name_at_start():
         log.info("coursehub: roles and groups are found by name from one query each while the hub loads its roles")
     if access == "shares" and count_group_shares_in_tokens():
         log.info("coursehub: tokens count their owner's group shares (access: shares shares with each group)")
+    return True
 
 
 def in_hub() -> bool:
