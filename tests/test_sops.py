@@ -244,6 +244,25 @@ def test_recipients_other_than_the_rules_are_one_problem_that_names_them(
     assert SECRET not in str(problem)
 
 
+def test_validate_and_edit_secrets_refuse_an_encrypted_layer_with_an_outsiders_recipient(
+    values_dir: Path, age_key: str, tmp_path: Path, upstream_chart: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same plaintext re-encrypted to one more key is `no changes` in a diff of values: validate names it."""
+    encrypted = encrypted_secrets(values_dir, age_key)
+    assert coursehub("validate", "--course", "stat159", values=values_dir, upstream=upstream_chart).returncode == 0
+    _, outsider = new_age_key(tmp_path / "outsider")
+    encrypt_for(encrypted, sops.decrypt(encrypted), age_key, outsider)
+    result = coursehub("validate", "--course", "stat159", values=values_dir, upstream=upstream_chart)
+    assert result.returncode == 1
+    assert (
+        f"stat159.secret.enc.yaml: sops.age: its recipients are not those .sops.yaml names for it: extra {outsider}"
+        in (result.stderr)
+    )
+    monkeypatch.setenv("EDITOR", "true")  # an edit that changes nothing: the recipients are still checked
+    result = coursehub("edit-secrets", "--course", "stat159", values=values_dir)
+    assert result.returncode == 1 and f"extra {outsider}" in result.stderr
+
+
 def test_the_pinned_sops_is_the_official_build_and_never_calls_home() -> None:
     result = subprocess.run(sops.command("--version"), capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and result.stdout.split()[:2] == ["sops", sops.VERSION]

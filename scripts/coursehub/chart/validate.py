@@ -15,6 +15,7 @@ from coursehub.errors import Problem
 from coursehub.groups import hubpython
 from coursehub.images.build import deployed
 from coursehub.images.check import check_command, one_check_at_a_time, passed_before
+from coursehub.ops import sops
 
 
 @dataclass
@@ -36,6 +37,9 @@ def validate(
     upstream = load_data(chart)
     values = effective(course, upstream)
     report.problems += check_values(course, upstream)
+    if course.encrypted_file is not None:  # its recipients are .sops.yaml's, and no outsider's (never decrypts)
+        recipients = sops.recipients_problem(course.encrypted_file)
+        report.problems += [recipients] if recipients else []
     report.warnings += isolation_warnings(course, values)
     if report.problems:
         return report

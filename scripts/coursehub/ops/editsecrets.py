@@ -62,6 +62,8 @@ def edit_secrets(name: str, values_dir: Path | None = None) -> list[str]:
     changed = sops.edit(encrypted)
     said.append(f"{display(encrypted)}: {'saved, encrypted' if changed else 'unchanged'}")
     problems = check_values(load_course(name, values_dir), load_data(find_chart()))
+    recipients = sops.recipients_problem(encrypted)  # sops edit keeps whatever recipients the file had
+    problems += [recipients] if recipients else []
     if problems:
         raise CoursehubError(problems)
     return said
