@@ -249,3 +249,29 @@ def test_stopping_the_hub_leaves_nothing_running(values_dir_module: Path, tmp_pa
     finally:
         signal.signal(signal.SIGINT, inherited)
     assert f"{hubpython.reconciler().STOPPED} (SIGINT)" in hub.log.read_text()
+
+
+def test_the_hub_runs_from_the_hub_images_environment(hub: LocalHub) -> None:
+    """What runs here is what the hub pod runs: the hub image's packages (image/hub/<tag>/local-requirements.txt,
+    built with uv) and coursehub-hub installed into them, not the tooling's venv. (`make test-jupyterhub-6` points
+    COURSEHUB_HUB_PYTHON at JupyterHub 6.1.1's environment instead.)"""
+    import os
+    import sys
+
+    from coursehub.hub.local import HUB_PYTHON_ENV
+    from coursehub.images import hub as hub_image
+
+    assert hub.process is not None
+    argv = Path(f"/proc/{hub.process.pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[0].decode() == hub.plan.hub_python
+    version = subprocess.run(
+        [hub.plan.hub_python, "-c", "import jupyterhub, coursehub_hub; print(jupyterhub.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert f"Running JupyterHub version {version}" in hub.log.read_text()
+    if not os.environ.get(HUB_PYTHON_ENV):
+        assert hub.plan.hub_python != sys.executable  # not the tooling's venv
+        assert version == hub_image.deployed().pins()["jupyterhub"].split()[0] == "5.5.4"
+        assert str(hub_image.deployed().env) in hub.plan.hub_python

@@ -234,6 +234,9 @@ class Plan:
     # The course sets JupyterHub.subdomain_host: each server gets its own origin, here <user>.hub.localhost
     # (browsers resolve *.localhost to loopback; the cluster's DNS name cannot be served here).
     subdomains: bool = False
+    # The hub process's Python: the hub image's environment (image/hub/<tag>/local-requirements.txt, built with
+    # uv, coursehub-hub installed in it as the image installs it), so what runs here is what the hub pod runs.
+    hub_python: str = field(default_factory=lambda: hub_environment_python())
 
     @property
     def url(self) -> str:
@@ -244,6 +247,17 @@ class Plan:
     def public_url(self) -> str:
         """The hub's own origin, as a browser opens it."""
         return f"http://{LOCAL_DOMAIN}:{self.port}" if self.subdomains else self.url
+
+
+HUB_PYTHON_ENV = "COURSEHUB_HUB_PYTHON"  # another JupyterHub's Python for the hub (`make test-jupyterhub-6`)
+
+
+def hub_environment_python() -> str:
+    """The Python of the hub image's local environment for the tag the chart deploys (built once, under a lock),
+    unless $COURSEHUB_HUB_PYTHON names another (the hub side's tests on the newest JupyterHub 6.x)."""
+    from coursehub.images import hub
+
+    return os.environ.get(HUB_PYTHON_ENV) or str(hub.ensure_hub_env(hub.deployed()) / "bin" / "python")
 
 
 def make_plan(
@@ -553,7 +567,7 @@ class LocalHub:
         started = time.perf_counter()
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+                [self.plan.hub_python, "-m", "jupyterhub", "-f", str(config)],
                 cwd=self.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
