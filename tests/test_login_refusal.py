@@ -106,3 +106,31 @@ def test_validate_refuses_a_configured_token_as_a_shared_account(values_dir: Pat
     assert result.returncode == 1
     assert "hub.config.JupyterHub.api_tokens: gives a token as collab-shared-1" in result.stderr
     assert token not in result.stderr + result.stdout
+
+
+HIDDEN = {
+    # a file of the course's own at the very path of the image's config file (z2jh mounts extraFiles by subPath)
+    "extraFiles": {
+        "jupyterhub.hub.extraFiles.site": {
+            "mountPath": CONFIG_D + "coursehub.py",
+            "stringData": "c.JupyterHub.log_level = 'INFO'\n",
+        }
+    },
+    # a volume over the whole folder: the image's file is no longer there
+    "extraVolumeMounts": {
+        "jupyterhub.hub.extraVolumes": [{"name": "site", "emptyDir": {}}],
+        "jupyterhub.hub.extraVolumeMounts": [{"name": "site", "mountPath": CONFIG_D.rstrip("/")}],
+    },
+}
+
+
+@pytest.mark.parametrize("how", sorted(HIDDEN))
+def test_validate_refuses_a_course_that_hides_the_hub_images_config_file(
+    values_dir: Path, upstream_chart: Path, how: str
+) -> None:
+    """validate runs the hub's config as the pod would have it: the image's file first, then what the course
+    mounts, so a course that replaces the file or the folder is a hub without the refusal (or anything else)."""
+    edit(values_dir / "stat159.yaml", HIDDEN[how])
+    result = coursehub("validate", "--course", "stat159", values=values_dir, upstream=upstream_chart)
+    assert result.returncode == 1
+    assert "not coursehub's refusing subclass" in result.stderr

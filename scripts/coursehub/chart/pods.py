@@ -98,6 +98,9 @@ def lay_out_hub_files(objs: list[Obj], root: Path) -> None:
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     for mount in container.get("volumeMounts", []):
         volume = volumes[mount["name"]]
+        target = root / mount["mountPath"].lstrip("/")
+        if "subPath" not in mount and target.is_dir():
+            shutil.rmtree(target)  # any volume mounted on a folder hides what the image has there
         if "configMap" in volume:
             source = _find(objs, "ConfigMap", volume["configMap"]["name"])
             items = volume["configMap"].get("items")
@@ -111,7 +114,6 @@ def lay_out_hub_files(objs: list[Obj], root: Path) -> None:
         files = _data(source)
         if items:
             files = {item["path"]: files[item["key"]] for item in items}
-        target = root / mount["mountPath"].lstrip("/")
         if "subPath" in mount:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(files[mount["subPath"]])
@@ -174,12 +176,13 @@ def hub_config(objs: list[Obj], namespace: str = "default") -> Any:
     from traitlets.config.loader import PyFileConfigLoader
 
     with sops.private_folder() as root:  # Secret/hub's values: the decrypted private layer
-        lay_out_hub_files(objs, root)
         etc = root / HUB_ETC.lstrip("/")
-        # what coursehub's hub image adds to the hub container (image/hub/): its jupyterhub_config.d file, which
-        # imports the coursehub_hub package (installed here as in the image)
+        # what coursehub's hub image has in the container (image/hub/): its jupyterhub_config.d file, which imports
+        # the coursehub_hub package (installed here as in the image). First, so that whatever the course mounts
+        # over it or over its folder wins here as it would in the pod, and the checks see that hub.
         (etc / "jupyterhub_config.d").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(HUB_CONFIG_FILE, etc / "jupyterhub_config.d" / HUB_CONFIG_FILE.name)
+        lay_out_hub_files(objs, root)
         workdir = root / HUB_WORKDIR.lstrip("/")
         workdir.mkdir(parents=True)
         env = hub_environment(objs, namespace) | {
