@@ -110,7 +110,7 @@ test:
 HUB_SIDE_TESTS := tests/test_hub_python.py tests/test_live_hub.py tests/test_semester.py tests/test_login_refusal.py
 test-jupyterhub-6: $(JH6)/.installed chart
 	@echo "the hub side on JupyterHub $$($(JH6)/bin/python -c 'import jupyterhub; print(jupyterhub.__version__)')"
-	COURSEHUB_HUB_PYTHON=$(JH6)/bin/python $(JH6)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(HUB_SIDE_TESTS)
+	COURSEHUB_HUB_PYTHON=$(CURDIR)/$(JH6)/bin/python $(JH6)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(HUB_SIDE_TESTS)
 
 $(JH6)/.installed: tests/jupyterhub-6/requirements.txt $(VENV)/.installed
 	@echo "setup: JupyterHub 6 for the hub side's tests ($(JH6)/, hash-pinned tests/jupyterhub-6/requirements.txt, uv)"

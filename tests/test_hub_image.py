@@ -147,8 +147,22 @@ def test_the_image_pins_jupyterhubs_security_release_and_the_local_hub_the_same(
     for version in ("5.5.3", "5.5.2"):
         for path in (copy.requirements, copy.folder / "requirements.txt"):
             path.write_text(re.sub(r"jupyterhub==[\d.]+", f"jupyterhub=={version}", path.read_text()))
-        (problem,) = hub.pin_problems(copy)
-        assert problem.key == "jupyterhub" and "not JupyterHub's security release" in problem.message
+        unproven, insecure = hub.pin_problems(copy)
+        assert unproven.key == "jupyterhub" and "the hub side's wrappers are proven on 5.5.4, 6.1.1" in unproven.message
+        assert insecure.key == "jupyterhub" and "not JupyterHub's security release" in insecure.message
+    # proven, but not what the tooling and every test run: the image would run untested code paths
+    for path in (copy.requirements, copy.folder / "requirements.txt"):
+        path.write_text(re.sub(r"jupyterhub==[\d.]+", "jupyterhub==6.1.1", path.read_text()))
+    (problem,) = hub.pin_problems(copy)
+    assert "the tooling (every test, the local hub's checks) runs 5.5.4" in problem.message
+
+
+def test_the_package_version_is_the_tag(tmp_path: Path) -> None:
+    assert hub.version_problems(hub.deployed()) == []
+    copy = copy_of_the_image(tmp_path)
+    (problem,) = hub.version_problems(hub.HubImage(copy.course, copy.name, "0.3.0", copy.folder))
+    assert (problem.file, problem.key) == ("hub/pyproject.toml", "project.version")
+    assert "is 0.2.0, but the hub image's tag is 0.3.0" in problem.message
 
 
 def test_every_pin_has_its_hashes() -> None:
@@ -250,6 +264,7 @@ def test_the_hub_image_is_checked_built_from_the_repository_root_and_pushed_befo
         "context": ".",
         "file": "${{ steps.hub.outputs.dockerfile }}",
         "tags": "${{ steps.hub.outputs.image }}",
+        "labels": "coursehub.content-sha256=${{ steps.hub.outputs.content }}",  # what the tag was built from
         "push": True,
     }
     assert build["if"] == "steps.hub.outputs.exists == 'false'"
@@ -278,10 +293,17 @@ def test_the_job_builds_the_tag_the_chart_names_only_when_the_registry_lacks_it(
     ref = "quay.io/coursehub/hub:0.2.0"
     result, out = run_tag_step(tmp_path, 'echo "ERROR: $4: not found" >&2; exit 1')
     assert result.returncode == 0, result.stderr
-    assert out == {"image": ref, "dockerfile": "image/hub/0.2.0/Dockerfile", "exists": "false"}
+    content = hub.recorded_sha256(hub.deployed())
+    assert out == {"image": ref, "content": content, "dockerfile": "image/hub/0.2.0/Dockerfile", "exists": "false"}
     assert (ROOT / out["dockerfile"]).is_file() and hub.deployed().ref == ref
-    result, out = run_tag_step(tmp_path, 'test "$1 $2 $3 $4" = "buildx imagetools inspect ' + ref + '"')
-    assert result.returncode == 0 and out["exists"] == "true"
+    # the registry has the tag: it is skipped only when its label says it was built from these very files
+    inspect = 'test "$1 $2 $3 $4" = "buildx imagetools inspect ' + ref + '" || exit 1; '
+    labelled = inspect + 'test "$5" = --format && echo \'{"coursehub.content-sha256": "%s"}\'; exit 0'
+    result, out = run_tag_step(tmp_path, labelled % content)
+    assert result.returncode == 0 and out["exists"] == "true", result.stderr
+    result, out = run_tag_step(tmp_path, labelled % ("0" * 64))  # pushed from other files: hub/ changed, same tag
+    assert result.returncode == 1 and "exists" not in out
+    assert f"error: {ref} was pushed from other files (content {'0' * 64}, now {content})" in result.stderr
     result, out = run_tag_step(tmp_path, 'echo "ERROR: unauthorized: access to the requested resource" >&2; exit 1')
     assert result.returncode == 1 and "exists" not in out  # neither pushed blind nor skipped
     assert "cannot tell whether the registry has quay.io/coursehub/hub:0.2.0: ERROR: unauthorized" in result.stderr

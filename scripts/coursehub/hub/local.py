@@ -257,7 +257,8 @@ def hub_environment_python() -> str:
     unless $COURSEHUB_HUB_PYTHON names another (the hub side's tests on the newest JupyterHub 6.x)."""
     from coursehub.images import hub
 
-    return os.environ.get(HUB_PYTHON_ENV) or str(hub.ensure_hub_env(hub.deployed()) / "bin" / "python")
+    pointed = os.environ.get(HUB_PYTHON_ENV)  # absolute: the hub starts in its own working folder
+    return str(Path(pointed).absolute()) if pointed else str(hub.ensure_hub_env(hub.deployed()) / "bin" / "python")
 
 
 def make_plan(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.metadata
 import json
 import re
 import shlex
@@ -178,8 +179,9 @@ def content_problems(image: HubImage) -> list[Problem]:
         Problem(
             display(image.folder / CONTENT_FILE),
             image.tag,
-            f"holds {recorded[:12] or 'nothing'}, but what the image is built from hashes to {now} (a new tag's "
-            "content.sha256 holds that)",
+            f"holds {recorded[:12] or 'nothing'}, but what the image is built from hashes to {now} (for a NEW tag's "
+            "content.sha256: a pushed tag's image is never rebuilt, and the deploy workflow refuses a tag whose "
+            "pushed image was built from other files)",
             NEW_TAG,
         )
     ]
@@ -230,6 +232,20 @@ def pin_problems(image: HubImage) -> list[Problem]:
                 )
             )
     version = pinned.get("jupyterhub", "")
+    from coursehub_hub.patches import PROVEN_ON
+
+    tooling = importlib.metadata.version("jupyterhub")
+    if version and (version not in PROVEN_ON or version != tooling):
+        problems.append(
+            Problem(
+                display(image.folder / "requirements.txt"),
+                "jupyterhub",
+                f"pins {version}, but the hub side's wrappers are proven on {', '.join(PROVEN_ON)} and the tooling "
+                f"(every test, the local hub's checks) runs {tooling}",
+                "pin a proven JupyterHub, the one requirements.txt pins too (or prove the new one: "
+                "hub/coursehub_hub/patches.py PROVEN_ON, tests/test_hub_python.py on it)",
+            )
+        )
     numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:3])
     if not version or numbers < SECURITY_RELEASE or version in BROKEN_RELEASES:
         problems.append(
@@ -347,12 +363,27 @@ _DECLARATION = {
 }
 
 
+def version_problems(image: HubImage) -> list[Problem]:
+    """A tag is the package's version: hub/pyproject.toml's version is the tag the chart deploys."""
+    package = tomllib.loads((image.root / HUB / "pyproject.toml").read_text())["project"]["version"]
+    if package == image.tag:
+        return []
+    return [
+        Problem(
+            "hub/pyproject.toml",
+            "project.version",
+            f"is {package}, but the hub image's tag is {image.tag}",
+            "give the package the tag's version (a new hub side is a new version and a new tag)",
+        )
+    ]
+
+
 def check(image: HubImage) -> list[Problem]:
     """Everything `make check-hub-image` proves, as one line per problem: the content hash, the pins, and in the
     environment built from them: every dependency pinned, JupyterHub the pinned release, and the image's config
     file configuring a hub (the shared account's role, the refusing authenticator) without patching JupyterHub or
     leaving the garbage collector off outside a hub."""
-    problems = dockerfile_problems(image) + content_problems(image) + pin_problems(image)
+    problems = dockerfile_problems(image) + content_problems(image) + pin_problems(image) + version_problems(image)
     try:
         env = ensure_hub_env(image)
     except CoursehubError as e:
