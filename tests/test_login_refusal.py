@@ -3,7 +3,7 @@
 z2jh runs a course's `hub.extraConfig` after coursehub's hub-side Python, so a course that sets its own
 `Authenticator.post_auth_hook` (the usual way to keep auth_state, or to map e-mail log-ins to names) replaced
 coursehub's refusal: a log-in as `collab-shared-1` was accepted. The refusal now lives in the authenticator class
-(`refusing_authenticator` in chart/files/hub/coursehub_config.py) and checks the name after any hook.
+(`refusing_authenticator` in hub/coursehub_hub/config.py) and checks the name after any hook.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def test_the_hub_configuration_is_z2jhs_with_coursehubs_hub_python(helm: Helm, u
     assert c.KubeSpawner.image == "quay.io/coursehub/stat159-image:2023.03.1"  # z2jh: singleuser.image
     assert c.KubeSpawner.namespace == "stat159"  # z2jh: the hub's POD_NAMESPACE
     roles = {r["name"] for r in c.JupyterHub.load_roles}
-    assert {f"coursehub-access-shared-{n}" for n in range(1, 5)} <= roles  # coursehub_config.py ran
+    assert {f"coursehub-access-shared-{n}" for n in range(1, 5)} <= roles  # the hub image's config file ran
 
 
 def test_each_pod_is_the_courses_image_and_command_and_passes_strict_validation(

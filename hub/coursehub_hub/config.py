@@ -1,17 +1,19 @@
 """coursehub's hub-side configuration: shared accounts with impersonation.
 
 This is where a course's shared accounts become JupyterHub roles and the
-reconciler service that keeps groups, members and accounts in step. The chart
-mounts this file into the hub's ``jupyterhub_config.d/``
-(``templates/hub-python-configmap.yaml``); z2jh's ``jupyterhub_config.py``
-executes it after ``hub.config``, with ``c`` and ``get_config`` in scope. The
-declaration it reads, ``custom.coursehub`` in the chart values, reaches the hub
-inside ``Secret/hub``, so group membership is never in a ConfigMap.
+reconciler service that keeps groups, members and accounts in step. The hub
+image installs this package; its ``jupyterhub_config.d/coursehub.py`` calls
+``coursehub_hub.configure``, which z2jh's ``jupyterhub_config.py`` runs after
+``hub.config``. The declaration it reads, ``custom.coursehub`` in the chart
+values, reaches the hub inside ``Secret/hub``, so group membership is never in
+a ConfigMap.
 
-The same file is imported as a plain module by coursehub's tooling (to check a
-course before it is deployed), by the reconciler (``coursehub_reconcile.py``
-beside it) and by the tests, so the rules live only here. It must run on the
-hub image alone: standard library, traitlets and what JupyterHub itself needs.
+The same module is imported by coursehub's tooling (to check a course before
+it is deployed), by the reconciler (``coursehub_hub.reconcile``) and by the
+tests, so the rules live only here. Importing it changes nothing; building
+settings (``apply``) writes only into the config it is given and the log
+filters that keep membership private. It runs on the hub image alone: standard
+library, traitlets and what JupyterHub itself needs.
 
 A declaration looks like::
 
@@ -39,7 +41,7 @@ and becomes, per shared account A of group G:
   blocked user: JupyterHub revokes a blocked user's roles and stops its
   servers at every start, and every deploy restarts the hub;
 - the group G, its members, and A itself are kept by the reconciler
-  (``coursehub_reconcile.py``), which JupyterHub runs as a managed service at
+  (``coursehub_hub.reconcile``), which JupyterHub runs as a managed service at
   every start and ``make sync-groups`` runs from outside. Removals included.
 
 Names that already exist on the hub and are not coursehub's are never taken

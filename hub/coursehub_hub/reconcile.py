@@ -52,7 +52,7 @@ PAGE = rules.PAGE  # a hub whose api_page_max_limit is lower returns smaller pag
 # What the group gets on its account's server with access "shares" (JupyterHub adds the !server= filter).
 # One share per account, with its group: membership alone then decides who may use it. JupyterHub 5 counts a
 # group's shares for a member's session only; the hub-side config makes tokens count them too
-# (coursehub_config.count_group_shares_in_tokens), as the OAuth token a server checks must.
+# (coursehub_hub.patches.count_group_shares_in_tokens), as the OAuth token a server checks must.
 SHARE_SCOPES = ("access:servers", "servers", "read:servers")
 GROUP_MARK = "group:"  # the ledger's record of an account shared with its group: GROUP_MARK + group
 IN_STEP = "in step with the declaration of"  # logged after every in-hub run (the local hub waits for it)

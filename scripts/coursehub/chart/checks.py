@@ -56,7 +56,7 @@ PRIVATE_KEYS = tuple(
 SERVICES: Key = (*JH, "hub", "services")
 # Services whose tokens are coursehub's or z2jh's own: a token set for them in the private layer would be a key
 # to the hub that nobody reviewed.
-RESERVED_SERVICES = frozenset({"coursehub-reconciler", "jupyterhub-idle-culler"})  # hub-side RECONCILER
+RESERVED_SERVICES = frozenset({hubpython.load().RECONCILER, "jupyterhub-idle-culler"})
 INGRESS: Key = (*JH, "ingress")
 AUTOHTTPS: Key = (*JH, "proxy", "https")
 
