@@ -102,6 +102,8 @@ chart: tools
 test:
 	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed node_modules/.installed $(CHECKOV)
 	@$(MAKE) --no-print-directory chart $(JH6)/.installed
+	@echo "setup: the hub image's environment, where every live test's hub runs (and its check)"
+	$(COURSEHUB) check-hub-image
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 	@$(MAKE) --no-print-directory test-jupyterhub-6
 
