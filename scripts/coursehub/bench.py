@@ -375,9 +375,22 @@ def env_build(course: Course) -> str:
     PyPI (this machine's pip and uv configuration, such as a local mirror, is off
     for both), so the ratio is what a newcomer's first run sees, not a warm cache's.
     """
-    from coursehub.images.build import build_env, deployed
+    from coursehub.images.build import deployed
 
-    variant = deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"])
+    return _env_build(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+
+
+def hub_env_build() -> str:
+    """The same for the hub image's local environment (image/hub/<tag>/local-requirements.txt), which every local
+    hub, `make demo` and each live test's, runs from."""
+    from coursehub.images import hub
+
+    return "hub " + _env_build(hub.deployed())
+
+
+def _env_build(variant: Any) -> str:
+    from coursehub.images.build import build_env
+
     with tempfile.TemporaryDirectory(prefix="coursehub-bench-env-") as tmp:
         root = Path(tmp)
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}

@@ -178,6 +178,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     helm = _helm(args)
     print(bench.validate_vs_render(course, helm, args.repetitions), flush=True)
     print(bench.env_build(course), flush=True)
+    print(bench.hub_env_build(), flush=True)
     print(bench.iri_checker_import(course, args.hub_repetitions), flush=True)
     print(bench.hub_startup(course, args.hub_repetitions), flush=True)
     print(bench.visitor_cache(course), flush=True)
