@@ -94,15 +94,21 @@ def _scaled_course(course: Course, folder: Path, groups: int, students: int, acc
 def _with_declaration(
     course: Course, folder: Path, declaration: dict[str, Any], singleuser: dict[str, Any] | None = None
 ) -> Course:
-    """`course` with its private layer replaced by this declaration (and these singleuser values)."""
+    """`course` with its private layer replaced by this declaration (and these singleuser values), its servers on
+    the hub's own origin: the benchmarks drive the hub and the servers by path on 127.0.0.1 (what they measure,
+    auth and sync, does not depend on the origin; tests/test_subdomains.py covers the subdomains)."""
     from coursehub.courses import Layer
 
     data: dict[str, Any] = {"jupyterhub": {"custom": {"coursehub": declaration}}}
     if singleuser:
         data["jupyterhub"]["singleuser"] = singleuser
+    by_path = Layer(
+        folder / f"{course.name}.bench.yaml",
+        {"jupyterhub": {"hub": {"config": {"JupyterHub": {"subdomain_host": ""}}}}},
+    )
     layer = Layer(folder / f"{course.name}.secret.yaml", data)
-    committed = tuple(x for x in course.layers if not x.private)
-    return Course(course.name, course.course_file, (*committed, layer), course.chart_defaults)
+    committed = tuple(x for x in course.layers if not x.private and x.path != by_path.path)
+    return Course(course.name, course.course_file, (*committed, by_path, layer), course.chart_defaults)
 
 
 def _moved(course: Course, student: str, to: str) -> Course:
