@@ -211,7 +211,7 @@ p = hubpython.patches()
 marks = {p.GROUP_SHARES_MARK, p.ROLES_BY_NAME_MARK, p.GROUPS_HELD_MARK, p.COLLECT_AFTER_LOAD_MARK}
 wrapped = [
     name for owner, name in ((scopes, "get_scopes_for"), (JupyterHub, "init_role_creation"),
-    (JupyterHub, "init_role_assignment"), (JupyterHub, "init_db"), (JupyterHub, "start"))
+    (JupyterHub, "init_role_assignment"), (JupyterHub, "init_db"), (JupyterHub, "init_spawners"))
     if any(getattr(getattr(owner, name), mark, False) for mark in marks)
 ]
 print(json.dumps({"code": code, "gc": gc.isenabled(), "wrapped": wrapped}))

@@ -190,18 +190,18 @@ def test_bad_declarations_name_the_key_and_the_fix(change: dict[str, Any], key: 
 
 def test_the_file_runs_as_z2jh_runs_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """z2jh exec()s config.d files with `c` and its get_config() in scope; nothing else is needed. Inside a hub
-    (a JupyterHub instance is loading its config) the collector pauses until the hub starts and JupyterHub's
+    (a JupyterHub instance is loading its config) the collector pauses until the hub polls its servers and JupyterHub's
     lookups are wrapped; run by the tooling (no JupyterHub instance) the file only builds settings."""
     monkeypatch.chdir(tmp_path)  # the default database, jupyterhub.sqlite, does not exist here: a new hub
     values = {"custom.coursehub": DECLARATION}
 
-    async def start(app: Any) -> bool:  # stands in for JupyterHub.start: is the collector on when it runs?
+    async def init_spawners(app: Any) -> bool:  # stands in for JupyterHub's: is the collector on when it runs?
         return gc.isenabled()
 
-    monkeypatch.setattr(JupyterHub, "start", start)
+    monkeypatch.setattr(JupyterHub, "init_spawners", init_spawners)
     c = Config()
     exec(compile(HUB_CONFIG_FILE.read_text(), HUB_CONFIG_FILE.name, "exec"), {"c": c, "get_config": values.get})
-    assert gc.isenabled() and not getattr(JupyterHub.start, hub_patches.COLLECT_AFTER_LOAD_MARK, False)
+    assert gc.isenabled() and not getattr(JupyterHub.init_spawners, hub_patches.COLLECT_AFTER_LOAD_MARK, False)
     assert not getattr(JupyterHub.init_role_creation, hub_patches.ROLES_BY_NAME_MARK, False)
     assert {r["name"] for r in c.JupyterHub.load_roles} >= {"coursehub-access-shared-1", hub_python.RECONCILER}
 
@@ -211,7 +211,7 @@ def test_the_file_runs_as_z2jh_runs_it(tmp_path: Path, monkeypatch: pytest.Monke
         exec(compile(HUB_CONFIG_FILE.read_text(), HUB_CONFIG_FILE.name, "exec"), {"c": c, "get_config": values.get})
         assert not gc.isenabled()  # while the hub loads its database
         assert getattr(JupyterHub.init_role_creation, hub_patches.ROLES_BY_NAME_MARK, False)
-        assert asyncio.run(JupyterHub.start(None)) is True and gc.isenabled()  # type: ignore[arg-type]
+        assert asyncio.run(JupyterHub.init_spawners(None)) is True and gc.isenabled()  # type: ignore[arg-type]
     finally:
         gc.enable()
         JupyterHub.clear_instance()

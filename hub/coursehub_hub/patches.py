@@ -291,18 +291,19 @@ def keep_groups_in_memory() -> bool:
     return _wrap_once(JupyterHub, "init_db", GROUPS_HELD_MARK, wrap)
 
 
-COLLECT_AFTER_LOAD_MARK = "coursehub_collect_after_load"  # on the wrapped JupyterHub.start
+COLLECT_AFTER_LOAD_MARK = "coursehub_collect_after_load"  # on the wrapped JupyterHub.init_spawners
 
 
 def collect_after_load() -> bool:
-    """Pause Python's cyclic garbage collector from here (the hub's config) until ``JupyterHub.start``.
+    """Pause Python's cyclic garbage collector from here (the hub's config) until ``JupyterHub.init_spawners``.
 
     Between the two JupyterHub loads its database: every user, and with ``access: roles`` every role and group,
     thousands of objects that live as long as the hub. While they are being made the collector runs again and
     again, and each of its full passes walks all of them: with 1,000 groups about 0.4 s of a 2 s restart here.
-    Objects freed by reference counting are freed as usual; only reference cycles wait, until ``start``, where
-    the collector resumes. Runs inside the hub only (not when the tooling imports this file). Returns whether
-    it was applied now.
+    Objects freed by reference counting are freed as usual; only reference cycles wait, until the hub starts
+    polling the servers it finds running (``init_spawners``, which may take a while with many servers), where the
+    collector resumes. Runs inside the hub only (not when the tooling imports this file). Returns whether it was
+    applied now.
     """
     import gc
 
@@ -310,13 +311,13 @@ def collect_after_load() -> bool:
 
     def wrap(own: Any) -> Any:
         @functools.wraps(own)
-        async def start(app: Any, *args: Any, **kwargs: Any) -> Any:
+        async def init_spawners(app: Any, *args: Any, **kwargs: Any) -> Any:
             gc.enable()
             return await own(app, *args, **kwargs)
 
-        return start
+        return init_spawners
 
-    if not _wrap_once(JupyterHub, "start", COLLECT_AFTER_LOAD_MARK, wrap):
+    if not _wrap_once(JupyterHub, "init_spawners", COLLECT_AFTER_LOAD_MARK, wrap):
         return False
     gc.disable()
     return True
