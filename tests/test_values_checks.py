@@ -364,3 +364,22 @@ def test_an_authenticator_that_does_not_load_is_one_problem_not_a_traceback(valu
     found = the_problem(values_dir)
     assert found.key == "jupyterhub.hub.config.JupyterHub.authenticator_class" and "subclass" in found.message
     assert found.file.endswith("common.yaml") and "\n" not in str(found)
+
+
+@pytest.mark.parametrize("authenticator", ["ldapauthenticator", "native", "tmp", "firstuse"])
+def test_every_authenticator_the_hub_image_ships_gets_the_log_in_refusal(values_dir: Path, authenticator: str) -> None:
+    """A course may name any authenticator z2jh's hub image ships; the hub side subclasses it (the tooling has the
+    same packages, so validate can resolve the name instead of calling it unloadable)."""
+    edit(values_dir / "common.yaml", {"jupyterhub.hub.config.JupyterHub.authenticator_class": authenticator})
+    assert problems_for(values_dir) == []
+    from traitlets.config import Config
+
+    from coursehub.chart.checks import hub_traits_config
+
+    course = load_course("stat159", values_dir=values_dir)
+    c: Config = hub_traits_config(course.values())
+    hubpython.load().apply(c, course.values()["jupyterhub"]["custom"]["coursehub"])
+    chosen = c.JupyterHub.authenticator_class
+    assert (
+        chosen.__name__.startswith("CoursehubRefusing") and hubpython.load().HEALTH_USER in chosen.coursehub_refuses[0]
+    )
