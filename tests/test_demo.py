@@ -68,9 +68,13 @@ def run_demo_until_ready(tmp_path: Path, *args: str, timeout: float = 1200) -> t
         reader.join(timeout=10)
         return before, "".join(lines)[len(before) :]
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        if demo.poll() is None:  # a failed check above: stop it as a person does, so it stops its hub and proxy
+            demo.send_signal(signal.SIGINT)  # (a SIGKILL of the demo alone left them running)
+            try:
+                demo.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
 
 
 def test_the_demo_runs_another_image_variant_says_where_to_go_and_keeps_its_log(tmp_path: Path) -> None:
