@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -528,6 +529,24 @@ time.sleep(600)
 """
 
 
+def nothing_left(
+    process: subprocess.Popen[str],
+    signum: int,
+    temp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    next_command: Callable[[], object],
+) -> None:
+    """After `signum` reached a command holding plaintext in `temp`: it ended, and left no plaintext there; after a
+    SIGKILL, which nothing can catch, the plaintext stays until `next_command` (another coursehub command) runs."""
+    process.wait(timeout=120)
+    assert process.returncode != 0
+    if signum == signal.SIGKILL:
+        assert holding(temp, SECRET)  # nothing can clean up at once: the next command does
+        monkeypatch.setenv("TMPDIR", str(temp))
+        next_command()
+    assert holding(temp, SECRET) == []
+
+
 @pytest.mark.parametrize(
     "signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: signal.Signals(s).name
 )
@@ -561,13 +580,8 @@ def test_the_hubs_files_laid_out_by_validate_leave_no_plaintext_when_killed(
     try:
         assert holding(temp, SECRET), "Secret/hub's values, laid out for the hub's configuration"
         process.send_signal(signum)
-        process.wait(timeout=120)
-        assert process.returncode != 0
-        if signum == signal.SIGKILL:
-            assert holding(temp, SECRET)  # nothing can clean up at once: the next command does
-            monkeypatch.setenv("TMPDIR", str(temp))
-            coursehub("validate", "--course", "no-such-course", values=values_dir)
-        assert holding(temp, SECRET) == []
+        sweep = lambda: coursehub("validate", "--course", "no-such-course", values=values_dir)  # noqa: E731
+        nothing_left(process, signum, temp, monkeypatch, sweep)
     finally:
         if process.poll() is None:
             process.kill()
@@ -641,17 +655,15 @@ def test_sops_edit_killed_leaves_no_plaintext(
             os.killpg(process.pid, signum)
         else:
             process.send_signal(signum)
-        process.wait(timeout=120)
-        assert process.returncode != 0
-        if signum == signal.SIGKILL:
-            assert holding(temp, SECRET)  # nothing can clean up at once: the next command does
-            monkeypatch.setenv("TMPDIR", str(temp))
+
+        def render() -> None:
             out = str(tmp_path / "rendered")
             result = coursehub(
                 "render", "--course", "stat159", "--out", out, values=values_dir, upstream=upstream_chart
             )
             assert result.returncode == 0, result.stderr
-        assert holding(temp, SECRET) == []
+
+        nothing_left(process, signum, temp, monkeypatch, render)
     finally:
         stop(editor_pid)
 
