@@ -104,3 +104,14 @@ def test_a_process_ended_by_sigterm_stops_the_hub_it_started(tmp_path: Path) -> 
         owner.kill()
         for pid in leftovers(work):  # only when the check above failed
             os.kill(pid, signal.SIGKILL)
+
+
+def test_another_hub_python_that_cannot_run_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from coursehub.errors import CoursehubError
+    from coursehub.hub.local import HUB_PYTHON_ENV, hub_environment_python
+
+    monkeypatch.setenv(HUB_PYTHON_ENV, str(tmp_path / "no-such-python"))
+    with pytest.raises(CoursehubError) as caught:
+        hub_environment_python()
+    assert f"${HUB_PYTHON_ENV}: is {tmp_path / 'no-such-python'}, which is no Python" in str(caught.value)
+    assert "\n" not in str(caught.value)

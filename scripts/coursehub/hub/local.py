@@ -258,6 +258,15 @@ def hub_environment_python() -> str:
     from coursehub.images import hub
 
     pointed = os.environ.get(HUB_PYTHON_ENV)  # absolute: the hub starts in its own working folder
+    if pointed and not os.access(pointed, os.X_OK):
+        raise CoursehubError(
+            Problem(
+                f"${HUB_PYTHON_ENV}",
+                "",
+                f"is {pointed}, which is no Python this machine can run",
+                "point it at an environment's bin/python (make test-jupyterhub-6 builds one), or unset it",
+            )
+        )
     return str(Path(pointed).absolute()) if pointed else str(hub.ensure_hub_env(hub.deployed()) / "bin" / "python")
 
 
