@@ -32,7 +32,7 @@
 #                                     (tests/test_checkov.py runs it on the render, offline)
 #   make deps                         fetch the upstream z2jh chart into chart/charts/ (needs a network;
 #                                     every target that needs the chart does this itself when it is missing)
-#   make bench                        benchmarks, printed as ratios
+#   make bench [ONLY="scale wrappers"]  benchmarks, printed as ratios (ONLY: some of them, by name)
 # Every command honours UPSTREAM_CHART=<dir or .tgz> and HELM_MAJOR=3|4.
 
 PYTHON ?= python3
@@ -127,8 +127,8 @@ test-fast: chart
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not live and not slow"
 
 lint: venv
-	$(VENV)/bin/ruff check scripts tests chart/files
-	$(VENV)/bin/ruff format --check scripts tests chart/files
+	$(VENV)/bin/ruff check scripts hub tests chart/files
+	$(VENV)/bin/ruff format --check scripts hub tests chart/files
 
 validate: chart
 	$(COURSEHUB) validate $(call opt,COURSE,course)
@@ -197,7 +197,7 @@ deps: tools
 	$(COURSEHUB) deps
 
 bench: chart
-	$(COURSEHUB) bench
+	$(COURSEHUB) bench $(foreach b,$(ONLY),--only $(b))
 
 # Re-pin requirements.txt (exact versions and hashes) from requirements.in, and requirements-uv.txt from it.
 # rfc3987-syntax (and lark, which only it uses) are left out of the tooling venv: jsonschema imports it when it is

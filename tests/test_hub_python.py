@@ -13,6 +13,7 @@ import asyncio
 import gc
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 from jupyterhub import orm, scopes
 from jupyterhub.apihandlers import base as api_base
 from jupyterhub.app import JupyterHub
+from jupyterhub.user import UserDict
 from sqlalchemy import event
 from traitlets.config import Config
 
@@ -273,6 +275,7 @@ WRAPPED = (
     (JupyterHub, "init_role_creation", hub_patches.ROLES_BY_NAME_MARK),
     (JupyterHub, "init_role_assignment", hub_patches.ROLES_BY_NAME_MARK),
     (JupyterHub, "init_db", hub_patches.GROUPS_HELD_MARK),
+    (JupyterHub, "init_spawners", hub_patches.COLLECT_AFTER_LOAD_MARK),
 )
 ROLE_STEPS = ("init_role_creation", "init_role_assignment")
 
@@ -286,10 +289,13 @@ def _jupyterhubs_own(owner: Any, name: str, mark: str) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def jupyterhubs_own_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test starts with JupyterHub's own code, whatever an earlier apply() wrapped in this process."""
+def jupyterhubs_own_code(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts with JupyterHub's own code, whatever an earlier apply() wrapped in this process, and ends
+    with the garbage collector on, whatever a test of collect_after_load left."""
     for owner, name, mark in WRAPPED:
         monkeypatch.setattr(owner, name, _jupyterhubs_own(owner, name, mark))
+    yield
+    gc.enable()
 
 
 # --- inside a real JupyterHub -------------------------------------------------------------
@@ -585,6 +591,25 @@ def test_on_an_unproven_jupyterhub_nothing_is_wrapped_and_access_shares_refuses_
     warning, critical = lines.lines
     assert "JupyterHub 5.6.0" in warning and "none is installed" in warning and "\n" not in warning
     assert "access: shares" in critical and "this hub runs 5.6.0: not starting" in critical and "\n" not in critical
+
+
+def test_an_operator_can_leave_out_a_wrapper_by_name_and_a_name_that_is_none_stops_the_hub() -> None:
+    """$COURSEHUB_HUB_WRAPPERS_OFF (hub.extraEnv): what make bench turns off to measure what each wrapper buys."""
+    off = {hub_patches.WRAPPERS_OFF_ENV: " keep_groups_in_memory,find_roles_by_name_at_start "}
+    assert hub_patches.install_patches("roles", off) is True
+    assert not getattr(JupyterHub.init_db, hub_patches.GROUPS_HELD_MARK, False)
+    assert not getattr(JupyterHub.init_role_creation, hub_patches.ROLES_BY_NAME_MARK, False)
+    lines = _Lines()
+    log = logging.getLogger("JupyterHub")
+    log.addHandler(lines)
+    try:
+        with pytest.raises(SystemExit) as stopped:  # a typo would leave on what the operator meant to turn off
+            hub_patches.install_patches("shares", {hub_patches.WRAPPERS_OFF_ENV: "count_group_shares_in_tokens"})
+    finally:
+        log.removeHandler(lines)
+    assert stopped.value.code == 1 and not getattr(scopes.get_scopes_for, hub_patches.GROUP_SHARES_MARK, False)
+    (line,) = lines.lines
+    assert "COURSEHUB_HUB_WRAPPERS_OFF names count_group_shares_in_tokens" in line and "collect_after_load" in line
 
 
 def test_only_access_shares_changes_how_jupyterhub_counts_token_scopes(shared: SharedServer) -> None:
@@ -900,3 +925,58 @@ def test_the_hub_reads_its_groups_members_once_not_at_every_request(tmp_path: Pa
     assert len(held) == 40
     app.db.close()
     assert not held  # the session closed: nothing is kept beyond it
+
+
+# --- the collector while the database loads ---------------------------------------------------
+
+
+def _collections_during(start: Any) -> tuple[Any, list[int]]:
+    """``start()``'s result, and the generation of each cyclic-collector pass made while it ran."""
+    passes: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        return start(), passes
+    finally:
+        gc.callbacks.remove(count)
+
+
+def test_jupyterhub_alone_runs_the_collector_while_it_loads_and_the_hubs_pause_holds_until_its_servers_are_polled(
+    tmp_path: Path,
+) -> None:
+    """What collect_after_load buys, and the day it buys nothing: JupyterHub alone runs the cyclic collector again
+    and again while a restart loads a course's users, groups and roles (each full pass walks everything loaded so
+    far). If JupyterHub ever pauses or tunes the collector itself, the first assertion fails: drop the wrapper.
+    With it, no pass runs until ``init_spawners``, and the collector is on again from there."""
+    course = _course_of(range(300), [])
+    db_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    first = Config()
+    first.JupyterHub.db_url = db_url
+    first.JupyterHub.load_groups = {a.group: {"users": list(a.members)} for a in hub_python.parse(course)}
+    asyncio.run(_start_hub(first)).db.close()
+
+    def restart_config() -> Config:
+        c = Config()
+        c.JupyterHub.db_url = db_url
+        hub_python.apply(c, course)
+        return c
+
+    c = restart_config()
+    gc.collect()
+    alone, passes = _collections_during(lambda: asyncio.run(_start_hub(c)))
+    alone.db.close()
+    assert passes.count(1) + passes.count(2) >= 3, passes  # JupyterHub alone: older generations walked, repeatedly
+
+    c = restart_config()
+    assert hub_patches.collect_after_load()  # as the config file calls it, before JupyterHub loads anything
+    paused, passes = _collections_during(lambda: asyncio.run(_start_hub(c)))
+    assert passes == [] and not gc.isenabled()
+    # where the hub starts polling the servers it finds running (none here: the users need only their settings)
+    paused.users = UserDict(db_factory=lambda: paused.db, settings={"statsd": None, "hub": None})
+    asyncio.run(paused.init_spawners())
+    assert gc.isenabled()
+    paused.db.close()

@@ -12,6 +12,7 @@ side effects, and the tooling imports the same modules:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -19,12 +20,15 @@ __all__ = ["configure"]
 
 
 def configure(c: Any, get_config: Callable[..., Any]) -> None:
-    """What the hub's config file runs: inside a hub process, the patches (``patches.install``) and the collector's
-    pause; then the course's shared accounts into ``c`` (``config.apply``), with the names the hub's database holds."""
+    """What the hub's config file runs: inside a hub process, the patches (``patches.install_patches``) and the
+    collector's pause (``patches.collect_after_load``), unless ``$COURSEHUB_HUB_WRAPPERS_OFF`` names them; then
+    the course's shared accounts into ``c`` (``config.apply``), with the names the hub's database holds."""
     from coursehub_hub import config, patches
 
-    if patches.in_hub() and patches.install_patches(str(get_config("custom.coursehub.access", "roles") or "roles")):
-        patches.collect_after_load()
+    access = str(get_config("custom.coursehub.access", "roles") or "roles")
+    if patches.in_hub() and patches.install_patches(access):
+        if "collect_after_load" not in patches.wrappers_off(os.environ):
+            patches.collect_after_load()
     config.apply(
         c,
         get_config("custom.coursehub", {}),

@@ -14,7 +14,8 @@ import contextlib
 import contextvars
 import functools
 import logging
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from coursehub_hub.names import batches
@@ -29,13 +30,39 @@ def running_jupyterhub() -> str:
     return str(jupyterhub.__version__)
 
 
-def install_patches(access: str) -> bool:
+# Wrappers an operator may leave out (hub.extraEnv), by name, comma-separated: to measure what each buys (``make
+# bench`` restarts a hub with and without each), or to take one out of a live hub without a new image. The token
+# wrapper is not among them: ``access: shares`` is not correct without it.
+WRAPPERS_OFF_ENV = "COURSEHUB_HUB_WRAPPERS_OFF"
+OPTIONAL_WRAPPERS = ("find_roles_by_name_at_start", "keep_groups_in_memory", "collect_after_load")
+
+
+def wrappers_off(environ: Mapping[str, str]) -> frozenset[str]:
+    """The wrappers ``$COURSEHUB_HUB_WRAPPERS_OFF`` leaves out. A name that is not one of them stops the hub with
+    one line: a typo would otherwise leave on what the operator meant to turn off."""
+    names = frozenset(n.strip() for n in environ.get(WRAPPERS_OFF_ENV, "").split(",") if n.strip())
+    unknown = sorted(names - set(OPTIONAL_WRAPPERS))
+    if unknown:
+        logging.getLogger("JupyterHub").critical(
+            "coursehub: $%s names %s, which is no wrapper that can be left out: name any of %s, or unset it",
+            WRAPPERS_OFF_ENV,
+            ", ".join(unknown),
+            ", ".join(OPTIONAL_WRAPPERS),
+        )
+        raise SystemExit(1)
+    return names
+
+
+def install_patches(access: str, environ: Mapping[str, str] | None = None) -> bool:
     """The wrappers of JupyterHub's own code that keep a course of a thousand groups cheap, and for ``access:
     shares`` the one that makes members' tokens count their group's share. Only for a hub process: the config
     file calls it when a JupyterHub is loading it (``in_hub``), never when the tooling runs the same file.
+    ``$COURSEHUB_HUB_WRAPPERS_OFF`` (in ``environ``, default the process's) leaves out the ones it names. The
+    collector's pause (``collect_after_load``) is the config file's own call, after this one.
     Returns whether they are installed (on a JupyterHub in ``PROVEN_ON``); exits the hub for ``access: shares``
     on any other."""
     log = logging.getLogger("JupyterHub")
+    off = wrappers_off(os.environ if environ is None else environ)
     version = running_jupyterhub()
     if version not in PROVEN_ON:
         proven = ", ".join(PROVEN_ON)
@@ -55,9 +82,11 @@ def install_patches(access: str) -> bool:
             proven,
         )
         return False
-    if keep_groups_in_memory():
+    if off:
+        log.warning("coursehub: $%s leaves out %s", WRAPPERS_OFF_ENV, ", ".join(sorted(off)))
+    if "keep_groups_in_memory" not in off and keep_groups_in_memory():
         log.info("coursehub: the hub keeps its groups in memory between requests (its session holds them weakly)")
-    if access == "roles" and find_roles_by_name_at_start():
+    if access == "roles" and "find_roles_by_name_at_start" not in off and find_roles_by_name_at_start():
         log.info("coursehub: roles and groups are found by name from one query each while the hub loads its roles")
     if access == "shares" and count_group_shares_in_tokens():
         log.info("coursehub: tokens count their owner's group shares (access: shares shares with each group)")

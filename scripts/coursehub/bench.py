@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import statistics
@@ -9,7 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,81 +148,143 @@ def _sync(course: Course, api: Any) -> tuple[int, float]:
     return api.requests, time.perf_counter() - began
 
 
-def scale(course: Course, groups: int, students: int, repetitions: int) -> str:
-    """A course of `groups` groups over a semester, each access mode: the reconciler's requests (first sync,
-    a sync with nothing to do, one student moved), roster change to enforcement beside a plain API round trip,
-    and hub restarts with a shared server running against an empty hub's start, alternating in one run."""
+@contextlib.contextmanager
+def _hub_at_scale(course: Course, root: Path, groups: int, students: int, access: str) -> Iterator[_AtScale]:
+    """A course hub deployed before its roster, then `groups` groups of `students` synced into it and deployed with
+    them (the hub restarted, reconciled); stopped with everything it started on the way out."""
     import secrets
 
-    import requests
-
     from coursehub.chart.upstream import load_data
-    from coursehub.groups import hubpython, sync
-    from coursehub.hub.local import LocalHub, classify, make_plan, plain_hub_config
+    from coursehub.groups import sync
+    from coursehub.hub.local import LocalHub, classify, make_plan
     from coursehub.images.build import deployed, ensure_env
 
     upstream = load_data()
     env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+    small = _with_declaration(course, root, {"access": access})  # deployed before the roster arrives
+    scaled = _scaled_course(course, root, groups, students, access)
+    report = classify(scaled)
+    plan = make_plan(small, upstream, root / "course", env, report, admin_token=secrets.token_hex(16))
+    hub = LocalHub(plan)
+    hub.start()
+    try:
+        api = sync.hub_api(plan.url, str(plan.admin_token))
+        initial, populated = _sync(scaled, api)
+        steady, _ = _sync(scaled, api)
+        plan.values = make_plan(scaled, upstream, root / "course", env, report).values  # a deploy
+        hub.restart(timeout=600)
+        baseline_plan = make_plan(course, upstream, root / "plain", env, report)
+        yield _AtScale(hub, api, scaled, baseline_plan, initial, steady, populated)
+    finally:
+        hub.stop()
+
+
+@dataclass
+class _AtScale:
+    hub: Any  # LocalHub
+    api: Any  # the reconciler's client of the hub's REST API, counting requests
+    course: Course  # with the roster
+    plain_plan: Any  # a plain JupyterHub's Plan on the same machine (the baseline)
+    initial_requests: int
+    steady_requests: int
+    first_sync_seconds: float
+
+
+def scale(course: Course, groups: int, students: int, repetitions: int) -> str:
+    """A course of `groups` groups over a semester, each access mode: the reconciler's requests (first sync,
+    a sync with nothing to do, one student moved), roster change to enforcement beside a plain API round trip,
+    and hub restarts with a shared server running against an empty hub's start, alternating in one run."""
+    import requests
+
+    from coursehub.groups import hubpython
+    from coursehub.hub.local import LocalHub, plain_hub_config
+
     lines = []
     for access in ("roles", "shares"):
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp)
-            small = _with_declaration(course, root, {"access": access})  # deployed before the roster arrives
-            scaled = _scaled_course(course, root, groups, students, access)
-            report = classify(scaled)
-            plain_plan = make_plan(course, upstream, root / "plain", env, report)
-            plain_config = plain_hub_config(plain_plan)
-            plan = make_plan(small, upstream, root / "course", env, report, admin_token=secrets.token_hex(16))
-            hub = LocalHub(plan)
-            hub.start()
-            try:
-                api = sync.hub_api(plan.url, str(plan.admin_token))
-                initial, populated = _sync(scaled, api)
-                steady, _ = _sync(scaled, api)
-                plan.values = make_plan(scaled, upstream, root / "course", env, report).values  # a deploy
-                hub.restart(timeout=600)
-                # one student moves between groups: from the sync starting to the student being refused
-                moved = scaled.values()["jupyterhub"]["custom"]["coursehub"]["members"]["g-0000"][0]
-                session, xsrf = _login(plan.url, moved, plan.password)
-                root_url = f"{plan.url}/hub/api/"
-                round_trip = _median_seconds(lambda: requests.get(root_url), 20)  # noqa: B023
+        with tempfile.TemporaryDirectory() as tmp, _hub_at_scale(course, Path(tmp), groups, students, access) as at:
+            hub, api, scaled, plan = at.hub, at.api, at.course, at.hub.plan
+            plain_config = plain_hub_config(at.plain_plan)
+            # one student moves between groups: from the sync starting to the student being refused
+            moved = scaled.values()["jupyterhub"]["custom"]["coursehub"]["members"]["g-0000"][0]
+            session, xsrf = _login(plan.url, moved, plan.password)
+            root_url = f"{plan.url}/hub/api/"
+            round_trip = _median_seconds(lambda: requests.get(root_url), 20)  # noqa: B023
+            began = time.perf_counter()
+            one_move, _ = _sync(_moved(scaled, moved, "g-0001"), api)
+            while session.post(f"{plan.url}/hub/api/users/collab-g-0000/server", headers=xsrf).status_code < 400:
+                time.sleep(0.01)
+            enforced = time.perf_counter() - began
+            # restarts with a shared server running, against an empty hub's start
+            admin = {"Authorization": f"token {plan.admin_token}"}
+            requests.post(f"{plan.url}/hub/api/users/collab-g-0002/server", headers=admin).raise_for_status()
+            for _ in range(600):
+                server = requests.get(f"{plan.url}/hub/api/users/collab-g-0002", headers=admin).json()
+                if server["servers"].get("", {}).get("ready"):
+                    break
+                time.sleep(0.2)
+            pid = server["servers"][""]["state"]["pid"]
+            plain, restarts, in_step = [], [], []
+            for _ in range(repetitions):
+                baseline = LocalHub(at.plain_plan, config=plain_config)
+                plain.append(baseline.start())
+                baseline.stop()
                 began = time.perf_counter()
-                one_move, _ = _sync(_moved(scaled, moved, "g-0001"), api)
-                while session.post(f"{plan.url}/hub/api/users/collab-g-0000/server", headers=xsrf).status_code < 400:
-                    time.sleep(0.01)
-                enforced = time.perf_counter() - began
-                # restarts with a shared server running, against an empty hub's start
-                admin = {"Authorization": f"token {plan.admin_token}"}
-                requests.post(f"{plan.url}/hub/api/users/collab-g-0002/server", headers=admin).raise_for_status()
-                for _ in range(600):
-                    server = requests.get(f"{plan.url}/hub/api/users/collab-g-0002", headers=admin).json()
-                    if server["servers"].get("", {}).get("ready"):
-                        break
-                    time.sleep(0.2)
-                pid = server["servers"][""]["state"]["pid"]
-                plain, restarts, in_step = [], [], []
-                for _ in range(repetitions):
-                    baseline = LocalHub(plain_plan, config=plain_config)
-                    plain.append(baseline.start())
-                    baseline.stop()
-                    began = time.perf_counter()
-                    restarts.append(hub.restart(timeout=600, reconciled=False))  # serving again
-                    hub.wait_for_log(hubpython.reconciler().IN_STEP, hub.started_at, timeout=600)
-                    in_step.append(time.perf_counter() - began)
-                kept = _alive(pid) and requests.get(f"{plan.url}/user/collab-g-0002/api/status").status_code != 503
-            finally:
-                hub.stop()
+                restarts.append(hub.restart(timeout=600, reconciled=False))  # serving again
+                hub.wait_for_log(hubpython.reconciler().IN_STEP, hub.started_at, timeout=600)
+                in_step.append(time.perf_counter() - began)
+            kept = _alive(pid) and requests.get(f"{plan.url}/user/collab-g-0002/api/status").status_code != 503
         p, c = statistics.median(plain), statistics.median(restarts)
         lines += [
-            f"scale ({access}): {groups} groups, {students} students: first sync {populated:.1f} s; restart median "
-            f"{c:.2f} s to serving again (reconciled: {statistics.median(in_step):.2f} s) against an empty hub's "
-            f"start {p:.2f} s ({repetitions} each); "
+            f"scale ({access}): {groups} groups, {students} students: first sync {at.first_sync_seconds:.1f} s; "
+            f"restart median {c:.2f} s to serving again (reconciled: {statistics.median(in_step):.2f} s) against an "
+            f"empty hub's start {p:.2f} s ({repetitions} each); "
             f"a running shared server kept through every restart: {'yes' if kept else 'NO'}",
-            f"sync requests at {groups} groups ({access}): initial {initial}, steady {steady}, one move {one_move}",
+            f"sync requests at {groups} groups ({access}): initial {at.initial_requests}, steady "
+            f"{at.steady_requests}, one move {one_move}",
             f"roster change to enforcement ({access}): {enforced:.2f} s (sync of one move, then the student's start "
             f"request refused); plain API round trip {round_trip * 1000:.1f} ms",
             f"hub restart ratio at {groups} groups ({access}, coursehub/empty): {c / p:.2f}",
         ]
+    return "\n".join(lines)
+
+
+# What each wrapper of JupyterHub's start-up and session (coursehub_hub.patches) is for: the access mode where it
+# acts, and what it makes cheaper.
+WRAPPER_MEASURES = (
+    ("find_roles_by_name_at_start", "roles", "restart"),
+    ("collect_after_load", "roles", "restart"),
+    ("keep_groups_in_memory", "shares", "sync after a restart"),
+)
+
+
+def wrappers(course: Course, groups: int, students: int, repetitions: int) -> str:
+    """What each optional wrapper buys at course scale, on one hub, alternating in one run: restarts with all of
+    them, and with the one measured left out ($COURSEHUB_HUB_WRAPPERS_OFF, as an operator would), to serving
+    again; for keep_groups_in_memory, the reconciler's sync with nothing to do, after the in-hub run that followed
+    the restart (the second read of every group since the restart: what JupyterHub alone loads again)."""
+    from coursehub.groups import hubpython
+    from coursehub_hub.patches import WRAPPERS_OFF_ENV
+
+    lines = []
+    for access in ("roles", "shares"):
+        measured = [(name, what) for name, mode, what in WRAPPER_MEASURES if mode == access]
+        with tempfile.TemporaryDirectory() as tmp, _hub_at_scale(course, Path(tmp), groups, students, access) as at:
+            for name, what in measured:
+                times: dict[bool, list[float]] = {True: [], False: []}
+                for _ in range(repetitions):
+                    for on in (True, False):
+                        at.hub.plan.hub_env = {} if on else {WRAPPERS_OFF_ENV: name}
+                        seconds = at.hub.restart(timeout=600, reconciled=False)
+                        at.hub.wait_for_log(hubpython.reconciler().IN_STEP, at.hub.started_at, timeout=600)
+                        if what != "restart":
+                            _, seconds = _sync(at.course, at.api)
+                        times[on].append(seconds)
+                with_, without = statistics.median(times[True]), statistics.median(times[False])
+                lines.append(
+                    f"wrapper {name} at {groups} groups ({access}): {what} with/without {with_ / without:.2f} "
+                    f"(median {with_:.2f} s / {without:.2f} s, {repetitions} each, alternating)"
+                )
+            at.hub.plan.hub_env = {}
     return "\n".join(lines)
 
 

@@ -237,6 +237,8 @@ class Plan:
     # The hub process's Python: the hub image's environment (image/hub/<tag>/local-requirements.txt, built with
     # uv, coursehub-hub installed in it as the image installs it), so what runs here is what the hub pod runs.
     hub_python: str = field(default_factory=lambda: hub_environment_python())
+    # Set in the hub process's environment, as hub.extraEnv does in the pod (make bench: $COURSEHUB_HUB_WRAPPERS_OFF)
+    hub_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -563,7 +565,7 @@ class LocalHub:
 
     def _start_hub(self, timeout: float, reconciled: bool = True) -> float:
         config = self.config
-        env = dict(os.environ)
+        env = {**os.environ, **self.plan.hub_env}
         if config is None:
             replace_file(self.workdir / "plan.json", json.dumps(asdict(self.plan)), 0o600)  # it holds membership
             config = self.workdir / "jupyterhub_config.py"
