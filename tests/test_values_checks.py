@@ -253,7 +253,8 @@ def test_the_cloud_metadata_server_stays_blocked_without_the_privileged_init_con
 
 
 def test_a_bad_group_name_is_one_problem_from_the_one_rule(values_dir: Path) -> None:
-    """The name rule lives in values.schema.json; the hub-side Python reads it from there: one report, not two."""
+    """One report, not two; and the rule Helm checks (values.schema.json) is the rule the hub checks
+    (coursehub_hub.names, in the hub image, where names also come from Canvas at run time)."""
     edit(
         values_dir / "stat159.yaml",
         {"jupyterhub.custom.coursehub.sharedAccounts": [{"group": "Shared_1", "account": "collab-1"}]},
@@ -264,6 +265,10 @@ def test_a_bad_group_name_is_one_problem_from_the_one_rule(values_dir: Path) -> 
     rules = hubpython.load()
     assert rules.GROUP_NAME.pattern.pattern == schema["groupName"]["pattern"]
     assert rules.USER_NAME.pattern.pattern == schema["userName"]["pattern"]
+    assert (rules.GROUP_NAME.description, rules.USER_NAME.description) == (
+        schema["groupName"]["description"],
+        schema["userName"]["description"],
+    )
 
 
 def test_a_values_text_is_parsed_once_and_every_reader_gets_a_copy_of_its_own() -> None:

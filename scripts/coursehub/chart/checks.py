@@ -38,6 +38,7 @@ CMD: Key = (*JH, "singleuser", "cmd")
 SUBDOMAIN_HOST: Key = (*HUB_CONFIG, "JupyterHub", "subdomain_host")
 COOKIE_PREFIX: Key = (*HUB_CONFIG, "JupyterHub", "cookie_host_prefix_enabled")
 SAME_ORIGIN_ACCEPTED: Key = (*DECLARATION, "sameOriginAccepted")
+LMS_TOKEN: Key = (*DECLARATION, "lms", "token")
 EXTRA_CONFIG: Key = (*JH, "hub", "extraConfig")
 # Where the private layer may hold credentials (dotted key paths, as regular expressions): exactly the values that
 # are secrets and grant nothing by being changed, the authenticators' OAuth clients, the hub's and the proxy's own
@@ -51,6 +52,7 @@ PRIVATE_KEYS = tuple(
         r"jupyterhub\.hub\.cookieSecret",
         r"jupyterhub\.hub\.db\.password",
         r"jupyterhub\.proxy\.secretToken",
+        r"jupyterhub\.custom\.coursehub\.lms\.token",
     )
 )
 SERVICES: Key = (*JH, "hub", "services")
@@ -228,6 +230,14 @@ def shared_accounts(course: Course, values: dict[str, Any], upstream: UpstreamDa
                     f"{what} is private",
                     f"move it to values/{course.name}.secret.yaml, which git ignores",
                 )
+        if not layer.private and get(layer.data, LMS_TOKEN):
+            yield Problem(
+                layer.name,
+                dotted(LMS_TOKEN),
+                "is a Canvas API token in a committed file (anyone who reads the repository can read the course)",
+                f"revoke it in Canvas, and put the new one in the course's secrets file (make edit-secrets "
+                f"COURSE={course.name})",
+            )
 
 
 def _role_clash(course: Course, values: dict[str, Any], message: str) -> Iterator[Problem]:
@@ -429,10 +439,10 @@ def subdomains_served(course: Course, values: dict[str, Any], upstream: Upstream
 
 
 def _shares_homes(values: dict[str, Any]) -> bool:
-    """Whether people open servers whose home others write: shared accounts (every member writes the home) or
-    staff (TAs open every group's account)."""
+    """Whether people open servers whose home others write: shared accounts (every member writes the home; from
+    Canvas, lms), or staff (TAs open every group's account)."""
     declaration = get(values, DECLARATION)
-    return isinstance(declaration, Mapping) and bool(declaration.get("sharedAccounts") or declaration.get("staff"))
+    return isinstance(declaration, Mapping) and any(declaration.get(k) for k in ("sharedAccounts", "staff", "lms"))
 
 
 def same_origin(course: Course, values: dict[str, Any], upstream: UpstreamData) -> Iterator[Problem]:
