@@ -10,8 +10,11 @@ account through `/hub/spawn/<account>` as the demo tells them, click through
 JupyterHub's "Authorize access" page, open one notebook from JupyterLab's file
 browser and type into it; each must see the other's text and the other in the
 collaborators panel. A student of another group and a log-in as the account
-itself are refused. Browsers and hubs are stopped whatever happens; a failing
-test leaves screenshots in its tmp folder.
+itself are refused. On stat159's own hub settings (servers on their own origins)
+and image, two members go from the log-in page to the account's JupyterLab with
+clicks only: the hub's home page lists their group's account with a Start, then
+an Open button (coursehub_hub/homepage.py). Browsers and hubs are stopped
+whatever happens; a failing test leaves screenshots in its tmp folder.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import pytest
 import requests
+import yaml
 
 from conftest import HubClient, edit, live_hub, stat159_values
 from coursehub.hub.local import LocalHub
+from coursehub.paths import VALUES
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -77,6 +83,20 @@ def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     secret = {"jupyterhub": {"custom": {"coursehub": {"members": {g: m for g, (_, m) in GROUPS.items()}}}}}
     values = stat159_values(tmp_path_factory.mktemp("values"), secret, sharedAccounts=accounts)
     edit(values / "stat159.yaml", {"jupyterhub.singleuser.image.tag": request.param})
+    with live_hub(values, tmp_path_factory.mktemp("hub")) as local:
+        yield local
+
+
+@pytest.fixture
+def stat159_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
+    """The live hub with the two-group roster and stat159's own hub settings (servers on their own origins,
+    <user>.hub.localhost here) and image (JupyterLab 3.6); stopped with its servers after the test."""
+    accounts = [{"group": g, "account": a} for g, (a, _) in GROUPS.items()]
+    secret = {"jupyterhub": {"custom": {"coursehub": {"members": {g: m for g, (_, m) in GROUPS.items()}}}}}
+    values = stat159_values(tmp_path_factory.mktemp("values"), secret, sharedAccounts=accounts)
+    stat159 = yaml.safe_load((VALUES / "stat159.yaml").read_text())["jupyterhub"]["hub"]["config"]["JupyterHub"]
+    assert stat159.get("subdomain_host"), stat159  # the point of this hub: stat159's servers on their own origins
+    edit(values / "stat159.yaml", {"jupyterhub.hub.config.JupyterHub": stat159})
     with live_hub(values, tmp_path_factory.mktemp("hub")) as local:
         yield local
 
@@ -157,6 +177,11 @@ class Browser:
     def open_lab(self, url: str) -> None:
         """Go to `url` and on to JupyterLab, through JupyterHub's Authorize page (the server is not our own)."""
         self.driver.get(url)
+        self.reach_lab()
+
+    def reach_lab(self) -> None:
+        """From where the browser is (a spawn or server URL), on to JupyterLab, clicking through JupyterHub's
+        Authorize page (the server is not our own)."""
         authorized = False
 
         def lab_or_authorize() -> bool:
@@ -306,6 +331,41 @@ def test_two_members_co_edit_a_notebook_in_their_accounts_jupyterlab(
 
         ana.until("s-bo among the collaborators", lambda: any("s-bo" in n for n in ana.collaborators()))
         bo.until("s-ana among the collaborators", lambda: any("s-ana" in n for n in bo.collaborators()))
+
+
+def test_students_go_from_log_in_to_their_groups_jupyterlab_by_clicks_on_the_home_page(
+    stat159_hub: LocalHub, tmp_path: Path
+) -> None:
+    """The log-in page is the only URL anyone types: the hub sends each member to its home page, which lists
+    their group's account with one button (Start for the first, Open once it runs), and the button leads, through
+    "Authorize access", to the account's JupyterLab on the account's own origin."""
+    hub_origin = f"http://hub.localhost:{stat159_hub.plan.port}"
+    server_host = f"{ACCOUNT}.hub.localhost"
+
+    def group_button(browser: Browser, state: str, label: str) -> Any:
+        """The home page's one row, for the group's account in `state`, and its button `label`."""
+        browser.until("the hub's home page", lambda: browser.driver.current_url.endswith("/hub/home"))
+        rows = browser.driver.find_elements(By.CSS_SELECTOR, "#coursehub-group-servers tr.coursehub-group-server")
+        assert [(r.get_attribute("data-group"), r.get_attribute("data-account")) for r in rows] == [
+            ("shared-1", ACCOUNT)
+        ], browser.body()
+        assert rows[0].get_attribute("data-state") == state and "collab-shared-2" not in browser.body()
+        button = rows[0].find_element(By.CSS_SELECTOR, "a.coursehub-server-button")
+        assert button.text.strip() == label, button.text
+        return button
+
+    with browsers(tmp_path / "screenshots", "s-ana", "s-bo") as (ana, bo):
+        ana.log_in(hub_origin, "s-ana", stat159_hub.plan.password)
+        group_button(ana, "stopped", "Start").click()
+        ana.reach_lab()  # the hub's progress page, the server's own origin, "Authorize access", JupyterLab
+        assert urlparse(ana.driver.current_url).hostname == server_host, ana.driver.current_url
+        assert f"/user/{ACCOUNT}/" in ana.driver.current_url
+
+        bo.log_in(hub_origin, "s-bo", stat159_hub.plan.password)
+        group_button(bo, "running", "Open").click()
+        bo.reach_lab()
+        assert urlparse(bo.driver.current_url).hostname == server_host, bo.driver.current_url
+    assert HubClient(stat159_hub).server(ACCOUNT).get("ready") is True  # the group's one server, both in it
 
 
 def test_a_student_of_another_group_is_refused_on_the_accounts_server(
