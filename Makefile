@@ -107,9 +107,9 @@ test:
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 	@$(MAKE) --no-print-directory test-jupyterhub-6
 
-# The hub side's tests (unit, the access matrix, the semester of restarts, the log-in refusal) once more on the
-# newest JupyterHub 6.x: the whole suite above runs on the hub image's JupyterHub (5.5.4, the tooling's).
-HUB_SIDE_TESTS := tests/test_hub_python.py tests/test_live_hub.py tests/test_semester.py tests/test_login_refusal.py
+# The hub side's tests (unit, the access matrix, the semester of restarts, the log-in refusal, the home page) once
+# more on the newest JupyterHub 6.x: the whole suite above runs on the hub image's JupyterHub (5.5.4, the tooling's).
+HUB_SIDE_TESTS := tests/test_hub_python.py tests/test_live_hub.py tests/test_semester.py tests/test_login_refusal.py tests/test_home_page.py
 test-jupyterhub-6: $(JH6)/.installed chart
 	@echo "the hub side on JupyterHub $$($(JH6)/bin/python -c 'import jupyterhub; print(jupyterhub.__version__)')"
 	COURSEHUB_HUB_PYTHON=$(CURDIR)/$(JH6)/bin/python $(JH6)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(HUB_SIDE_TESTS)
