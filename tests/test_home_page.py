@@ -1,7 +1,7 @@
 """The hub's home page shows each user their group servers (hub/coursehub_hub/homepage.py, templates/home.html).
 
-Live: one real hub (conftest.live_hub: JupyterHub from the hub image's environment, configurable-http-proxy,
-stat159's values) with servers on their own origins, as stat159 has them. A student in two groups sees exactly
+Live: a real hub (conftest.live_hub: JupyterHub from the hub image's environment, configurable-http-proxy,
+stat159's values) with servers on their own origins, as stat159 has them, once per access mode (roles, shares). A student in two groups sees exactly
 those two, stopped and then, after a start through the page's own button, running with an Open button to the
 account's own origin; a student in no group sees no group section; a TA sees every group; another group's name
 never reaches a student's page, and no group name reaches the hub's log. Fast: what the hub side puts in the
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -79,11 +79,12 @@ def named(page: str, group: str) -> bool:
     return re.search(rf"(?<![\w.-]){re.escape(group)}(?![\w-])", page) is not None
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
+@pytest.fixture(scope="module", params=["roles", "shares"], ids=lambda access: f"access-{access}")
+def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
+    """The hub, once per way access is granted: the page shows what each one lets a user reach."""
     accounts = [{"group": g, "account": a} for g, a in ACCOUNTS.items()]
     secret = {"jupyterhub": {"custom": {"coursehub": {"members": GROUPS, "staff": [TA]}}}}
-    values = stat159_values(tmp_path_factory.mktemp("values"), secret, sharedAccounts=accounts)
+    values = stat159_values(tmp_path_factory.mktemp("values"), secret, sharedAccounts=accounts, access=request.param)
     edit(values / "stat159.yaml", {KEY: ORIGIN})  # servers on their own origins, as stat159 has them
     with live_hub(values, tmp_path_factory.mktemp("hub")) as local:
         yield local
@@ -264,3 +265,12 @@ def test_the_hub_images_environment_installs_the_template_with_the_package() -> 
     installed = Path(where)
     assert "site-packages" in installed.parts and installed.is_file(), where
     assert installed.read_text() == (homepage.TEMPLATES / "home.html").read_text()
+
+
+def test_last_activity_in_words() -> None:
+    now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    naive = datetime(2026, 11, 2, 11, 57)  # JupyterHub's database keeps naive UTC times
+    assert homepage.ago(naive, now) == "3 minutes ago"
+    assert homepage.ago(now - timedelta(seconds=59), now) == "less than a minute ago"
+    assert homepage.ago(now - timedelta(hours=1, minutes=5), now) == "1 hour ago"
+    assert homepage.ago(now - timedelta(days=2), now) == "2 days ago"
