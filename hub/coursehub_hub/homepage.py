@@ -142,7 +142,7 @@ class GroupServers:
 
         users = user.settings["users"]  # the hub's UserDict: the User objects its handlers and API use
         names = [account for _, account in pairs]
-        found = {}
+        found: dict[str, Any] = {}
         for batch in batches(names, QUERY_BATCH):
             for orm_user in user.db.query(orm.User).filter(orm.User.name.in_(batch)):
                 found[orm_user.name] = users[orm_user]
