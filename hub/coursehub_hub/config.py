@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coursehub_hub import names as name_rules
 from coursehub_hub.patches import ADDED_GROUP_SHARES
 
 ROLE_PREFIX = "coursehub-access-"
@@ -75,6 +76,9 @@ ROLE_PREFIX = "coursehub-access-"
 OWNER = "coursehub.course"
 DEFAULT_ACCOUNT_PREFIX = "collab-"
 RECONCILER = "coursehub-reconciler"  # the managed service and its role
+# Seconds between Canvas syncs instead of lms.interval (whose floor is 60): for the tests and make bench, whose
+# Canvas is a loopback test double that answers in milliseconds. Set in the hub's environment.
+LMS_INTERVAL_ENV = "COURSEHUB_LMS_INTERVAL_SECONDS"
 HEALTH_USER = "coursehub-health"  # `make health`'s own user: nobody logs in as it
 STAFF_ROLE = "coursehub-staff"  # the one role of the course's TAs (staff_role)
 PAGE = 1000  # the reconciler's page size (see apply: the hub's api_page_max_limit is raised to it)
@@ -87,28 +91,20 @@ VALUES_FILES = os.environ.get(
 
 @dataclass(frozen=True)
 class NameRule:
-    pattern: re.Pattern[str] | None  # None: the values were checked against the schema by Helm already
+    pattern: re.Pattern[str]
     description: str
 
 
 def _name_rules() -> dict[str, NameRule]:
-    """The group and user name rules, written once: in the chart's values.schema.json (``definitions``).
+    """The group and user name rules (``coursehub_hub.names``; the chart's schema holds the same).
 
     Group names end up in role names (``coursehub-access-<group>``), which JupyterHub restricts to
     ``[a-z0-9-_~.]``; JupyterHub lower-cases user names, and campus log-ins may be e-mail addresses.
-    The tooling, ``make sync-groups`` and the local hub read the schema from the chart beside this file.
-    In the cluster the schema is not in the hub (Helm keeps it out of the chart's files), and needs not
-    be: Helm has already checked these values against it before they reached Secret/hub.
     """
-    # a checkout's chart, beside the package's own folder (hub/coursehub_hub/): the tooling, the local hub
-    for path in [Path(__file__).resolve().parents[2] / "chart" / "values.schema.json"]:
-        if path.is_file():
-            rules = json.loads(path.read_text())["definitions"]
-            return {
-                name: NameRule(re.compile(rules[name]["pattern"]), rules[name]["description"])
-                for name in ("groupName", "userName")
-            }
-    return {name: NameRule(None, "checked by Helm against values.schema.json") for name in ("groupName", "userName")}
+    return {
+        "groupName": NameRule(re.compile(name_rules.GROUP_NAME_PATTERN), name_rules.GROUP_NAME_RULE),
+        "userName": NameRule(re.compile(name_rules.USER_NAME_PATTERN), name_rules.USER_NAME_RULE),
+    }
 
 
 _RULES = _name_rules()
@@ -127,7 +123,8 @@ def ledger_name(course: str) -> str:
     """The group whose properties record what coursehub owns on the hub for `course`.
 
     Its name has a colon, which declared group names cannot have, so it never collides with one. Its members
-    are the course's shared accounts when only they have RTC (rtc "sharedAccounts"), else nobody.
+    are the course's shared accounts when only they have RTC (rtc "sharedAccounts") or its groups come from
+    Canvas (``account_groups``), else nobody.
     """
     return f"coursehub:{course}"
 
@@ -280,7 +277,7 @@ def account_prefix(declaration: Mapping[str, Any]) -> str:
 
 
 def _check_name(key: str, value: Any, rule: NameRule, what: str) -> None:
-    if not isinstance(value, str) or (rule.pattern is not None and not rule.pattern.match(value)):
+    if not isinstance(value, str) or not rule.pattern.match(value):
         raise DeclarationError(key, f"{value!r} is not a valid {what} name", rule.description)
 
 
@@ -323,7 +320,11 @@ def collisions(accounts: Iterable[SharedAccount], course: str, names: HubNames) 
 
 
 def hub_settings(
-    accounts: Iterable[SharedAccount], course: str = "", access: str = "roles", names: HubNames | None = None
+    accounts: Iterable[SharedAccount],
+    course: str = "",
+    access: str = "roles",
+    names: HubNames | None = None,
+    from_lms: bool = False,
 ) -> dict[str, Any]:
     """The JupyterHub settings that the shared accounts add to a hub's own.
 
@@ -331,12 +332,17 @@ def hub_settings(
     restart). access "shares": no per-group config at all; the reconciler shares each account's server with
     its group, so a new group needs no restart and a restart does no per-group work.
     Groups whose names collide with the hub's (`collisions`) get no role.
+    ``from_lms``: the accounts are not known when the hub starts (Canvas makes them, ``coursehub_hub.lms``), so
+    the reconciler's share scopes are filtered to the course's ledger group, which holds exactly the course's
+    accounts (the reconciler keeps it so).
     """
     accounts = list(accounts)
     refused = collisions(accounts, course, names) if names else {}
     usable = [a for a in accounts if a.group not in refused]
     scopes = ["admin:users", "admin:groups"]  # create accounts and students; keep groups, members, the ledger
-    if access == "shares":
+    if access == "shares" and from_lms:
+        scopes += [f"{scope}!group={ledger_name(course)}" for scope in ("shares", "servers")]
+    elif access == "shares":
         # share and unshare these accounts' servers only (granting a share needs the scopes it grants)
         scopes += [f"{scope}!user={a.account}" for a in usable for scope in ("shares", "servers")]
     reconciler_role = {
@@ -427,7 +433,30 @@ def staff_roles(
     staff = parse_staff(declaration, accounts)
     if not staff:
         return []
+    if declaration.get("lms") is not None:
+        return [lms_staff_role(staff, str(declaration.get("course") or ""))]
     return [staff_role(staff, [a for a in accounts if a.group not in refused])]
+
+
+def staff_group(course: str) -> str:
+    """The group of a Canvas course's TAs (the reconciler keeps it to ``staff`` and shares every account's server
+    with it). Its name has a colon, which declared names cannot have."""
+    return f"coursehub-staff:{course}"
+
+
+def lms_staff_role(staff: Iterable[str], course: str) -> dict[str, Any]:
+    """The staff role of a course whose groups come from Canvas: its accounts are not known when the hub starts,
+    so its scopes are filtered to the course's ledger group, which holds exactly the course's accounts: start and
+    stop every account and see them in the admin page. Using a server is a share with the staff group
+    (``staff_group``): a server checks access by server or user, never by group. Groups are Canvas's to change,
+    so no group scope (a change made in the admin page would be undone at the next sync)."""
+    ledger = ledger_name(course)
+    return {
+        "name": STAFF_ROLE,
+        "description": "The course's TAs: use, start and stop its shared accounts (groups come from Canvas)",
+        "scopes": ["admin-ui", *(f"{s}!group={ledger}" for s in ("servers", "list:users"))],
+        "users": list(staff),
+    }
 
 
 def reconciler_service(hub_port: int = 8081) -> dict[str, Any]:
@@ -436,13 +465,16 @@ def reconciler_service(hub_port: int = 8081) -> dict[str, Any]:
     It reaches the hub's API on the loopback of the hub's own container, as z2jh's idle culler does: the
     hub's public API address is the hub Service, which the hub's network policy need not let the hub reach.
     """
+    environment = {
+        "COURSEHUB_VALUES_FILES": VALUES_FILES,
+        "COURSEHUB_API_URL": f"http://127.0.0.1:{hub_port}/hub/api",
+    }
+    if os.environ.get(LMS_INTERVAL_ENV):  # the hub's environment reaches a managed service only where passed on
+        environment[LMS_INTERVAL_ENV] = os.environ[LMS_INTERVAL_ENV]
     return {
         "name": RECONCILER,
         "command": [sys.executable, "-m", "coursehub_hub.reconcile", "--in-hub"],
-        "environment": {
-            "COURSEHUB_VALUES_FILES": VALUES_FILES,
-            "COURSEHUB_API_URL": f"http://127.0.0.1:{hub_port}/hub/api",
-        },
+        "environment": environment,
     }
 
 
@@ -454,10 +486,13 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
     a group or role declared both there and here is an error rather than a silent merge. ``names`` is
     what the hub's database holds (``read_hub_names``), when this runs inside the hub.
     """
+    from coursehub_hub.lms import parse_lms
+
     accounts = parse(declaration)
+    from_lms = parse_lms(declaration) is not None
     access = str(declaration.get("access") or "roles")
     course = str(declaration.get("course") or "")
-    settings = hub_settings(accounts, course, access, names)
+    settings = hub_settings(accounts, course, access, names, from_lms)
     settings["load_roles"] += staff_roles(declaration, accounts, settings["refused"])
 
     hub = c.JupyterHub
@@ -615,8 +650,9 @@ def rtc_spawner_settings(rtc: str, course: str, cmd: Any, args: list[str]) -> di
 
 def account_groups(declaration: Mapping[str, Any]) -> list[str]:
     """The groups the reconciler keeps every shared account in: the course's ledger group under rtc
-    "sharedAccounts" (its Spawner.group_overrides entry gives their servers RTC), else none."""
-    if rtc_setting(declaration) == "sharedAccounts":
+    "sharedAccounts" (its Spawner.group_overrides entry gives their servers RTC) and for a course whose groups
+    come from Canvas (the reconciler's and the staff's scopes are filtered to it), else none."""
+    if rtc_setting(declaration) == "sharedAccounts" or declaration.get("lms") is not None:
         return [ledger_name(str(declaration.get("course") or ""))]
     return []
 

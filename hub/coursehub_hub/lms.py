@@ -60,7 +60,7 @@ def parse_lms(declaration: Mapping[str, Any]) -> Lms | None:
         return None
     if not isinstance(block, Mapping):
         raise rules.DeclarationError("lms", "must be a mapping", "write url, courseId and groupSet under lms")
-    if declaration.get("members") is not None:
+    if declaration.get("members"):
         raise rules.DeclarationError(
             "lms",
             "is set together with members: a course's groups come from one place",
@@ -192,6 +192,8 @@ def desired(
         )
     result = {
         **{k: v for k, v in declaration.items() if k not in ("lms", "members", "sharedAccounts")},
+        # the groups' origin stays said (the ledger group then holds the accounts: rules.account_groups)
+        "lms": {k: v for k, v in (declaration.get("lms") or {}).items() if k != "token"},
         "sharedAccounts": [{"group": g, "account": f"{prefix}{g}"} for g in members],
         "members": {g: sorted(set(names)) for g, names in members.items()},
     }

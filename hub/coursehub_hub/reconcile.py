@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from coursehub_hub import canvas, lms
 from coursehub_hub import config as rules  # the declaration's rules
 from coursehub_hub.names import batches
 
@@ -178,6 +179,8 @@ class Ledger:
     # False from the moment a run records new names until it has made them all: the next run then makes sure
     # every account exists, instead of trusting that what the ledger names was created.
     complete: bool = True
+    # Groups from Canvas (coursehub_hub.lms): members the last sync found in no Canvas group, kept until the next
+    absent: set[str] = field(default_factory=set)
 
     @classmethod
     def read(cls, properties: Mapping[str, Any] | None) -> Ledger:
@@ -187,6 +190,7 @@ class Ledger:
             set(p.get("accounts") or ()),
             dict(p.get("shared") or {}),
             bool(p.get("complete", True)),
+            set(p.get("absent") or ()),
         )
 
     def properties(self, course: str) -> dict[str, Any]:
@@ -196,6 +200,7 @@ class Ledger:
             "accounts": sorted(self.accounts),
             "shared": dict(sorted(self.shared.items())),
             "complete": self.complete,
+            **({"absent": sorted(self.absent)} if self.absent else {}),
         }
 
 
@@ -219,6 +224,7 @@ class Plan:
             self.before.accounts | self.after.accounts,
             dict(self.before.shared),
             complete=False,
+            absent=set(self.before.absent),
         )
 
     @property
@@ -226,18 +232,21 @@ class Plan:
         return not self.changes and self.ledger_exists and self.after == self.before
 
 
-def plan(declaration: Mapping[str, Any], api: HubAPI, recheck: bool = False) -> Plan:
+def plan(
+    declaration: Mapping[str, Any], api: HubAPI, recheck: bool = False, groups: list[dict[str, Any]] | None = None
+) -> Plan:
     """What it takes to bring the hub to the declaration: reads only, changes nothing.
 
     With access "shares", an account whose ledger record says it is shared with its group is taken at its word;
     `recheck` reads every account's shares instead (one request per account), for a hub where someone deleted a
-    share or a group, and made the group again, between two runs."""
+    share or a group, and made the group again, between two runs. `groups`: the hub's groups as just read
+    (GET /groups), when the caller has them."""
     accounts = rules.parse(declaration)
     course = str(declaration.get("course") or "")
     shares = declaration.get("access") == "shares"
     ledger_group = rules.ledger_name(course)
 
-    groups = {g["name"]: g for g in api.pages("/groups")}
+    groups = {g["name"]: g for g in (api.pages("/groups") if groups is None else groups)}
     before = Ledger.read((groups.get(ledger_group) or {}).get("properties"))
     result = Plan(course, before=before, ledger_exists=ledger_group in groups)
     if ledger_group in groups and (groups[ledger_group].get("properties") or {}).get(rules.OWNER) not in (None, course):
@@ -275,7 +284,7 @@ def plan(declaration: Mapping[str, Any], api: HubAPI, recheck: bool = False) -> 
             refused.add(a.group)
     usable = [a for a in accounts if a.group not in refused]
 
-    after = Ledger(dict(before.groups), set(before.accounts), dict(before.shared))
+    after = Ledger(dict(before.groups), set(before.accounts), dict(before.shared), absent=set(before.absent))
     for a in usable:
         after.groups[a.group] = a.account
         after.accounts.add(a.account)
@@ -317,6 +326,8 @@ def plan(declaration: Mapping[str, Any], api: HubAPI, recheck: bool = False) -> 
         if group in groups:
             changes.append(Change("drop-group", group))
     changes += _ledger_members(declaration, usable, ledger_group, groups)
+    staff_group = _staff_group(declaration)
+    changes += _staff_members(declaration, groups)
 
     # 3. shares (access shares): each account's server shared with its group; no shares left behind (dropped
     # groups; a course back on roles; the per-student shares of coursehub before it shared with groups). An
@@ -328,15 +339,16 @@ def plan(declaration: Mapping[str, Any], api: HubAPI, recheck: bool = False) -> 
                 changes.append(Change("unshare-all", a.account))
                 after.shared.pop(a.account)
             continue
-        mark = after.shared[a.account] = GROUP_MARK + a.group
-        if a.group in groups and before.shared.get(a.account) == mark and not recheck:
+        with_ = [a.group, *([staff_group] if staff_group else [])]
+        mark = after.shared[a.account] = GROUP_MARK + ",".join(with_)
+        if all(g in groups for g in with_) and before.shared.get(a.account) == mark and not recheck:
             continue  # shared with the group when last applied (JupyterHub deletes a group's shares with it)
         found = _shares(api, a.account) if a.account in (users or {}) or a.account in owned_accounts else []
-        if _is_group_share(found, a):
+        if _is_group_share(found, a, with_):
             continue
         if found:
             changes.append(Change("unshare-all", a.account))
-        changes.append(Change("share", a.account, group=a.group))
+        changes += [Change("share", a.account, group=g) for g in with_]
     # a dropped group's account, unless a declared group keeps it (a group renamed, its account kept): that
     # account's share was just planned above, and unsharing it after would leave the server shared with nobody
     for account in sorted(set(dropped.values()) & set(after.shared) - {a.account for a in usable}):
@@ -359,6 +371,29 @@ def _ledger_members(
     ]
 
 
+def _staff_group(declaration: Mapping[str, Any]) -> str:
+    """The group of the course's TAs when its groups come from Canvas, else "": the TAs' role cannot name accounts
+    that do not exist when the hub starts, and a server checks a token's access by server or user, never by group,
+    so every account's server is shared with this group too (as with its own group, tokens count the share)."""
+    if declaration.get("lms") is None or not declaration.get("staff"):
+        return ""
+    return rules.staff_group(str(declaration.get("course") or ""))
+
+
+def _staff_members(declaration: Mapping[str, Any], groups: Mapping[str, Any]) -> list[Change]:
+    """The staff group holds exactly the course's staff (and is dropped when a Canvas course has none)."""
+    name = _staff_group(declaration) or rules.staff_group(str(declaration.get("course") or ""))
+    want = set(declaration.get("staff") or ()) if _staff_group(declaration) else set()
+    if name not in groups:
+        return [Change("create-group", name, tuple(sorted(want)))] if want else []
+    if not want:
+        return [Change("drop-group", name)] if declaration.get("lms") is not None else []
+    have = set(groups[name].get("users") or ())
+    return [Change("add-members", name, b) for b in batches(sorted(want - have), BATCH)] + [
+        Change("remove-members", name, b) for b in batches(sorted(have - want), BATCH)
+    ]
+
+
 def _shares(api: HubAPI, account: str) -> list[dict[str, Any]]:
     """The shares of the account's default server (none when it has no server yet)."""
     try:
@@ -369,14 +404,13 @@ def _shares(api: HubAPI, account: str) -> list[dict[str, Any]]:
         raise
 
 
-def _is_group_share(found: list[dict[str, Any]], a: rules.SharedAccount) -> bool:
-    """The account's server is shared with its group, with every share scope, and with nobody else."""
+def _is_group_share(found: list[dict[str, Any]], a: rules.SharedAccount, with_: list[str] | None = None) -> bool:
+    """The account's server is shared with its group (and the staff group, ``with_``), with every share scope, and
+    with nobody else."""
     want = {f"{s}!server={a.account}/" for s in SHARE_SCOPES}
-    return (
-        len(found) == 1
-        and (found[0].get("group") or {}).get("name") == a.group
-        and want <= set(found[0].get("scopes") or ())
-    )
+    return sorted((share.get("group") or {}).get("name") or "" for share in found) == sorted(
+        with_ or [a.group]
+    ) and all(want <= set(share.get("scopes") or ()) for share in found)
 
 
 def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda change: None) -> None:
@@ -455,6 +489,82 @@ def run_once(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
     return result
 
 
+# --- groups from Canvas ---------------------------------------------------------------------------
+
+LMS_REFUSED = "canvas sync applied nothing:"  # logged, with the check that failed, when a sync is not trusted
+
+
+@dataclass
+class LmsRun:
+    """One sync from Canvas, planned: what Canvas said (``sync``), the hub changes (``plan``), and ``held``, the
+    one line saying why nothing may be applied ("" when it may)."""
+
+    sync: lms.Sync
+    plan: Plan
+    canvas_requests: int
+    held: str = ""
+
+
+def plan_from_lms(
+    declaration: Mapping[str, Any], api: HubAPI, canvas_api: canvas.CanvasAPI, accept_removals: bool = False
+) -> LmsRun:
+    """Read the course's group set from Canvas and plan the hub changes it asks for; changes nothing. Raises
+    canvas.CanvasError (``Untrusted`` naming the failed check) when Canvas's answer is not to be acted on."""
+    settings = lms.parse_lms(declaration)
+    if settings is None:
+        raise rules.DeclarationError("lms", "is not set", "set lms (or run without it: the members are in the values)")
+    group_set = canvas.read_group_set(canvas_api, settings.course_id, settings.group_set)
+    hub_groups = list(api.pages("/groups"))
+    ledger = Ledger.read(
+        next(
+            (g.get("properties") for g in hub_groups if g["name"] == rules.ledger_name(_course(declaration))),
+            None,
+        )
+    )
+    current = {g["name"]: set(g.get("users") or ()) for g in hub_groups if g["name"] in ledger.groups}
+    sync = lms.desired(group_set, settings, declaration, current, ledger.absent, accept_removals)
+    result = plan(sync.declaration, api, groups=hub_groups)
+    result.after.absent = set(sync.absent)
+    return LmsRun(sync, result, canvas_api.requests, sync.mass_removal)
+
+
+def _course(declaration: Mapping[str, Any]) -> str:
+    return str(declaration.get("course") or "")
+
+
+def sync_from_lms(declaration: Mapping[str, Any], api: HubAPI, canvas_api: canvas.CanvasAPI) -> LmsRun | None:
+    """One scheduled sync inside the hub: applied only when every check passed and no mass removal is held; every
+    refusal is one log line (counts only: membership is private). Returns the run, or None if Canvas was not read."""
+    try:
+        run = plan_from_lms(declaration, api, canvas_api)
+    except canvas.CanvasError as e:
+        log.warning("%s %s", LMS_REFUSED, e)
+        return None
+    s = run.sync
+    log.info(
+        "canvas: %d groups; %d students in no group (skipped); %d without a hub name; %d held until the next sync; "
+        "%d let go after two syncs in no group (%d request(s))",
+        len(s.declaration["sharedAccounts"]),
+        s.in_no_group,
+        len(s.unmatched),
+        len(s.absent),
+        len(s.letting_go),
+        run.canvas_requests,
+    )
+    if run.held:
+        log.warning("%s mass removal: %s", LMS_REFUSED, run.held)
+        return run
+    for conflict in run.plan.conflicts:
+        log.error("collision, left alone: %s", conflict)
+    apply(run.plan, api, lambda change: log.info("%s", change.describe(names=False)))
+    log.info("%s %s (%d request(s))", IN_STEP, run.plan.course, api.requests)
+    return run
+
+
+def canvas_api(settings: lms.Lms) -> canvas.CanvasAPI:
+    return canvas.CanvasAPI(settings.url, settings.token)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--in-hub", action="store_true", help="run as the hub's managed service")
@@ -467,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     declaration = read_declaration(os.environ.get("COURSEHUB_VALUES_FILES", rules.VALUES_FILES))
     hub = os.getppid()
+    if declaration.get("lms") is not None:
+        return _lms_schedule(declaration, api, hub)
     wait = 1.0
     while True:  # until one run succeeds (the hub may still be starting; a request may fail)
         try:
@@ -482,6 +594,34 @@ def main(argv: list[str] | None = None) -> int:
     # service that exits is restarted by JupyterHub, so this one idles, for as long as its hub runs.
     _idle(hub, float("inf"))
     return 0
+
+
+def _lms_schedule(declaration: Mapping[str, Any], api: HubAPI, hub: int) -> int:
+    """Groups from Canvas: a sync at start and every ``lms.interval`` seconds after, for as long as the hub runs.
+    A sync Canvas cannot be trusted for, or the hub cannot take, changes nothing and waits for the next."""
+    try:
+        settings = lms.parse_lms(declaration)
+    except rules.DeclarationError as e:
+        log.error("%s %s", LMS_REFUSED, e)
+        _idle(hub, float("inf"))
+        return 0
+    assert settings is not None
+    if not settings.token:
+        log.error(
+            "%s custom.coursehub.lms.token is not set: put the Canvas token in the course's secrets file", LMS_REFUSED
+        )
+        _idle(hub, float("inf"))
+        return 0
+    client = canvas_api(settings)
+    interval = float(os.environ.get(rules.LMS_INTERVAL_ENV) or settings.interval)
+    while True:
+        api.requests = client.requests = 0
+        try:
+            sync_from_lms(declaration, api, client)
+        except (HubError, rules.DeclarationError) as e:
+            log.error("%s %s", LMS_REFUSED, e)
+        if _idle(hub, interval, every=min(2.0, interval)):
+            return 0
 
 
 def _idle(hub: int, seconds: float, every: float = 2.0) -> bool:

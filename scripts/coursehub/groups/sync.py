@@ -23,6 +23,7 @@ from coursehub.errors import CoursehubError, Problem
 from coursehub.groups import hubpython
 
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
+CANVAS_TOKEN_ENV = "CANVAS_API_TOKEN"  # else the course's lms.token, from its private layer
 SCOPES = "admin:users, admin:groups (and for access: shares, shares and servers)"
 
 
@@ -30,7 +31,17 @@ def hub_api(url: str, token: str) -> Any:
     return hubpython.reconciler().HubAPI(url.rstrip("/") + "/hub/api", token)
 
 
-def sync(course: Course, url: str, dry_run: bool, out: Any, recheck: bool = False) -> int:
+def sync(
+    course: Course,
+    url: str,
+    dry_run: bool,
+    out: Any,
+    recheck: bool = False,
+    accept_removals: bool = False,
+    lms_only: bool = False,
+) -> int:
+    """Bring the hub to the course's declaration (for a course with ``lms``: to its Canvas group set, read now).
+    ``lms_only``: `make lms-plan`, which is for courses whose groups come from Canvas."""
     token = os.environ.get(TOKEN_ENV)
     if not token:
         raise CoursehubError(
@@ -41,14 +52,35 @@ def sync(course: Course, url: str, dry_run: bool, out: Any, recheck: bool = Fals
     reconciler, rules = hubpython.reconciler(), hubpython.load()
     declaration = get(course.values(), ("jupyterhub", "custom", "coursehub")) or {}
     api = hub_api(url, token)
+    from_lms = declaration.get("lms") is not None
+    if lms_only and not from_lms:
+        raise CoursehubError(
+            Problem(
+                course.origin(("jupyterhub",)),
+                "jupyterhub.custom.coursehub.lms",
+                "is not set: this course's groups come from its values",
+                "use make sync-groups DRY_RUN=1 to see what a sync would change",
+            )
+        )
     try:
-        result = reconciler.plan(declaration, api, recheck=recheck)
+        if from_lms:
+            run = _lms_run(course, declaration, api, accept_removals)
+            if run is None:
+                return 1
+            result = run.plan
+        else:
+            result = reconciler.plan(declaration, api, recheck=recheck)
     except rules.DeclarationError as e:
         raise CoursehubError(
             Problem(course.origin(("jupyterhub",)), f"jupyterhub.custom.coursehub.{e.key}", e.problem, e.fix)
         ) from None
     except reconciler.HubError as e:
         raise CoursehubError(Problem(url, "", f"could not read the hub: {e}", "nothing was changed")) from None
+    if from_lms:
+        _report_lms(run, out)
+        if run.held:
+            print(f"held, nothing changed: {run.held}", file=out)
+            return 0 if dry_run else 1
     for conflict in result.conflicts:
         print(f"conflict: {conflict}", file=out)
     if result.conflicts:
@@ -82,3 +114,42 @@ def sync(course: Course, url: str, dry_run: bool, out: Any, recheck: bool = Fals
             file=out,
         )
     return 0
+
+
+def _lms_run(course: Course, declaration: dict[str, Any], api: Any, accept_removals: bool) -> Any:
+    """Canvas's group set, read now, and the changes it asks for (the in-hub reconciler's own code)."""
+    from coursehub_hub import canvas, lms
+
+    reconciler = hubpython.reconciler()
+    settings = lms.parse_lms(declaration)
+    assert settings is not None
+    token = os.environ.get(CANVAS_TOKEN_ENV) or settings.token
+    if not token:
+        raise CoursehubError(
+            Problem(
+                CANVAS_TOKEN_ENV,
+                "",
+                "is not set, and the course's secrets file has no lms.token",
+                f"export the Canvas token in ${CANVAS_TOKEN_ENV} (never on the command line), or add it with "
+                f"make edit-secrets COURSE={course.name}",
+            )
+        )
+    try:
+        return reconciler.plan_from_lms(declaration, api, canvas.CanvasAPI(settings.url, token), accept_removals)
+    except canvas.CanvasError as e:
+        raise CoursehubError(Problem(settings.url, "", f"Canvas: {e}", "nothing was changed; try again")) from None
+
+
+def _report_lms(run: Any, out: Any) -> None:
+    s = run.sync
+    print(
+        f"canvas: {len(s.declaration['sharedAccounts'])} groups ({run.canvas_requests} requests); "
+        f"{s.in_no_group} students in no group (skipped)",
+        file=out,
+    )
+    if s.unmatched:
+        print(f"unmatched (no hub name by lms.username): Canvas users {', '.join(s.unmatched)}", file=out)
+    if s.absent:
+        print(f"in no Canvas group, kept until the next sync: {', '.join(sorted(s.absent))}", file=out)
+    if s.letting_go:
+        print(f"in no Canvas group for the second sync: {', '.join(sorted(s.letting_go))}", file=out)
