@@ -63,7 +63,7 @@ def test_every_bad_row_is_reported_at_once_with_its_line(tmp_path: Path) -> None
         "login_id,group_name\n"
         "ana,Team 1\n"  # 2
         ",Team 1\n"  # 3 empty student
-        "cy,\n"  # 4 empty group
+        "cy,\n"  # 4 in no group: skipped, counted
         "ana,Team 1\n"  # 5 twice
         "dee,team-1\n"  # 6 collides with Team 1
         "eve,Team 1,extra\n"  # 7 malformed row
@@ -73,10 +73,28 @@ def test_every_bad_row_is_reported_at_once_with_its_line(tmp_path: Path) -> None
     with pytest.raises(CoursehubError) as caught:
         roster.read(write(tmp_path, text))
     lines = [p.file.rpartition(":")[2] for p in caught.value.problems]
-    assert lines == ["3", "4", "5", "6", "7", "8", "9"]
+    assert lines == ["3", "5", "6", "7", "8", "9"]
     text = str(caught.value)
     assert "ana is in 'Team 1' twice (first on line 2)" in text
     assert "'team-1' and 'Team 1' (line 2) would both become hub group 'team-1'" in text
+
+
+def test_a_real_shaped_export_with_unassigned_students_and_e_mail_log_ins_imports(tmp_path: Path) -> None:
+    """Canvas's group-set export lists every student of the course; early in a term most are in no group, and a
+    set with no groups yet has no group id columns at all."""
+    text = (
+        "name,canvas_user_id,user_id,login_id,sections,group_name,canvas_group_id,group_id\n"
+        "Ana A,101,s1,Student-1@campus.edu,Lec 1,Team 1,501,\n"
+        "Bo B,102,s2,student-2@campus.edu,Lec 1,,,\n"
+        "Cy C,103,s3,student-3@campus.edu,Lec 1,,,\n"
+    )
+    groups = roster.read(write(tmp_path, text))
+    assert [(g.group, g.members) for g in groups] == [("team-1", ("student-1@campus.edu",))]
+    assert groups.in_no_group == 2
+    none_yet = roster.read(
+        write(tmp_path, "name,canvas_user_id,user_id,login_id,sections,group_name\nBo,102,s2,b@x.edu,L,\n")
+    )
+    assert list(none_yet) == [] and none_yet.in_no_group == 1
 
 
 def test_a_malformed_file_is_refused(tmp_path: Path) -> None:

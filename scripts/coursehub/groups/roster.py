@@ -4,7 +4,9 @@ Two formats, told apart by the header row:
 - Canvas's group-category CSV: a student column (login_id, user_id or
   canvas_user_id; which one becomes the hub user name is the course setting
   custom.coursehub.roster.studentColumn) and a group column (group_name, else
-  group_id, else canvas_group_id); exports also carry name and sections;
+  group_id, else canvas_group_id); exports also carry name and sections, and
+  list every student of the course: one with an empty group is in no group
+  yet, skipped and counted, never an error;
 - a plain `group,student` CSV.
 Roster group names become hub group names deterministically (lower case, ASCII,
 [a-z0-9._~-]); the account is `<accountPrefix><group>`. Every bad row is
@@ -47,6 +49,12 @@ class RosterGroup:
     line: int  # where the group first appears
 
 
+class Roster(list[RosterGroup]):
+    """The roster's groups, and how many of its students are in none yet (skipped: normal early in a term)."""
+
+    in_no_group: int = 0
+
+
 def hub_group_name(roster_name: str) -> str:
     """A roster group name as a hub group name: the same input always gives the same output."""
     text = unicodedata.normalize("NFKD", roster_name.casefold()).encode("ascii", "ignore").decode()
@@ -84,6 +92,7 @@ def read(
     student_col, group_col = _columns(name, header, student_column)
 
     groups: dict[str, list[tuple[str, int]]] = {}
+    unassigned: set[str] = set()  # students with a row but no group (Canvas lists every student of the course)
     first_line: dict[str, int] = {}
     seen: dict[tuple[str, str], int] = {}
     for number, row in enumerate(rows[1:], start=2):
@@ -101,11 +110,11 @@ def read(
             continue
         record = dict(zip(header, row, strict=True))
         group, student = record[group_col].strip(), record[student_col].strip().lower()
-        if not group:
-            problems.append(Problem(f"{name}:{number}", group_col, "is empty", "give the row its group"))
         if not student:
             problems.append(Problem(f"{name}:{number}", student_col, "is empty", "give the row its student"))
-        if not group or not student:
+            continue
+        if not group:
+            unassigned.add(student)
             continue
         if not hubpython.load().USER_NAME.pattern.match(student):
             problems.append(
@@ -131,7 +140,7 @@ def read(
         groups.setdefault(group, []).append((student, number))
         first_line.setdefault(group, number)
 
-    result: list[RosterGroup] = []
+    result = Roster()
     by_hub_name: dict[str, str] = {}
     for roster_name, members in groups.items():
         group = hub_group_name(roster_name)
@@ -172,6 +181,7 @@ def read(
             )
     if problems:
         raise CoursehubError(sorted(problems, key=lambda p: int(p.file.rpartition(":")[2])))
+    result.in_no_group = len(unassigned - {m for g in result for m in g.members})
     return result
 
 
