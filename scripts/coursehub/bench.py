@@ -288,6 +288,74 @@ def wrappers(course: Course, groups: int, students: int, repetitions: int) -> st
     return "\n".join(lines)
 
 
+def canvas_sync(course: Course, groups: int, per_group: int = 4, interval: int = 15) -> str:
+    """Groups from Canvas at course scale, against the loopback Canvas test double (coursehub.canvas_double):
+    the requests and seconds of a full read and sync (the in-hub reconciler's code, from outside, against a live
+    hub already in step), and a moved student's old access refused after the change in Canvas, with the hub's
+    reconciler syncing every `interval` seconds (goal: within one interval plus 2 s)."""
+    import requests
+
+    from coursehub.canvas_double import CanvasCourse, CanvasDouble
+    from coursehub.chart.upstream import load_data
+    from coursehub.courses import get
+    from coursehub.groups import hubpython, sync
+    from coursehub.hub.local import LocalHub, classify, make_plan
+    from coursehub.images.build import deployed, ensure_env
+    from coursehub_hub import canvas
+    from coursehub_hub.config import LMS_INTERVAL_ENV
+
+    reconciler = hubpython.reconciler()
+    env = ensure_env(deployed(course.name, course.values()["jupyterhub"]["singleuser"]["image"]["tag"]))
+    with CanvasDouble(CanvasCourse.generated(groups, per_group)) as double, tempfile.TemporaryDirectory() as tmp:
+        block = {"url": double.url, "courseId": double.course.course_id, "groupSet": "Project groups"}
+        lms_course = _with_declaration(course, Path(tmp), {"access": "shares", "lms": {**block, "token": double.token}})
+        values = lms_course.values()
+        values["jupyterhub"]["custom"]["coursehub"].pop("sharedAccounts", None)
+        plan = make_plan(lms_course, load_data(), Path(tmp) / "hub", env, classify(lms_course))
+        plan.admin_token = secrets_token()
+        plan.values["custom"]["coursehub"].pop("sharedAccounts", None)
+        plan.values["custom"]["coursehub"].pop("members", None)
+        plan.hub_env = {LMS_INTERVAL_ENV: str(interval)}
+        os.environ[LMS_INTERVAL_ENV] = str(interval)  # the hub passes it on to its reconciler service
+        hub = LocalHub(plan)
+        try:
+            first = hub.start(timeout=900)  # the first sync makes every group, account, student and share
+            declaration = get(values, ("jupyterhub", "custom", "coursehub"))
+            api = sync.hub_api(plan.url, str(plan.admin_token))
+            client = canvas.CanvasAPI(double.url, double.token)
+            began = time.perf_counter()
+            run = reconciler.plan_from_lms(declaration, api, client)
+            reconciler.apply(run.plan, api)
+            seconds = time.perf_counter() - began
+            # one student moves in Canvas: from the change to the student's start of the old account refused
+            moved = double.course.students[0].login_id
+            session, xsrf = _login(plan.url, moved, plan.password)
+            old = f"{plan.url}/hub/api/users/collab-canvas-5000/server"
+            assert session.post(old, headers=xsrf).status_code < 400
+            requests.delete(old, headers={"Authorization": f"token {plan.admin_token}"})
+            began = time.perf_counter()
+            double.course.move(moved, 5001)
+            while session.post(old, headers=xsrf).status_code < 400:
+                requests.delete(old, headers={"Authorization": f"token {plan.admin_token}"})
+                time.sleep(0.2)
+            enforced = time.perf_counter() - began
+        finally:
+            hub.stop()
+            os.environ.pop(LMS_INTERVAL_ENV, None)
+    return (
+        f"canvas sync at {groups} groups: requests {run.canvas_requests}, seconds {seconds:.2f} (a full read of "
+        f"{groups} groups and {groups * per_group} students from the loopback Canvas, planned against the hub, "
+        f"nothing to change; goal: requests at most 60); first sync into an empty hub {first:.0f} s\n"
+        f"canvas move to enforcement: {enforced:.1f} s (sync interval {interval} s; goal: at most interval + 2 s)"
+    )
+
+
+def secrets_token() -> str:
+    import secrets
+
+    return secrets.token_hex(16)
+
+
 def token_check(repetitions: int, calls: int = 200) -> str:
     """What access "shares" adds to the hub's hot path: JupyterHub's scopes for a member's server token, with
     coursehub's group-share wrapper (count_group_shares_in_tokens) against JupyterHub alone, alternating in one

@@ -86,7 +86,7 @@ def cmd_groups(args: argparse.Namespace) -> int:
     groups_file, private = written
     print(
         f"{course.name}: {len(groups)} groups and their accounts written to {display(groups_file)} (commit it), "
-        f"{members} memberships to {display(private)}"
+        f"{members} memberships to {display(private)}; {groups.in_no_group} students in no group (skipped)"
     )
     return 0
 
@@ -118,7 +118,20 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_sync_groups(args: argparse.Namespace) -> int:
     from coursehub.groups.sync import sync
 
-    return sync(load_course(args.course), args.hub_url, args.dry_run, sys.stdout, recheck=args.recheck)
+    return sync(
+        load_course(args.course),
+        args.hub_url,
+        args.dry_run,
+        sys.stdout,
+        recheck=args.recheck,
+        accept_removals=args.accept_removals,
+    )
+
+
+def cmd_lms_plan(args: argparse.Namespace) -> int:
+    from coursehub.groups.sync import sync
+
+    return sync(load_course(args.course), args.hub_url, True, sys.stdout, lms_only=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -182,6 +195,7 @@ BENCHES = (
     "token-check",
     "scale",
     "wrappers",
+    "canvas",
 )
 
 
@@ -199,6 +213,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "token-check": lambda: bench.token_check(args.repetitions),
         "scale": lambda: bench.scale(course, args.groups, args.students, args.hub_repetitions),
         "wrappers": lambda: bench.wrappers(course, args.groups, args.students, args.hub_repetitions),
+        "canvas": lambda: bench.canvas_sync(course, args.groups, max(1, args.students // args.groups)),
     }
     assert tuple(runs) == BENCHES
     for name in args.only or BENCHES:
@@ -283,6 +298,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="access shares: read every account's shares instead of trusting the ledger (one request per group)",
     )
+    sync_groups.add_argument(
+        "--accept-removals",
+        action="store_true",
+        help="groups from Canvas: apply a sync that leaves more than max(5, 10%%) of members in no group (read "
+        "`lms-plan` first)",
+    )
+
+    lms_plan = command(
+        "lms-plan", cmd_lms_plan, "what the next Canvas sync would add, remove and leave unmatched; changes nothing"
+    )
+    lms_plan.add_argument("--course", required=True)
+    lms_plan.add_argument("--hub-url", required=True, help="the hub's public URL; its token in $JUPYTERHUB_API_TOKEN")
 
     edit = command(
         "edit-secrets", cmd_edit_secrets, "open the course's sops-encrypted secrets in $EDITOR, re-encrypt, check"
