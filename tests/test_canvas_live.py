@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from conftest import DENIED, HubClient, coursehub, hub_groups, stat159_values
@@ -71,6 +72,14 @@ def _members(hub: LocalHub) -> dict[str, list[str]]:
     return {n: sorted(g["users"]) for n, g in hub_groups(hub).items() if n.startswith("canvas-")}
 
 
+def _home_page(hub: LocalHub, student: str) -> str:
+    session = requests.Session()
+    session.get(f"{hub.plan.url}/hub/login")
+    data = {"username": student, "password": hub.plan.password, "_xsrf": session.cookies.get("_xsrf")}
+    assert session.post(f"{hub.plan.url}/hub/login", data=data, allow_redirects=False).status_code == 302
+    return session.get(f"{hub.plan.url}/hub/home").text
+
+
 def _log_after(hub: LocalHub, offset: int) -> str:
     return Path(hub.log).read_bytes()[offset:].decode(errors="replace")
 
@@ -102,6 +111,8 @@ def test_a_term_of_canvas_changes_reaches_the_hub_without_a_csv_or_a_deploy(
     assert api.start(ana, "collab-canvas-5001") in {201, 202}
     api.wait("collab-canvas-5001", ready=True)
     assert api.use(ana, "collab-canvas-5001") == 200
+    home = _home_page(hub, ana)  # her group's row, from the ledger the reconciler keeps: no deploy needed
+    assert "collab-canvas-5001" in home and "collab-canvas-5000" not in home and "canvas-5002" not in home
 
     # week 5: bo withdraws: kept through one sync, gone after the second
     offset = Path(hub.log).stat().st_size

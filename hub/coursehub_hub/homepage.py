@@ -165,6 +165,27 @@ class GroupServers:
         return ""
 
 
+class LedgerGroupServers(GroupServers):
+    """For a course whose groups come from Canvas (``lms``): the (group, account) pairs are the ones the reconciler
+    recorded in the course's ledger, read at each request, since Canvas adds and removes groups between starts."""
+
+    def __init__(self, course: str, staff: Iterable[str]) -> None:
+        super().__init__([], staff)
+        self.course = course
+
+    def reachable(self, user: Any) -> list[tuple[str, str]]:
+        if user is None or getattr(user, "orm_user", None) is None:
+            return []
+        from jupyterhub import orm
+
+        ledger = user.db.query(orm.Group).filter_by(name=config.ledger_name(self.course)).one_or_none()
+        pairs = sorted(((ledger.properties or {}).get("groups") or {}).items()) if ledger is not None else []
+        if user.name in self.staff:
+            return pairs
+        mine = {group.name for group in user.groups}
+        return [(group, account) for group, account in pairs if group in mine]
+
+
 def _current(section: Any, name: str, default: Any) -> Any:
     """A trait's value in a traitlets Config section, lazy (``.append``-style) values resolved."""
     if name not in section:
@@ -187,9 +208,13 @@ def apply(
     ``default_url``. None, and nothing changed, for a course without shared accounts."""
     refused = config.collisions(accounts, str(declaration.get("course") or ""), names) if names else {}
     pairs = [(a.group, a.account) for a in accounts if a.group not in refused]
-    if not pairs:
+    home: GroupServers
+    if declaration.get("lms") is not None:  # groups from Canvas: the ledger's, at each request
+        home = LedgerGroupServers(str(declaration.get("course") or ""), config.parse_staff(declaration, accounts))
+    elif pairs:
+        home = GroupServers(pairs, config.parse_staff(declaration, accounts))
+    else:
         return None
-    home = GroupServers(pairs, config.parse_staff(declaration, accounts))
     hub = c.JupyterHub
     variables = dict(_current(hub, "template_vars", {}))
     if TEMPLATE_VAR in variables:
