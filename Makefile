@@ -4,6 +4,9 @@
 #
 #   make test                         the whole test suite (CI runs this)
 #   make test-fast                    the suite without live hubs and the course-scale run
+#   make lint                         ruff check and ruff format --check (scripts, hub, tests, chart/files)
+#   make docs                         the documentation site (docs/, Sphinx + MyST) into docs/_build/html,
+#                                     warnings as errors, internal links checked; reference pages generated
 #   make validate [COURSE=stat159]    every check on one course or all of them
 #   make render COURSE=stat159 [OUT=dir] [KUBE_VERSION=1.33]
 #   make deploy COURSE=stat159 [DRY_RUN=1] [RELEASE=..] [NAMESPACE=..] [HUB_URL=..]
@@ -32,7 +35,8 @@
 #                                     (tests/test_checkov.py runs it on the render, offline)
 #   make deps                         fetch the upstream z2jh chart into chart/charts/ (needs a network;
 #                                     every target that needs the chart does this itself when it is missing)
-#   make bench [ONLY="scale wrappers"]  benchmarks, printed as ratios (ONLY: some of them, by name)
+#   make bench [ONLY="scale wrappers"]  benchmarks, printed as ratios (ONLY: some of them, by name) and
+#                                     written to docs/performance/bench.txt (the docs' performance page)
 # Every command honours UPSTREAM_CHART=<dir or .tgz> and HELM_MAJOR=3|4.
 
 PYTHON ?= python3
@@ -52,6 +56,10 @@ TEST_WORKERS ?= 3
 CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov-$(CHECKOV_VERSION)/bin/checkov
 JH6 := .tools/jupyterhub-6
+# The documentation's tools (Sphinx, MyST, the theme): their own environment, never the tooling venv.
+DOCS_ENV := .tools/docs
+# make bench's output, committed: the docs' performance page is generated from it.
+BENCH_OUT := docs/performance/bench.txt
 opt = $(if $($(1)),--$(2) $($(1)))
 
 .PHONY: help venv tools chart checkov test test-jupyterhub-6 test-fast lint validate render deploy demo check-image check-hub-image diff groups edit-secrets private-diff health sync-groups archive restore deps bench lock clean
@@ -130,6 +138,20 @@ lint: venv
 	$(VENV)/bin/ruff check scripts hub tests chart/files
 	$(VENV)/bin/ruff format --check scripts hub tests chart/files
 
+# The documentation site: docs/ staged with its generated pages (the values from chart/values.schema.json, the
+# commands from the parser and this header, the performance page from $(BENCH_OUT)), built by Sphinx with every
+# warning an error, then every internal link of the result checked (no network: external links are not).
+.PHONY: docs
+docs: $(VENV)/.installed $(DOCS_ENV)/.installed
+	$(PY) -m coursehub.docs
+
+$(DOCS_ENV)/.installed: docs/requirements.txt $(VENV)/.installed
+	@echo "setup: the documentation's tools ($(DOCS_ENV)/, hash-pinned docs/requirements.txt, uv)"
+	rm -rf $(DOCS_ENV)
+	$(PYTHON) -m venv $(DOCS_ENV)
+	$(VENV)/$(UV_INSTALL) --python $(DOCS_ENV)/bin/python -r docs/requirements.txt
+	touch $@
+
 validate: chart
 	$(COURSEHUB) validate $(call opt,COURSE,course)
 
@@ -196,8 +218,14 @@ restore: chart
 deps: tools
 	$(COURSEHUB) deps
 
+# Printed and written to $(BENCH_OUT), after a line saying what ran where: the file is replaced only when every
+# benchmark finished (pipefail: a failing one fails the target and leaves the committed file as it was).
+bench: SHELL := bash
+bench: .SHELLFLAGS := -o pipefail -c
 bench: chart
-	$(COURSEHUB) bench $(foreach b,$(ONLY),--only $(b))
+	{ echo "# make bench$(if $(ONLY), ONLY=\"$(ONLY)\") at $$(git rev-parse --short HEAD)$$(git diff --quiet HEAD 2>/dev/null || echo ' (uncommitted changes)') on $$(date -u +%Y-%m-%d), $$(nproc) cores"; \
+	  $(COURSEHUB) bench $(foreach b,$(ONLY),--only $(b)); } | tee $(BENCH_OUT).new \
+	  && mv $(BENCH_OUT).new $(BENCH_OUT) || { rm -f $(BENCH_OUT).new; exit 1; }
 
 # Re-pin requirements.txt (exact versions and hashes) from requirements.in, and requirements-uv.txt from it.
 # rfc3987-syntax (and lark, which only it uses) are left out of the tooling venv: jsonschema imports it when it is
