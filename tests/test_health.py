@@ -1,7 +1,7 @@
 """`make health` against a live local hub (real JupyterHub, proxy and singleuser servers on 127.0.0.1).
 
-It runs with an operator's token of exactly the scopes the README documents, issued to a user that holds them
-through the course's hub.loadRoles, as a course would give them to its CI."""
+It runs with an operator's token of exactly the scopes the docs document (docs/how-to/deploy.md), issued to a
+user that holds them through the course's hub.loadRoles, as a course would give them to its CI."""
 
 from __future__ import annotations
 
@@ -129,8 +129,9 @@ def check(
     return problems, "\n".join(lines)
 
 
-def test_the_readme_documents_the_operator_scopes_these_tests_use() -> None:
-    paragraph = next(p for p in (ROOT / "README.md").read_text().split("\n\n") if p.startswith("`make health`"))
+def test_the_docs_document_the_operator_scopes_these_tests_use() -> None:
+    page = ROOT / "docs" / "how-to" / "deploy.md"  # "Check the hub after a deploy"
+    paragraph = next(p for p in page.read_text().split("\n\n") if p.startswith("`make health`"))
     operator = " ".join(paragraph.split()).partition("needs only ")[2].partition(", and never")[0]
     assert set(re.findall(r"`([^`]+)`", operator)) == set(OPERATOR_SCOPES), paragraph
 
