@@ -2,7 +2,7 @@
 # into ignored folders (.venv/, .tools/) on first use; a fresh clone needs only
 # python3 (3.11+), npm and make.
 #
-#   make test                         the whole test suite (CI runs this)
+#   make test                         everything CI runs (.ci/run): lint, docs, the whole suite
 #   make test-fast                    the suite without live hubs and the course-scale run
 #   make lint                         ruff check and ruff format --check (scripts, hub, tests, chart/files)
 #   make docs                         the documentation site (docs/, Sphinx + MyST) into docs/_build/html,
@@ -107,9 +107,11 @@ chart: tools
 	@$(COURSEHUB) deps --if-missing
 
 # checkov's environment builds beside the venv and the node tools. pytest prints the suite's wall time last.
+# The same steps as CI: .ci/run (locally and on GitHub) runs this target and nothing else but the packages.
 test:
-	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed node_modules/.installed $(CHECKOV)
+	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed node_modules/.installed $(CHECKOV) $(DOCS_ENV)/.installed
 	@$(MAKE) --no-print-directory chart $(JH6)/.installed
+	@$(MAKE) --no-print-directory lint docs
 	@echo "setup: the hub image's environment, where every live test's hub runs (and its check)"
 	$(COURSEHUB) check-hub-image
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder

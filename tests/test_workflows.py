@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +56,88 @@ def test_actionlint_passes_on_every_workflow() -> None:
 
 def test_actionlint_fails_on_a_broken_workflow(tmp_path: Path) -> None:
     """The same check on the test workflow with one mistake in it: it must be caught."""
-    broken = (WORKFLOWS / "test.yml").read_text().replace("run: make test", "run: make ${{ github.nosuch }}", 1)
+    workflow_text = (WORKFLOWS / "test.yml").read_text()
+    broken = workflow_text.replace("run: bash .ci/run", "run: bash ${{ github.nosuch }}", 1)
+    assert broken != workflow_text
     (tmp_path / "test.yml").write_text(broken)
     result = actionlint(str(tmp_path / "*.yml"))
     assert result.returncode == 1
     assert 'property "nosuch" is not defined' in result.stdout
 
 
-def test_the_test_workflow_runs_make_test_on_every_push_and_pull_request() -> None:
+CI_RUN = ROOT / ".ci" / "run"
+
+
+def test_the_test_workflow_runs_ci_run_on_every_push_and_pull_request() -> None:
     data = workflow("test.yml")
     assert "push" in data["on"] and "pull_request" in data["on"]
     (job,) = data["jobs"].values()
-    assert runs(job)[-1] == "make test"
+    assert runs(job)[-1] == "bash .ci/run"
+    commands = [line.strip() for line in CI_RUN.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert commands[-1] == "make test"  # the README's test command
+    assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_the_test_workflow_runs_exactly_what_ci_run_runs() -> None:
+    """One CI definition: GitHub's job is .ci/run on the system it is written for (Debian 12, as root), after only
+    the checkout (with git, so it is a real clone) and Node.js 20 (Debian 12 has 18). Every package and step of
+    the suite is .ci/run's own, so nothing the suite needs can be installed in one place and not the other."""
+    (job,) = workflow("test.yml")["jobs"].values()
+    assert "Debian 12 (bookworm)" in CI_RUN.read_text()
+    assert job["container"]["image"] == "debian:bookworm"
+    uses = [step["uses"].partition("@")[0] for step in job["steps"] if "uses" in step]
+    assert uses == ["actions/checkout", "actions/setup-node"]
+    assert next(s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-node"))["with"] == {
+        "node-version": "20"
+    }
+    before, last = runs(job)[:-1], runs(job)[-1]
+    assert last == "bash .ci/run"
+    assert before == ["apt-get update -qq && apt-get install -y -qq --no-install-recommends git ca-certificates"]
+    assert not any("make" in step.get("run", "") for step in job["steps"][:-1])
+
+
+def _ci_run(tmp_path: Path, programs: tuple[str, ...], shared: bool) -> tuple[list[str], str]:
+    """.ci/run in a clone of its own, with stand-ins (conftest.stand_in_program) for make, apt-get, npm and the
+    `programs` given, each writing down how it was called, and nothing else on the PATH but what the script's
+    own lines need. Returns the calls in order, and the UPSTREAM_CHART make saw."""
+    clone, bin_ = tmp_path / "clone", tmp_path / "bin"
+    (clone / ".ci").mkdir(parents=True)
+    shutil.copy2(CI_RUN, clone / ".ci" / "run")
+    (clone / "chart" / "charts").mkdir(parents=True)
+    calls, seen = tmp_path / "calls", tmp_path / "upstream"
+    calls.write_text("")
+    if shared:
+        chart = tmp_path / "shared" / "upstream" / "jupyterhub-4.4.0.tgz"
+        chart.parent.mkdir(parents=True)
+        chart.write_bytes(b"")
+    stand_in_program(bin_ / "make", f'echo "make $*" >> {calls}\necho "${{UPSTREAM_CHART:-}}" > {seen}\n')
+    for name in ("apt-get", "npm", *programs):
+        stand_in_program(bin_ / name, f'echo "{name} $*" >> {calls}\n')
+    for name in ("dirname", "id", "ls", "env"):
+        (bin_ / name).symlink_to(shutil.which(name) or name)
+    (bin_ / "python3").symlink_to(sys.executable)  # this venv's Python has venv and ensurepip
+    result = subprocess.run(
+        ["/bin/bash", str(clone / ".ci" / "run")], env={"PATH": str(bin_)}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return calls.read_text().splitlines(), seen.read_text().strip()
+
+
+def test_ci_run_installs_what_the_suite_needs_and_finds_or_fetches_the_chart(tmp_path: Path) -> None:
+    """On a machine without age-keygen and git (a fresh container), .ci/run installs them from Debian before
+    `make test`; with the upstream chart beside the clone it points at it, without one (GitHub) `make deps` fetches
+    it. Chromium is looked for at /usr/bin, as the browser test looks for it: where it is missing, it is installed."""
+    calls, upstream = _ci_run(tmp_path / "bare", (), shared=False)
+    (install,) = [c.split() for c in calls if c.startswith("apt-get install")]
+    assert {"age", "git"} <= set(install), calls
+    has_browser = Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()
+    assert ({"chromium", "chromium-driver"} <= set(install)) != has_browser
+    assert calls.index(" ".join(install)) < calls.index("make deps") < calls.index("make test") == len(calls) - 1
+    assert upstream == ""
+    calls, upstream = _ci_run(tmp_path / "here", ("age-keygen", "git"), shared=True)
+    assert not any(c.startswith("apt-get") for c in calls) or not has_browser
+    assert "make deps" not in calls and calls[-1] == "make test"
+    assert upstream == str(tmp_path / "here" / "shared" / "upstream" / "jupyterhub-4.4.0.tgz")
 
 
 def test_the_deploy_workflow_validates_then_stages_and_checks_then_deploys_production() -> None:
