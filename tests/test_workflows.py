@@ -144,7 +144,7 @@ def test_the_deploy_workflow_validates_then_stages_and_checks_then_deploys_produ
     data = workflow("deploy.yml")
     assert data["on"]["push"]["branches"] == ["main"]
     jobs = data["jobs"]
-    assert list(jobs) == ["validate", "hub-image", "staging", "production"]
+    assert list(jobs) == ["validate", "hub-image", "staging", "production", "docs", "docs-publish"]
     # production also reads the validate job's output (the last deploy's commit)
     assert jobs["staging"]["needs"] == ["validate", "hub-image"]  # the hub image the chart names is pushed first
     assert jobs["production"]["needs"] == ["validate", "staging"]
