@@ -20,6 +20,8 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 # Every reference must resolve: a link to a missing page, heading or label fails the build.
 nitpicky = True
+# Text as written: option names (--helm) and quotes stay what a reader types.
+smartquotes = False
 
 html_theme = "pydata_sphinx_theme"
 html_title = "coursehub"

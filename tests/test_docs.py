@@ -4,6 +4,7 @@ appears without editing a page; a broken link fails the build; and what the READ
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -110,6 +111,7 @@ def test_a_schema_that_is_not_json_is_one_line_naming_the_file(tmp_path: Path) -
 
 def test_every_command_of_the_parser_and_each_of_its_options_is_in_the_command_reference(site: docs.Built) -> None:
     reference = page(site, "reference/commands.html")
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", "", reference)).split())  # what a reader sees
     names = [name for name, _, _ in commands.subcommands(commands.parser())]
     assert "deploy" in names and "bench" in names
     for name, _, sub in commands.subcommands(commands.parser()):
@@ -117,6 +119,9 @@ def test_every_command_of_the_parser_and_each_of_its_options_is_in_the_command_r
         for action in sub._actions:
             for option in [] if action.dest == "help" else action.option_strings:
                 assert option in reference, f"coursehub {name} {option}"
+            if action.help and action.dest != "help":  # as written: no "--helm" turned into a dash
+                said = " ".join(sub._get_formatter()._expand_help(action).replace("`", "").split())
+                assert said in text, f"coursehub {name}: {said}"
     for target in re.findall(r"^#   make ([a-z-]+)", (ROOT / "Makefile").read_text(), re.M):
         assert f"make {target}" in reference, target
 
