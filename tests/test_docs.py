@@ -199,6 +199,7 @@ def test_the_bench_output_is_read_into_measures_and_goals() -> None:
         "roster change to enforcement (roles): 0.21 s (sync of one move); plain API round trip 3.1 ms\n"
         "wrapper collect_after_load at 1000 groups (roles): restart with/without 0.80 (median 2.00 s / 2.50 s)\n"
         "scale (roles): 1000 groups, 4000 students: first sync 69.5 s\n"
+        "canvas sync at 1000 groups: requests 52, seconds 3.21 (a full read; goal: requests at most 60); first sync 80 s\n"
     )
     found = {m.name: (m.value, m.unit, m.goal, m.met) for m in run.measures}
     assert found == {
@@ -211,6 +212,8 @@ def test_the_bench_output_is_read_into_measures_and_goals() -> None:
         "sync requests, one move (roles)": (4, "requests", 10.0, True),
         "roster change to enforcement (roles)": (0.21, "s", 2.0, True),
         "wrapper collect_after_load at 1000 groups (roles): restart with/without": (0.8, "", None, None),
+        "canvas sync requests at 1000 groups": (52, "requests", 60.0, True),
+        "canvas sync at 1000 groups": (3.21, "s", None, None),
     }
     table = performance.fragment(run)
     assert "| validate/render ratio | 1.40 | ≤ 1 | **no** |" in table

@@ -26,6 +26,7 @@ GOALS: tuple[tuple[str, float], ...] = (
     ("sync requests per group, first sync", 3.0),
     ("sync requests, steady", 20.0),
     ("sync requests, one move", 10.0),
+    ("canvas sync requests", 60.0),
 )
 
 # `<measure>: [<what> ]<number>[ s][ (<details>)|; <details>]`: one number a line, a ratio when it has no unit.
@@ -36,6 +37,7 @@ _SYNC = re.compile(
     r"^sync requests at (?P<groups>\d+) groups (?P<mode>\(\w+\)): initial (?P<initial>\d+), "
     r"steady (?P<steady>\d+), one move (?P<move>\d+)$"
 )
+_CANVAS = re.compile(r"^canvas sync at (?P<groups>\d+) groups: requests (?P<requests>\d+), seconds (?P<seconds>[\d.]+)")
 _CACHE = re.compile(r"cache (?P<cache>\d+) s: (?P<value>\d+(?:\.\d+)?)")
 
 
@@ -72,6 +74,11 @@ def parse(text: str) -> Run:
                 Measure(f"sync requests per group, first sync {mode}", int(sync["initial"]) / groups, "requests"),
                 Measure(f"sync requests, steady {mode}", int(sync["steady"]), "requests"),
                 Measure(f"sync requests, one move {mode}", int(sync["move"]), "requests"),
+            ]
+        elif canvas := _CANVAS.match(line):
+            measures += [
+                Measure(f"canvas sync requests at {canvas['groups']} groups", int(canvas["requests"]), "requests"),
+                Measure(f"canvas sync at {canvas['groups']} groups", float(canvas["seconds"]), "s"),
             ]
         elif line.startswith("hub auth requests per active user per minute: "):
             measures += [
