@@ -21,7 +21,10 @@
 #   make private-diff COURSE=stat159 BASE=<git ref>   the key paths added, removed or changed in the course's
 #                                     private layer since that commit (never a value; lists as counts)
 #   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1] [RECHECK=1]   a running hub to that roster
-#                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line)
+#                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line); groups from Canvas
+#                                     (lms:): ACCEPT_REMOVALS=1 applies a sync held for its many removals
+#   make lms-plan COURSE=stat159 HUB_URL=https://...   what the next Canvas sync would add, remove and leave
+#                                     unmatched; changes nothing (Canvas token: $CANVAS_API_TOKEN or the secrets file)
 #   make health COURSE=stat159 HUB_URL=https://...   after a deploy: a server starts, runs code, has RTC
 #                                     (token in $JUPYTERHUB_API_TOKEN)
 #   make archive COURSE=stat159 [ALL=1|ACCOUNTS=a,b] [RUNNING=a,b]   print the command that
@@ -62,7 +65,7 @@ DOCS_ENV := .tools/docs
 BENCH_OUT := docs/performance/bench.txt
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: help venv tools chart checkov test test-jupyterhub-6 test-fast lint validate render deploy demo check-image check-hub-image diff groups edit-secrets private-diff health sync-groups archive restore deps bench lock clean
+.PHONY: help venv tools chart checkov test test-jupyterhub-6 test-fast lint validate render deploy demo check-image check-hub-image diff groups edit-secrets private-diff health sync-groups lms-plan archive restore deps bench lock clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -119,7 +122,7 @@ test:
 
 # The hub side's tests (unit, the access matrix, the semester of restarts, the log-in refusal, the home page) once
 # more on the newest JupyterHub 6.x: the whole suite above runs on the hub image's JupyterHub (5.5.4, the tooling's).
-HUB_SIDE_TESTS := tests/test_hub_python.py tests/test_live_hub.py tests/test_semester.py tests/test_login_refusal.py tests/test_home_page.py
+HUB_SIDE_TESTS := tests/test_hub_python.py tests/test_live_hub.py tests/test_semester.py tests/test_login_refusal.py tests/test_home_page.py tests/test_sync_shares.py tests/test_canvas_live.py
 test-jupyterhub-6: $(JH6)/.installed chart
 	@echo "the hub side on JupyterHub $$($(JH6)/bin/python -c 'import jupyterhub; print(jupyterhub.__version__)')"
 	COURSEHUB_HUB_PYTHON=$(CURDIR)/$(JH6)/bin/python $(JH6)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(HUB_SIDE_TESTS)
@@ -198,7 +201,11 @@ health: venv
 
 sync-groups: venv
 	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make sync-groups COURSE=<course> HUB_URL=<url>"; exit 2; }
-	$(COURSEHUB) sync-groups --course $(COURSE) --hub-url $(HUB_URL) $(if $(DRY_RUN),--dry-run) $(if $(RECHECK),--recheck)
+	$(COURSEHUB) sync-groups --course $(COURSE) $(if $(ACCEPT_REMOVALS),--accept-removals) --hub-url $(HUB_URL) $(if $(DRY_RUN),--dry-run) $(if $(RECHECK),--recheck)
+
+lms-plan: venv
+	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make lms-plan COURSE=<course> HUB_URL=<url>"; exit 2; }
+	$(COURSEHUB) lms-plan --course $(COURSE) --hub-url $(HUB_URL)
 
 checkov: $(CHECKOV)
 

@@ -523,6 +523,17 @@ def test_with_the_fix_a_members_token_gets_what_it_asks_of_the_share_and_nobody_
     assert ACCESS_SCOPE not in scopes.get_scopes_for(token)
 
 
+def test_a_members_token_gets_the_share_expanded_as_jupyterhub_checks_it(shared: SharedServer) -> None:
+    """JupyterHub 6 checks start:servers (and 5.5 delete:servers) to start and stop a server, scopes that
+    ``servers`` implies: the group share's scopes reach the token expanded, as the member's own session has them."""
+    hub_patches.count_group_shares_in_tokens()
+    session = scopes.get_scopes_for(shared.ana)
+    token = scopes.get_scopes_for(shared.token(shared.ana, ["inherit"]))
+    shared_with_group = {s for s in session if s.endswith(f"!server={SHARED}/")}
+    assert scopes.expand_scopes({START_SCOPE}) <= shared_with_group  # start:servers on 6.x, delete:servers on both
+    assert shared_with_group <= token
+
+
 def test_the_fix_adds_nothing_when_jupyterhubs_internals_move(
     shared: SharedServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

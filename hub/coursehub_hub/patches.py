@@ -146,7 +146,8 @@ def count_group_shares_in_tokens() -> bool:
             if not isinstance(orm_object, orm.APIToken) or orm_object.user is None:
                 return original(orm_object)
             try:
-                added = frozenset(group_share_scopes(orm_object))
+                # expanded, as JupyterHub's own answer is: JupyterHub 6 checks start:servers, which servers implies
+                added = frozenset(scopes.expand_scopes(group_share_scopes(orm_object)))
             except Exception:  # a JupyterHub whose internals moved: its own answer, and one line saying why
                 log.exception("coursehub: could not add group shares to a token's scopes; JupyterHub's answer stands")
                 return original(orm_object)
