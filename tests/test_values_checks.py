@@ -388,3 +388,57 @@ def test_every_authenticator_the_hub_image_ships_gets_the_log_in_refusal(values_
     assert (
         chosen.__name__.startswith("CoursehubRefusing") and hubpython.load().HEALTH_USER in chosen.coursehub_refuses[0]
     )
+
+
+# --- groups from Canvas (lms) ---------------------------------------------------------------------
+
+LMS = {"url": "https://canvas.example.edu", "courseId": 1234, "groupSet": "Project groups"}
+
+
+def _canvas_course(values_dir: Path, **private: Any) -> None:
+    """stat159 with its groups from Canvas: lms in the committed values, the token (and `private`) in its secrets."""
+    edit(
+        values_dir / "stat159.yaml",
+        {
+            "jupyterhub.custom.coursehub.sharedAccounts": None,
+            "jupyterhub.custom.coursehub.access": "shares",
+            "jupyterhub.custom.coursehub.lms": LMS,
+        },
+    )
+    edit(
+        values_dir / "stat159.secret.example.yaml",
+        {"jupyterhub.custom.coursehub.members": None, "jupyterhub.custom.coursehub.lms.token": "t" * 40, **private},
+    )
+
+
+def test_a_course_may_take_its_groups_from_canvas_with_the_token_in_its_secrets(values_dir: Path) -> None:
+    _canvas_course(values_dir)
+    assert problems_for(values_dir) == []
+
+
+def test_a_canvas_token_in_a_committed_file_is_refused_without_showing_it(values_dir: Path) -> None:
+    _canvas_course(values_dir)
+    edit(values_dir / "stat159.yaml", {"jupyterhub.custom.coursehub.lms.token": "s" * 40})
+    p = the_problem(values_dir)
+    assert p.key == "jupyterhub.custom.coursehub.lms.token" and p.file.endswith("stat159.yaml")
+    assert "revoke it in Canvas" in p.fix and "s" * 40 not in str(p)
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "words"),
+    [
+        (
+            "stat159.secret.example.yaml",
+            {"jupyterhub.custom.coursehub.members": {"g": ["ana"]}},
+            "together with members",
+        ),
+        ("stat159.yaml", {"jupyterhub.custom.coursehub.access": "roles"}, "needs access: shares"),
+    ],
+)
+def test_members_with_lms_and_lms_without_shares_are_one_line_each(
+    values_dir: Path, file: str, change: dict[str, Any], words: str
+) -> None:
+    _canvas_course(values_dir)
+    edit(values_dir / file, change)
+    p = the_problem(values_dir)
+    assert p.key == "jupyterhub.custom.coursehub.lms" and words in p.message and "ana" not in str(p)

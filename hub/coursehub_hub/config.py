@@ -488,8 +488,8 @@ def apply(c: Any, declaration: Mapping[str, Any], names: HubNames | None = None)
     """
     from coursehub_hub.lms import parse_lms
 
+    from_lms = parse_lms(declaration) is not None  # first: members set beside lms is that one mistake
     accounts = parse(declaration)
-    from_lms = parse_lms(declaration) is not None
     access = str(declaration.get("access") or "roles")
     course = str(declaration.get("course") or "")
     settings = hub_settings(accounts, course, access, names, from_lms)
