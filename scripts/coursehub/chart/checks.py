@@ -463,7 +463,7 @@ def same_origin(course: Course, values: dict[str, Any], upstream: UpstreamData) 
         "account's home (a JupyterLab extension, ~/.jupyter) runs as every visitor, TAs included, with their hub "
         "log-in",
         "set it to https://<the hub's host> with cookie_host_prefix_enabled: true, a wildcard DNS record "
-        "*.<host> and a wildcard certificate (see the README); only where that is impossible, set "
+        "*.<host> and a wildcard certificate (docs/how-to/subdomains.md); only where that is impossible, set "
         f"{dotted(SAME_ORIGIN_ACCEPTED)} to the reason",
     )
 

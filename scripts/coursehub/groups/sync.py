@@ -10,7 +10,7 @@ collision, and then nothing at all is changed.
 Changes are computed afresh on every run, so a second run changes nothing and
 a run that failed part-way can simply be run again. Membership changes apply at
 once, with no restart; with `access: roles` a new group's role (start, stop and
-use the account's server) loads only when the hub starts. See the README.
+use the account's server) loads only when the hub starts. See docs/topics/shared-accounts.md.
 """
 
 from __future__ import annotations

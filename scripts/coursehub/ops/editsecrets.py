@@ -44,7 +44,7 @@ def edit_secrets(name: str, values_dir: Path | None = None) -> list[str]:
                     "creation_rules",
                     f"has no rule for {display(encrypted)} (or the file is missing)",
                     f"add `- path_regex: {values_dir.name}/{name}\\.secret\\.enc\\.yaml$` with `age: <recipients>` "
-                    "(README: Secrets in git)",
+                    "(docs/how-to/secrets.md)",
                 )
             )
         example = values_dir / f"{name}{EXAMPLE_SUFFIX}"

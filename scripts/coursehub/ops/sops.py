@@ -214,7 +214,7 @@ def recipients_problem(encrypted: Path) -> Problem | None:
             display(config),
             "creation_rules",
             f"gives no recipients for {name} ({reason}), so who may read it cannot be checked",
-            f"add a rule for it (README: Secrets in git), then `sops updatekeys {name}`",
+            f"add a rule for it (docs/how-to/secrets.md), then `sops updatekeys {name}`",
         )
     wanted = key_groups(probe.stdout) or ([], None)  # sops' own output: always sops YAML
     have, want = frozenset().union(*actual[0]), frozenset().union(*wanted[0])
