@@ -34,10 +34,10 @@ from typing import Any
 
 import pytest
 
-from conftest import ARCHIVE_JOBS, coursehub, is_coursehubs, render_chart
 from coursehub.chart import kube
-from coursehub.chart.helm import Helm
 from coursehub.paths import CHART
+from helpers.chart import ARCHIVE_JOBS, is_coursehubs, render_chart
+from helpers.commands import coursehub
 
 MODULE = CHART / "files" / "archive" / "coursehub_archive.py"
 _spec = importlib.util.spec_from_file_location("coursehub_archive", MODULE)
@@ -894,14 +894,14 @@ def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def jobs(helm: Helm, upstream_chart: Path) -> Iterator[list[dict[str, Any]]]:
-    """The archive Job, the CronJob and the restore Job as each pinned Helm renders them."""
-    objs = render_chart(helm, upstream_chart, values=ARCHIVE_JOBS)
+def jobs() -> Iterator[list[dict[str, Any]]]:
+    """stat159's archive Job, CronJob and restore Job."""
+    objs = render_chart(ARCHIVE_JOBS, course="stat159")
     yield [o for o in objs if o["kind"] in ("Job", "CronJob") and is_coursehubs(o)]
 
 
-def test_normal_renders_hold_the_archive_code_but_no_job(helm: Helm, upstream_chart: Path) -> None:
-    objs = render_chart(helm, upstream_chart)
+def test_normal_renders_hold_the_archive_code_but_no_job() -> None:
+    objs = render_chart(course="stat159")
     kinds = {(o["kind"], o["metadata"].get("name")) for o in objs}
     assert ("ConfigMap", "coursehub-archive") in kinds
     assert not [o for o in objs if o["kind"] in ("Job", "CronJob") and is_coursehubs(o)]
@@ -944,10 +944,10 @@ def test_every_archive_and_restore_pod_runs_with_least_privilege(jobs: list[dict
         assert mounts["/opt/coursehub"]["readOnly"] is True
 
 
-def test_the_archive_pods_get_no_network(helm: Helm, upstream_chart: Path, jobs: list[dict[str, Any]]) -> None:
+def test_the_archive_pods_get_no_network(jobs: list[dict[str, Any]]) -> None:
     (policy,) = [
         o
-        for o in render_chart(helm, upstream_chart)
+        for o in render_chart(course="stat159")
         if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "coursehub-archive"
     ]
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
@@ -966,9 +966,7 @@ def test_the_jobs_pass_strict_kubernetes_schemas(jobs: list[dict[str, Any]], ver
         assert kube.problems(obj, version) == [], obj["kind"]
 
 
-def test_the_jobs_run_the_commands_their_values_give(
-    helm: Helm, jobs: list[dict[str, Any]], upstream_chart: Path
-) -> None:
+def test_the_jobs_run_the_commands_their_values_give(jobs: list[dict[str, Any]]) -> None:
     by_command = {pod_spec(o)["containers"][0]["args"][0]: o for o in jobs if o["kind"] == "Job"}
     assert by_command["archive"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
         "archive",
@@ -994,9 +992,7 @@ def test_the_jobs_run_the_commands_their_values_give(
     (whole,) = [
         o
         for o in render_chart(
-            helm,
-            upstream_chart,
-            values={
+            {
                 "archive.run": True,
                 "archive.all": True,
                 "archive.runningServers": "skip",
@@ -1007,6 +1003,7 @@ def test_the_jobs_run_the_commands_their_values_give(
                 "archive.accountMaxSeconds": 600,
                 "archive.image.digest": "sha256:" + "ab" * 32,
             },
+            course="stat159",
         )
         if o["kind"] == "Job" and is_coursehubs(o)
     ]
@@ -1040,13 +1037,11 @@ def test_the_jobs_run_the_commands_their_values_give(
         ({"archive.accountMaxSeconds": -5}, "archive.accountMaxSeconds"),
     ],
 )
-def test_the_schema_refuses_moving_images_root_and_escaping_paths(
-    helm: Helm, upstream_chart: Path, setting: dict[str, Any], key: str
-) -> None:
+def test_the_schema_refuses_moving_images_root_and_escaping_paths(setting: dict[str, Any], key: str) -> None:
     from coursehub.errors import CoursehubError
 
     with pytest.raises(CoursehubError, match=key.replace(".", "[./]")):  # Helm 3 says a.b, Helm 4 /a/b
-        render_chart(helm, upstream_chart, values=setting)
+        render_chart(setting, course="stat159")
 
 
 def test_make_archive_and_restore_print_the_commands_that_start_them() -> None:

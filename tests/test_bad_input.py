@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import coursehub, edit
 from coursehub.chart import rendered
 from coursehub.chart.checks import check_values, effective
 from coursehub.chart.render import MARKER, check_out
 from coursehub.chart.upstream import load_data
 from coursehub.courses import MAX_DEPTH, load_course
 from coursehub.errors import CoursehubError, Problem
+from helpers.commands import coursehub
+from helpers.files import edit
 
 UPSTREAM = load_data(None)
 EXAMPLE = "stat159.secret.example.yaml"

@@ -2,7 +2,7 @@
 
 Headless Chromium (Debian's `chromium` and `chromium-driver`, driven by
 Selenium; nothing is downloaded) against the live hub the other live tests use
-(conftest.live_hub: real JupyterHub, configurable-http-proxy, stat159's values),
+(helpers.hubs.live_hub: real JupyterHub, configurable-http-proxy, stat159's values),
 once on each image stack stat159 has: JupyterLab 3.6 (the seed's, 2023.03.1) and
 JupyterLab 4 with jupyter-collaboration (2026.11.1), both with the course's own
 singleuser command. Students log in through the hub's log-in form, open the
@@ -33,9 +33,10 @@ import pytest
 import requests
 import yaml
 
-from conftest import HubClient, edit, live_hub, stat159_values
 from coursehub.hub.local import LocalHub
 from coursehub.paths import VALUES
+from helpers.files import edit
+from helpers.hubs import HubClient, live_hub, stat159_values
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -13,7 +13,6 @@ import pytest
 import requests
 import yaml
 
-from conftest import DENIED, HubClient, coursehub, hub_groups, stat159_values
 from coursehub.canvas_double import CanvasCourse, CanvasDouble, Fault
 from coursehub.chart.upstream import load_data
 from coursehub.courses import load_course
@@ -21,6 +20,8 @@ from coursehub.hub.local import LocalHub, classify, make_plan
 from coursehub.images.build import deployed, ensure_env
 from coursehub_hub.config import LMS_INTERVAL_ENV, ledger_name
 from coursehub_hub.reconcile import LMS_REFUSED
+from helpers.commands import coursehub
+from helpers.hubs import DENIED, HubClient, hub_groups, stat159_values
 
 pytestmark = pytest.mark.live
 

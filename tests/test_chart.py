@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import edit, find, render_chart
 from coursehub.chart import kube, rendered
 from coursehub.chart.checks import effective
 from coursehub.chart.helm import DEFAULT_KUBE_VERSION, Helm, Release, staged_chart, value_args
@@ -22,6 +21,8 @@ from coursehub.courses import course_names, load_course
 from coursehub.errors import CoursehubError
 from coursehub.groups import hubpython
 from coursehub.paths import CHART
+from helpers.chart import find, render_chart
+from helpers.files import edit
 
 hub_python = hubpython.load()
 
@@ -34,7 +35,7 @@ def hub_values(objs: list[dict]) -> dict:
 @pytest.mark.parametrize("course", course_names())
 def test_the_hub_receives_exactly_what_the_course_declares(helm: Helm, upstream_chart: Path, course: str) -> None:
     loaded = load_course(course)
-    objs = render_chart(helm, upstream_chart, loaded)
+    objs = render_chart(course=loaded, helm=helm)
     assert list(rendered.hub_receives_course(loaded, effective(loaded, load_data(upstream_chart)), objs)) == []
     received = hub_values(objs)
     declared = loaded.values()["jupyterhub"]
@@ -44,7 +45,7 @@ def test_the_hub_receives_exactly_what_the_course_declares(helm: Helm, upstream_
 
 
 def test_stat159_reproduces_the_seed(helm: Helm, upstream_chart: Path) -> None:
-    received = hub_values(render_chart(helm, upstream_chart, "stat159"))
+    received = hub_values(render_chart(course="stat159", helm=helm))
     accounts = received["custom"]["coursehub"]["sharedAccounts"]
     assert [a["group"] for a in accounts] == [f"shared-{i}" for i in range(1, len(accounts) + 1)]
     assert all(a["account"] == f"collab-{a['group']}" for a in accounts)
@@ -55,7 +56,7 @@ def test_stat159_reproduces_the_seed(helm: Helm, upstream_chart: Path) -> None:
 
 
 def test_every_course_gets_rtc_with_stores_off_home(helm: Helm, upstream_chart: Path) -> None:
-    received = hub_values(render_chart(helm, upstream_chart, "data100"))
+    received = hub_values(render_chart(course="data100", helm=helm))
     cmd = received["singleuser"]["cmd"]
     assert "--SQLiteYStore.db_path=/tmp/jupyter_ystore.db" in cmd
     assert "--BaseFileIdManager.db_path=/tmp/jupyter_file_id.db" in cmd
@@ -64,7 +65,7 @@ def test_every_course_gets_rtc_with_stores_off_home(helm: Helm, upstream_chart: 
 
 
 def test_the_hub_runs_coursehubs_hub_image_which_carries_the_hub_side(helm: Helm, upstream_chart: Path) -> None:
-    objs = render_chart(helm, upstream_chart)
+    objs = render_chart(course="stat159", helm=helm)
     (container,) = find(objs, "Deployment", "hub")["spec"]["template"]["spec"]["containers"]
     image = load_course("stat159").values()["jupyterhub"]["hub"]["image"]
     assert container["image"] == f"quay.io/coursehub/hub:{image['tag']}"
@@ -118,7 +119,7 @@ def test_membership_is_in_a_secret_and_in_no_configmap(helm: Helm, upstream_char
     declaration = course.values()["jupyterhub"]["custom"]["coursehub"]
     members = {m for g in declaration["members"].values() for m in g} | set(declaration["staff"])  # TAs too
     assert members and declaration["staff"]
-    objs = render_chart(helm, upstream_chart, course)
+    objs = render_chart(course=course, helm=helm)
     for obj in objs:
         text = yaml.safe_dump(obj)
         if obj["kind"] == "ConfigMap":
@@ -142,9 +143,9 @@ def test_the_membership_check_catches_a_leak() -> None:
 
 @pytest.mark.parametrize("version", kube.SUPPORTED)
 def test_every_rendered_object_passes_strict_kubernetes_schemas(
-    helm3: Helm, upstream_chart: Path, version: str
+    newest_helm: Helm, upstream_chart: Path, version: str
 ) -> None:
-    objs = render_chart(helm3, upstream_chart)
+    objs = render_chart(course="stat159")
     assert {"Deployment", "Service", "ConfigMap", "Secret", "NetworkPolicy"} <= {o["kind"] for o in objs}
     for obj in objs:
         assert kube.problems(obj, version) == []
@@ -167,7 +168,7 @@ def test_helm_itself_rejects_bad_values_naming_the_key(
 ) -> None:
     edit(values_dir / "stat159.yaml", change)
     with pytest.raises(CoursehubError) as caught:
-        render_chart(helm, upstream_chart, load_course("stat159", values_dir=values_dir))
+        render_chart(course=load_course("stat159", values_dir=values_dir), helm=helm)
     message = str(caught.value)
     assert "schema" in message.lower() and words in message
 
@@ -205,11 +206,11 @@ def test_chart_lock_is_in_sync_with_chart_yaml(helm: Helm, tmp_path: Path) -> No
     assert "out of sync" in result.stderr
 
 
-def test_render_and_deploy_use_the_same_value_layers(helm3: Helm, upstream_chart: Path) -> None:
+def test_render_and_deploy_use_the_same_value_layers(newest_helm: Helm, upstream_chart: Path) -> None:
     course = load_course("stat159")
     with staged_chart(upstream_chart) as staged:
-        template = helm3.template_args(staged, course, Release.for_course(course), "1.33")
-        upgrade = helm3.upgrade_command(staged, course, Release.for_course(course))
+        template = newest_helm.template_args(staged, course, Release.for_course(course), "1.33")
+        upgrade = newest_helm.upgrade_command(staged, course, Release.for_course(course))
     layers = value_args(course)
     assert template[-len(layers) :] == layers and upgrade[-len(layers) :] == layers
     assert [a for a in layers if a != "--values"][:3] == [str(p) for p in course.files]
@@ -219,9 +220,9 @@ def test_render_and_deploy_use_the_same_value_layers(helm3: Helm, upstream_chart
 
 def test_render_chart_takes_inline_values_and_shows_only_the_named_templates(helm: Helm, upstream_chart: Path) -> None:
     """The one rendering helper: inline overrides win over the course's layers; --show-only narrows the render."""
-    (policy,) = render_chart(helm, upstream_chart, show_only=["templates/archive-networkpolicy.yaml"])
+    (policy,) = render_chart(show_only=["templates/archive-networkpolicy.yaml"], course="stat159", helm=helm)
     assert policy["kind"] == "NetworkPolicy"
-    objs = render_chart(helm, upstream_chart, values={"jupyterhub.singleuser.image.tag": "2026.11.1"})
+    objs = render_chart({"jupyterhub.singleuser.image.tag": "2026.11.1"}, course="stat159", helm=helm)
     assert hub_values(objs)["singleuser"]["image"]["tag"] == "2026.11.1"  # the course file says 2023.03.1
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ARCHIVE_JOBS, is_coursehubs, render_chart
 from coursehub.chart import pods
 from coursehub.chart.helm import Helm
 from coursehub.chart.rendered import objects
 from coursehub.paths import ROOT
+from helpers.chart import ARCHIVE_JOBS, is_coursehubs, render_chart
 
 # Keep in step with CHECKOV_VERSION in the Makefile.
 CHECKOV_VERSION = "3.3.30"
@@ -83,15 +83,13 @@ def reports(
     """checkov on every set the tests below read: coursehub's own objects (`own`; `pinned`: with the archive
     image's digest set), the whole course (`whole`: the render and the pods KubeSpawner builds for a student
     and a shared account), plain z2jh 4.4.0 (`z2jh`), and an archive Job without its hardening (`weak`)."""
-    rendered = render_chart(newest_helm, upstream_chart, values=ARCHIVE_JOBS)
+    rendered = render_chart(ARCHIVE_JOBS, course="stat159")
     built = [
         {**pod, "metadata": {**pod["metadata"], "name": who.replace(" ", "-")}}
         for who, pod in pods.course_pods(rendered, "stat159").items()
         if who in ("student", "shared account")  # the pods students get (a TA's differs only in a mount's mode)
     ]
-    pinned = render_chart(
-        newest_helm, upstream_chart, values={**ARCHIVE_JOBS, "archive.image.digest": "sha256:" + "ab" * 32}
-    )
+    pinned = render_chart({**ARCHIVE_JOBS, "archive.image.digest": "sha256:" + "ab" * 32}, course="stat159")
     z2jh = newest_helm.run(["template", "stat159", str(upstream_chart), "--namespace", "stat159"], str(upstream_chart))
     weak = copy.deepcopy(next(o for o in rendered if o["kind"] == "Job" and is_coursehubs(o)))
     pod = weak["spec"]["template"]["spec"]

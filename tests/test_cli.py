@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import coursehub, edit, installed_coursehub
 from coursehub import cli
 from coursehub.chart import upstream
 from coursehub.courses import course_names
+from helpers.commands import coursehub, installed_coursehub
+from helpers.files import edit
 
 
 def test_validate_runs_every_check_on_every_course_with_the_example_secrets(upstream_chart: Path) -> None:

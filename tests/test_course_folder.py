@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import HubClient, live_hub, stat159_values
+from helpers.hubs import HubClient, live_hub, stat159_values
 
 pytestmark = pytest.mark.live
 

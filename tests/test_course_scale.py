@@ -15,10 +15,12 @@ import pytest
 import requests
 import yaml
 
-from conftest import DENIED, Browser, HubClient, coursehub, live_hub, stat159_values, sync_groups
 from coursehub.courses import load_course
 from coursehub.hub.local import LocalHub
 from coursehub.paths import VALUES
+from helpers.browser import Browser
+from helpers.commands import coursehub
+from helpers.hubs import DENIED, HubClient, live_hub, stat159_values, sync_groups
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 

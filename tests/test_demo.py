@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import COMMAND, edit
 from coursehub.paths import ROOT
+from helpers.commands import COMMAND
+from helpers.files import edit
 
 pytestmark = pytest.mark.live
 

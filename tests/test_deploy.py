@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 import test_preflight
-from conftest import checkout_with_chart, coursehub, edit, stand_in_program
 from coursehub.paths import CHART
+from helpers.commands import coursehub
+from helpers.files import checkout_with_chart, edit, stand_in_program
 
 # A kube context and a TEST DOUBLE of the Kubernetes API the pre-flight asks (test_preflight.py): a dry run of a
 # course with deploy.kubeContext runs the pre-flight, and only such a dry run prints a command that deploys.

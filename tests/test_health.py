@@ -17,13 +17,13 @@ import yaml
 from jupyterhub.scopes import expand_scopes, reduce_scopes
 from packaging.version import Version
 
-from conftest import HubClient, live_hub, stat159_values
 from coursehub.courses import load_course
 from coursehub.errors import Problem
 from coursehub.hub.local import LocalHub
 from coursehub.ops.health import HEALTH_SCOPES, OPERATOR_SCOPES, TOKEN_ENV, USER, health
 from coursehub.ops.preflight import running_servers
 from coursehub.paths import ROOT
+from helpers.hubs import HubClient, live_hub, stat159_values
 
 pytestmark = pytest.mark.live
 

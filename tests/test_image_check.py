@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import coursehub, edit
 from coursehub.chart.checks import check_values
 from coursehub.chart.helm import Helm
 from coursehub.chart.upstream import load_data
@@ -22,6 +21,8 @@ from coursehub.courses import course_names, load_course
 from coursehub.images import check
 from coursehub.images.build import IMAGES, Variant, variants
 from coursehub.images.check import check_command, passed_before
+from helpers.commands import coursehub
+from helpers.files import edit
 
 BROKEN_IMAGE = Variant(
     "test",

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from conftest import stand_in_program
 from coursehub.errors import CoursehubError
 from coursehub.images import build as images
+from helpers.files import stand_in_program
 
 
 @pytest.fixture
@@ -195,7 +195,7 @@ def test_two_validates_at_once_run_the_live_image_check_once(
 
 def test_the_probe_searches_the_images_path_without_nodejs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As the servers do (test_localhub, test_live_hub): the probe makes JupyterLab's classes, which run yarn where
-    they find Node.js, and the images have none. Stand-ins here (conftest.stand_in_program): the environment's
+    they find Node.js, and the images have none. Stand-ins here (helpers.files.stand_in_program): the environment's
     `python` (it writes down what its PATH finds and answers as the probe does) and a folder first on this
     process's PATH with a `node` and a `git` of its own; the real probe runs in the tests above."""
     from coursehub.images.check import probe

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import DENIED, HubClient, live_hub, stat159_values
 from coursehub.groups import hubpython
 from coursehub.hub.local import LocalHub, leftovers, processes, server_dirs
+from helpers.hubs import DENIED, HubClient, live_hub, stat159_values
 
 pytestmark = pytest.mark.live
 

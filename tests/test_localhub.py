@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import edit, stand_in_program
 from coursehub.courses import load_course
 from coursehub.errors import CoursehubError
 from coursehub.hub.local import classify, free_port, image_search_path, leftovers, map_path
+from helpers.files import edit, stand_in_program
 
 
 def test_every_key_is_applied_listed_as_kubernetes_only_or_replaced() -> None:
@@ -60,7 +60,7 @@ def test_the_pods_tmp_and_home_are_mapped_per_server() -> None:
 
 
 def test_servers_search_a_path_without_nodejs_as_their_image_has_none(tmp_path: Path) -> None:
-    """The programs here are stand-ins (conftest.stand_in_program) in folders laid out as this machine's."""
+    """The programs here are stand-ins (helpers.files.stand_in_program) in folders laid out as this machine's."""
     system, tools = tmp_path / "usr-bin", tmp_path / "tools"
     for folder, names in ((system, ("sh", "node", "npm", "git")), (tools, ("helm",))):
         for name in names:

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import HubClient, coursehub, edit, live_hub, stat159_values
 from coursehub.groups import hubpython
+from helpers.commands import coursehub
+from helpers.files import edit
+from helpers.hubs import HubClient, live_hub, stat159_values
 
 ACCOUNTS = [{"group": "shared-1", "account": "collab-shared-1"}]
 SECRET = {"jupyterhub": {"custom": {"coursehub": {"members": {"shared-1": ["s-ana", "s-bo"]}}}}}

@@ -7,14 +7,12 @@ account. These tests read those manifests as a cluster would receive them.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import render_chart
 from coursehub.chart import kube, pods, rendered
-from coursehub.chart.helm import Helm
+from helpers.chart import render_chart
 
 Obj = dict[str, Any]
 
@@ -23,25 +21,20 @@ def notebook(pod: Obj) -> Obj:
     return next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
 
 
-def built(
-    helm: Helm, chart: Path, course: str, values: dict[str, Any] | None = None
-) -> tuple[list[Obj], dict[str, Obj]]:
-    objs = render_chart(helm, chart, course, values=values)
+def built(course: str, values: dict[str, Any] | None = None) -> tuple[list[Obj], dict[str, Obj]]:
+    objs = render_chart(values, course=course)
     return objs, pods.course_pods(objs, namespace=course)
 
 
 @pytest.fixture(scope="module", params=["stat159", "data100"])
-def course_pods(
-    request: pytest.FixtureRequest, newest_helm: Helm, upstream_chart: Path
-) -> tuple[str, list[Obj], dict[str, Obj]]:
-    helm = newest_helm
-    objs, built_pods = built(helm, upstream_chart, request.param)
+def course_pods(request: pytest.FixtureRequest) -> tuple[str, list[Obj], dict[str, Obj]]:
+    objs, built_pods = built(request.param)
     return request.param, objs, built_pods
 
 
-def test_the_hub_configuration_is_z2jhs_with_coursehubs_hub_python(helm: Helm, upstream_chart: Path) -> None:
+def test_the_hub_configuration_is_z2jhs_with_coursehubs_hub_python() -> None:
     """The config the pods come from ran both z2jh's jupyterhub_config.py and coursehub's jupyterhub_config.d file."""
-    c = pods.hub_config(render_chart(helm, upstream_chart, "stat159"), namespace="stat159")
+    c = pods.hub_config(render_chart(course="stat159"), namespace="stat159")
     assert c.KubeSpawner.image == "quay.io/coursehub/stat159-image:2023.03.1"  # z2jh: singleuser.image
     assert c.KubeSpawner.namespace == "stat159"  # z2jh: the hub's POD_NAMESPACE
     roles = {r["name"] for r in c.JupyterHub.load_roles}
@@ -84,11 +77,9 @@ def test_a_shared_accounts_pod_mounts_its_own_home_never_a_students(
     assert labels["hub.jupyter.org/username"] == account
 
 
-def test_a_home_shared_between_users_is_a_problem(helm: Helm, upstream_chart: Path) -> None:
+def test_a_home_shared_between_users_is_a_problem() -> None:
     """The check above can fail: a course that mounts one folder as everyone's home is refused."""
-    objs, built_pods = built(
-        helm, upstream_chart, "stat159", {"jupyterhub.singleuser.storage.static.subPath": "everyone"}
-    )
+    objs, built_pods = built("stat159", {"jupyterhub.singleuser.storage.static.subPath": "everyone"})
     assert pods.home_subpaths(built_pods["shared account"]) == ["everyone"]
     found = pods.problems(built_pods, pods.course_users(objs), versions=())
     assert [p.key for p in found] == ["singleuser.storage"] * len(built_pods)  # every pod's home is everyone's
@@ -125,9 +116,9 @@ def covered(labels: dict[str, str], objs: list[Obj]) -> list[str]:
     ]
 
 
-def test_every_pod_of_the_course_has_a_network_policy(helm: Helm, upstream_chart: Path) -> None:
+def test_every_pod_of_the_course_has_a_network_policy() -> None:
     """z2jh's helper pods included (coursehub's component-networkpolicies.yaml), and the servers KubeSpawner makes."""
-    objs, built_pods = built(helm, upstream_chart, "stat159", {"archive.volumeClaim": "archives", "archive.run": True})
+    objs, built_pods = built("stat159", {"archive.volumeClaim": "archives", "archive.run": True})
     templates = pod_templates(objs)
     assert {"DaemonSet/hook-image-puller", "Job/hook-image-awaiter", "StatefulSet/user-placeholder"} <= set(templates)
     for name, template in templates.items():
@@ -135,12 +126,12 @@ def test_every_pod_of_the_course_has_a_network_policy(helm: Helm, upstream_chart
     for who, pod in built_pods.items():
         assert covered(pod["metadata"]["labels"], objs) == ["singleuser"], who
     # Without coursehub's component policies, z2jh's helper pods have none: the check above would fail.
-    bare = render_chart(helm, upstream_chart, "stat159", values={"componentNetworkPolicies.enabled": False})
+    bare = render_chart({"componentNetworkPolicies.enabled": False}, course="stat159")
     assert not covered(pod_templates(bare)["DaemonSet/hook-image-puller"]["metadata"]["labels"], bare)
 
 
-def test_the_helper_pods_reach_only_the_api_server(helm: Helm, upstream_chart: Path) -> None:
-    objs = render_chart(helm, upstream_chart, "stat159")
+def test_the_helper_pods_reach_only_the_api_server() -> None:
+    objs = render_chart(course="stat159")
     policies = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "NetworkPolicy"}
     for name in ("coursehub-continuous-image-puller", "coursehub-hook-image-puller", "coursehub-user-placeholder"):
         assert policies[name]["policyTypes"] == ["Ingress", "Egress"]
@@ -161,11 +152,9 @@ def course_folder_mounts(pod: Obj) -> list[Obj]:
     return [m for m in notebook(pod)["volumeMounts"] if m["mountPath"] == "/home/jovyan/course"]
 
 
-def test_the_course_folder_is_read_only_for_students_and_shared_accounts_and_writable_for_staff(
-    helm: Helm, upstream_chart: Path
-) -> None:
+def test_the_course_folder_is_read_only_for_students_and_shared_accounts_and_writable_for_staff() -> None:
     """Issue 11 item 2, on the pods KubeSpawner builds: the same folder of the homes claim, three permissions."""
-    objs, built_pods = built(helm, upstream_chart, "stat159", COURSE_FOLDER)
+    objs, built_pods = built("stat159", COURSE_FOLDER)
     assert sorted(built_pods) == ["shared account", "staff", "student"]
     for who, read_only in (("student", True), ("shared account", True), ("staff", False)):
         (mount,) = course_folder_mounts(built_pods[who])
@@ -180,11 +169,9 @@ def test_no_course_folder_unless_the_course_sets_one(course_pods: tuple[str, lis
     assert all(course_folder_mounts(pod) == [] for pod in built_pods.values())
 
 
-def test_a_course_folder_on_storage_without_the_homes_claim_is_a_problem(helm: Helm, upstream_chart: Path) -> None:
+def test_a_course_folder_on_storage_without_the_homes_claim_is_a_problem() -> None:
     """Each user's own volume (dynamic storage) has no course folder to mount: refused, not a pod that fails."""
-    objs, built_pods = built(
-        helm, upstream_chart, "stat159", {**COURSE_FOLDER, "jupyterhub.singleuser.storage.type": "none"}
-    )
+    objs, built_pods = built("stat159", {**COURSE_FOLDER, "jupyterhub.singleuser.storage.type": "none"})
     found = pods.problems(built_pods, pods.course_users(objs), versions=())
     assert found and all("'home'" in p.message and "courseFolder" in p.fix for p in found if "volume" in p.message)
     assert {p.file.split("'")[0] for p in found if "volume 'home'" in p.message} == {
@@ -194,19 +181,15 @@ def test_a_course_folder_on_storage_without_the_homes_claim_is_a_problem(helm: H
     }
 
 
-def test_with_rtc_for_shared_accounts_only_the_accounts_pod_runs_the_collaborative_command(
-    helm: Helm, upstream_chart: Path
-) -> None:
+def test_with_rtc_for_shared_accounts_only_the_accounts_pod_runs_the_collaborative_command() -> None:
     """The same setting test_rtc_setting.py proves live, on the pods z2jh's config and KubeSpawner really build."""
-    _, built_pods = built(helm, upstream_chart, "stat159", {"jupyterhub.custom.coursehub.rtc": "sharedAccounts"})
+    _, built_pods = built("stat159", {"jupyterhub.custom.coursehub.rtc": "sharedAccounts"})
     account, student = notebook(built_pods["shared account"])["args"], notebook(built_pods["student"])["args"]
     assert "--LabApp.collaborative=true" in account and "--YDocExtension.disable_rtc=True" not in account
     assert "--LabApp.collaborative=true" not in student and "--YDocExtension.disable_rtc=True" in student
 
 
-def test_building_a_courses_pods_reads_the_machines_ca_bundle_at_most_once(
-    newest_helm: Helm, upstream_chart: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_building_a_courses_pods_reads_the_machines_ca_bundle_at_most_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each kubernetes_asyncio client makes a TLS context from the whole CA bundle (50 ms each, most of the time
     a pod took); the pods are built offline, so the clients share one. The ssl module is theirs again after."""
     import ssl
@@ -216,7 +199,7 @@ def test_building_a_courses_pods_reads_the_machines_ca_bundle_at_most_once(
     made: list[object] = []
     real = ssl.create_default_context
     monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: made.append(a or k) or real(*a, **k))
-    objs = render_chart(newest_helm, upstream_chart, "stat159")
+    objs = render_chart(course="stat159")
     assert set(pods.course_pods(objs, namespace="stat159")) == {"student", "shared account", "staff"}
     assert len(made) <= 1  # made once per process (none if an earlier test made it); 6 without sharing
     assert rest.ssl is ssl

@@ -19,13 +19,15 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from conftest import coursehub, edit, render_chart
 from coursehub.chart.helm import Helm, Release
 from coursehub.courses import load_course
 from coursehub.errors import CoursehubError
 from coursehub.hub.local import free_port
 from coursehub.ops.preflight import check_context, preflight, safety_flags
 from coursehub.tools import HELM_PINS
+from helpers.chart import render_chart
+from helpers.commands import coursehub
+from helpers.files import edit
 
 CONTEXT = "stat159-prod"
 
@@ -150,11 +152,9 @@ def test_no_permission_is_one_line(course_dir: Path, kube: dict[str, Any]) -> No
     assert "may not update secrets in namespace stat159" in one_line(caught)
 
 
-def test_the_plan_says_whether_the_hub_restarts(
-    course_dir: Path, kube: dict[str, Any], helm3: Helm, upstream_chart: Path
-) -> None:
+def test_the_plan_says_whether_the_hub_restarts(course_dir: Path, kube: dict[str, Any]) -> None:
     course = load_course("stat159", values_dir=course_dir)
-    objs = render_chart(helm3, upstream_chart, course)
+    objs = render_chart(course=course)
     release = Release.for_course(course)
     assert preflight(course, release, objs).lines()[:2] == [
         "kube context: stat159-prod",
@@ -193,7 +193,7 @@ def test_the_dry_run_prints_the_plan_and_names_the_context(
     assert result.stdout.strip().splitlines()[-1].endswith("--kube-context stat159-prod )")  # the subshell's end
 
 
-def test_the_hub_database_volume_is_kept_by_helm(helm3: Helm, upstream_chart: Path) -> None:
-    objs = render_chart(helm3, upstream_chart, "stat159")
+def test_the_hub_database_volume_is_kept_by_helm() -> None:
+    objs = render_chart(course="stat159")
     pvc = next(o for o in objs if o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == "hub-db-dir")
     assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"

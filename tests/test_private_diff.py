@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import VALUES, coursehub, installed_coursehub
 from coursehub.ops import sops
-from coursehub.paths import ROOT
+from coursehub.paths import ROOT, VALUES
+from helpers.commands import coursehub, installed_coursehub
 
 OLD_SECRET = "old-client-secret-4d1f"
 NEW_SECRET = "new-client-secret-9a7c"

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import coursehub
 from coursehub.chart.checks import DECLARATION
 from coursehub.courses import load_course
 from coursehub.errors import CoursehubError
 from coursehub.groups import roster
+from helpers.commands import coursehub
 
 DECLARED = (*DECLARATION, "sharedAccounts")
 

@@ -26,14 +26,15 @@ import pytest
 import requests
 from traitlets.config import Config
 
-from conftest import HubClient, edit, hub_groups, live_hub, render_chart, stat159_values
 from coursehub.chart import pods
 from coursehub.chart.checks import check_values
-from coursehub.chart.helm import Helm
 from coursehub.chart.upstream import load_data
 from coursehub.courses import load_course
 from coursehub.groups import hubpython
 from coursehub.hub.local import LocalHub
+from helpers.chart import render_chart
+from helpers.files import edit
+from helpers.hubs import HubClient, hub_groups, live_hub, stat159_values
 
 hub_python = hubpython.load()
 reconciler = hubpython.reconciler()
@@ -56,10 +57,8 @@ def pod_commands(objs: list[dict[str, Any]], users: dict[str, list[str]]) -> dic
 
 
 @pytest.mark.parametrize("course", ["stat159", "data100"])
-def test_shared_accounts_pods_get_the_courses_rtc_and_students_pods_none(
-    helm3: Helm, upstream_chart: Path, course: str
-) -> None:
-    objs = render_chart(helm3, upstream_chart, course, {"jupyterhub.custom.coursehub.rtc": "sharedAccounts"})
+def test_shared_accounts_pods_get_the_courses_rtc_and_students_pods_none(course: str) -> None:
+    objs = render_chart({"jupyterhub.custom.coursehub.rtc": "sharedAccounts"}, course=course)
     cmd = load_course(course).values()["jupyterhub"]["singleuser"]["cmd"]
     ledger = hub_python.ledger_name(course)
     commands = pod_commands(objs, {"collab-shared-1": [ledger], "s-ana": ["shared-1"], "instructor": []})
@@ -72,8 +71,8 @@ def test_shared_accounts_pods_get_the_courses_rtc_and_students_pods_none(
     assert commands["s-ana"] == off and commands["instructor"] == off
 
 
-def test_everyone_the_default_runs_the_courses_command_unchanged(helm3: Helm, upstream_chart: Path) -> None:
-    objs = render_chart(helm3, upstream_chart, "stat159")
+def test_everyone_the_default_runs_the_courses_command_unchanged() -> None:
+    objs = render_chart(course="stat159")
     cmd = load_course("stat159").values()["jupyterhub"]["singleuser"]["cmd"]
     commands = pod_commands(objs, {"collab-shared-1": [LEDGER], "s-ana": ["shared-1"]})
     assert commands == {"collab-shared-1": cmd, "s-ana": cmd}

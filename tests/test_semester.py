@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import DENIED, HubClient, edit, hub_groups, live_hub, redeploy, stat159_values, write_roster
+from helpers.files import edit
+from helpers.hubs import DENIED, HubClient, hub_groups, live_hub, redeploy, stat159_values, write_roster
 
 pytestmark = pytest.mark.live
 

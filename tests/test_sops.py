@@ -25,13 +25,15 @@ import pytest
 import yaml
 
 import test_preflight
-from conftest import COMMAND, checkout_with_chart, coursehub, edit, render_chart, stand_in_program
 from coursehub.chart.helm import Helm, staged_chart, value_args
 from coursehub.chart.rendered import hub_values
 from coursehub.courses import course_names, load_course
 from coursehub.errors import CoursehubError
 from coursehub.ops import sops
 from coursehub.paths import CHART, ROOT
+from helpers.chart import render_chart
+from helpers.commands import COMMAND, coursehub
+from helpers.files import checkout_with_chart, edit, stand_in_program
 
 SECRET = "s3cr3t-from-sops"
 # A kube context and a TEST DOUBLE of the Kubernetes API the pre-flight asks (test_preflight.py): a dry run of a
@@ -84,7 +86,7 @@ def test_an_encrypted_secrets_file_is_decrypted_in_memory(values_dir: Path, age_
 
 
 def test_helm_reads_the_secrets_from_a_pipe_in_their_place_among_the_layers(
-    values_dir: Path, age_key: str, helm: Helm, upstream_chart: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    values_dir: Path, age_key: str, helm: Helm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Helm 3 and 4 both read `--values -` from standard input where it stands: the render is the one a plaintext
     secrets file gives, an override after the layers still wins, and no file holds the plaintext meanwhile."""
@@ -98,23 +100,23 @@ def test_helm_reads_the_secrets_from_a_pipe_in_their_place_among_the_layers(
         "jupyterhub.hub.config.JupyterHub.cookie_secret": "1" * 64,
         "jupyterhub.hub.config.CryptKeeper.keys": ["2" * 64],
     }
-    objs = render_chart(helm, upstream_chart, course, values=pinned)
+    objs = render_chart(pinned, course=course, helm=helm)
     assert list(temp.iterdir()) == []  # nothing left, and nothing held the plaintext on the way (no file to remove)
     args = value_args(course)
     assert args[-2:] == ["--values", "-"]  # the private layer, last, as a file was
     assert hub_values(objs)["hub"]["config"]["GenericOAuthenticator"]["client_secret"] == SECRET  # type: ignore[index]
-    overridden = render_chart(helm, upstream_chart, course, values={"jupyterhub.custom.coursehub.staff": ["zoe"]})
+    overridden = render_chart({"jupyterhub.custom.coursehub.staff": ["zoe"]}, course=course, helm=helm)
     assert hub_values(overridden)["custom"]["coursehub"]["staff"] == ["zoe"]  # type: ignore[index]
 
     plain = tmp_path / "plain"
     shutil.copytree(values_dir, plain)
     (plain / "stat159.secret.enc.yaml").unlink()
     (plain / "stat159.secret.yaml").write_text(sops.decrypt(values_dir / "stat159.secret.enc.yaml"))
-    assert render_chart(helm, upstream_chart, load_course("stat159", values_dir=plain), values=pinned) == objs
+    assert render_chart(pinned, course=load_course("stat159", values_dir=plain), helm=helm) == objs
 
 
 def test_helm_is_never_started_on_an_empty_standard_input(
-    values_dir: Path, age_key: str, helm: Helm, upstream_chart: Path
+    values_dir: Path, age_key: str, newest_helm: Helm, upstream_chart: Path
 ) -> None:
     """Helm would take an empty `--values -` as an empty layer and render without the secrets: a command that
     reads standard input but is given no plaintext is refused before Helm starts."""
@@ -122,7 +124,7 @@ def test_helm_is_never_started_on_an_empty_standard_input(
     with staged_chart(upstream_chart) as staged:
         args = ["template", "stat159", str(staged), *value_args(load_course("stat159", values_dir=values_dir))]
         with pytest.raises(ValueError, match="standard input"):
-            helm.run(args, "stat159")
+            newest_helm.run(args, "stat159")
 
 
 def test_without_the_key_it_is_one_line(

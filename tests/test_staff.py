@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import DENIED, Browser, HubClient, edit, live_hub, redeploy, stat159_values, write_roster
 from coursehub.errors import CoursehubError
 from coursehub.hub.local import LocalHub
+from helpers.browser import Browser
+from helpers.files import edit
+from helpers.hubs import DENIED, HubClient, live_hub, redeploy, stat159_values, write_roster
 
 pytestmark = pytest.mark.live
 

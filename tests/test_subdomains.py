@@ -27,7 +27,6 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
 
-from conftest import DENIED, HubClient, coursehub, edit, find, live_hub, nested, render_chart, stat159_values
 from coursehub import tools
 from coursehub.chart.checks import check_values, effective, isolation_warnings
 from coursehub.chart.helm import Helm, Release, staged_chart, value_args
@@ -35,6 +34,10 @@ from coursehub.chart.upstream import load_data
 from coursehub.courses import load_course
 from coursehub.errors import Problem
 from coursehub.hub.local import LocalHub
+from helpers.chart import find, nested, render_chart
+from helpers.commands import coursehub
+from helpers.files import edit
+from helpers.hubs import DENIED, HubClient, live_hub, stat159_values
 
 HOST = "stat159.example.edu"
 ORIGIN = f"https://{HOST}"
@@ -62,10 +65,8 @@ def chp_args(objs: list[dict[str, Any]]) -> list[str]:
 # --- rendered ----------------------------------------------------------------------------------
 
 
-def test_subdomain_host_reaches_the_hub_the_proxy_routes_by_host_and_the_ingress_serves_the_wildcard(
-    helm: Helm, upstream_chart: Path
-) -> None:
-    objs = render_chart(helm, upstream_chart, values={**SUBDOMAINS, **INGRESS})
+def test_subdomain_host_reaches_the_hub_the_proxy_routes_by_host_and_the_ingress_serves_the_wildcard() -> None:
+    objs = render_chart({**SUBDOMAINS, **INGRESS}, course="stat159")
     assert hub_config(objs)["subdomain_host"] == ORIGIN
     assert hub_config(objs)["cookie_host_prefix_enabled"] is True
     # z2jh turns configurable-http-proxy's host routing on from this very key (why it is the interface)
@@ -75,7 +76,7 @@ def test_subdomain_host_reaches_the_hub_the_proxy_routes_by_host_and_the_ingress
     assert all(rule["http"]["paths"][0]["path"] == "/" for rule in ingress["spec"]["rules"])  # every path of both
     assert ingress["spec"]["tls"] == [{"hosts": [HOST, f"*.{HOST}"], "secretName": "stat159-wildcard"}]
     # and the default: no subdomains, no host routing
-    plain = render_chart(helm, upstream_chart, values={KEY: ""})
+    plain = render_chart({KEY: ""}, course="stat159")
     assert hub_config(plain)["subdomain_host"] == "" and "--host-routing" not in chp_args(plain)
 
 

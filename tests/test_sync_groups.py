@@ -17,10 +17,11 @@ from typing import ClassVar
 import pytest
 import requests
 
-from conftest import COMMAND, hub_groups, live_hub, stat159_values, sync_groups, write_roster
 from coursehub.errors import CoursehubError
 from coursehub.groups import hubpython
 from coursehub.hub.local import LocalHub
+from helpers.commands import COMMAND
+from helpers.hubs import hub_groups, live_hub, stat159_values, sync_groups, write_roster
 
 pytestmark = pytest.mark.live
 

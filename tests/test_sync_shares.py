@@ -14,18 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import (
-    DENIED,
-    Browser,
-    HubClient,
-    hub_groups,
-    live_hub,
-    redeploy,
-    stat159_values,
-    sync_groups,
-    write_roster,
-)
 from coursehub.hub.local import LocalHub
+from helpers.browser import Browser
+from helpers.hubs import DENIED, HubClient, hub_groups, live_hub, redeploy, stat159_values, sync_groups, write_roster
 
 pytestmark = pytest.mark.live
 

@@ -69,17 +69,17 @@ def test_the_uv_that_installs_the_venvs_is_the_uv_the_venv_pins() -> None:
 
 
 def test_the_files_the_suite_starts_first_still_exist() -> None:
-    """conftest's LONGEST_FILES orders the run; a renamed file would silently drop out of it."""
-    from conftest import LONGEST_FILES
+    """helpers.suite's LONGEST_FILES orders the run (conftest's hook): a renamed file would drop out of it."""
+    from helpers.suite import LONGEST_FILES
 
     for name in LONGEST_FILES:
         assert (ROOT / "tests" / name).is_file(), name
 
 
 def test_the_tests_temporary_files_are_where_the_run_said(tmp_path: Path, pytestconfig: pytest.Config) -> None:
-    """conftest.temp_root: in memory when the machine has room (hub databases commit without waiting on fsync),
+    """helpers.suite.temp_root: in memory when the machine has room (hub databases commit without waiting on fsync),
     and the run's header says where; a test's tmp_path and what the processes it starts write follow it."""
-    from conftest import temp_root
+    from helpers.suite import temp_root
 
     root, said = temp_root()
     # xdist gives each worker a --basetemp inside the run's; only one given on the command line wins over root

@@ -1,4 +1,4 @@
-"""Every course on the real z2jh chart, with Helm 3 and Helm 4: lint, render, Kubernetes 1.30-1.35, Secret/hub.
+"""Every course on the real z2jh chart, with the newest pinned Helm: lint, render, Kubernetes 1.30-1.35, Secret/hub.
 
 The chart is $UPSTREAM_CHART or chart/charts/ (`make test` fetches it there when neither is present).
 """
@@ -11,24 +11,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import find, render_chart
 from coursehub.chart import kube
 from coursehub.chart.helm import Helm
 from coursehub.chart.validate import validate
 from coursehub.courses import course_names, load_course
+from helpers.chart import find, render_chart
 
 
 @pytest.mark.parametrize("course", course_names())
 def test_every_course_passes_every_check_on_kubernetes_1_30_to_1_35(
-    helm: Helm, upstream_chart: Path, course: str
+    newest_helm: Helm, upstream_chart: Path, course: str
 ) -> None:
-    report = validate(load_course(course), helm, upstream_chart, kube.SUPPORTED)
+    report = validate(load_course(course), newest_helm, upstream_chart, kube.SUPPORTED)
     assert report.problems == []
 
 
-def test_z2jh_runs_the_hub_with_coursehubs_python_and_the_courses_values(helm: Helm, upstream_chart: Path) -> None:
+def test_z2jh_runs_the_hub_with_coursehubs_python_and_the_courses_values() -> None:
     course = load_course("stat159")
-    objs = render_chart(helm, upstream_chart, course)
+    objs = render_chart(course=course)
     hub = find(objs, "Deployment", "hub")
     pod = hub["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"].startswith("quay.io/coursehub/hub:")  # the image carries the hub side

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from conftest import edit
 from coursehub.chart.checks import check_values
 from coursehub.chart.upstream import load_data
 from coursehub.courses import Course, Layer, course_names, load_course
 from coursehub.errors import Problem
 from coursehub.groups import hubpython
 from coursehub.paths import CHART
+from helpers.files import edit
 
 
 def problems_for(values_dir: Path, course: str = "stat159") -> list[Problem]:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from conftest import stand_in_program
 from coursehub.courses import load_course, parse_yaml
 from coursehub.paths import ROOT
+from helpers.files import stand_in_program
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 
@@ -97,7 +97,7 @@ def test_the_test_workflow_runs_exactly_what_ci_run_runs() -> None:
 
 
 def _ci_run(tmp_path: Path, programs: tuple[str, ...], shared: bool) -> tuple[list[str], str]:
-    """.ci/run in a clone of its own, with stand-ins (conftest.stand_in_program) for make, apt-get, npm and the
+    """.ci/run in a clone of its own, with stand-ins (helpers.files.stand_in_program) for make, apt-get, npm and the
     `programs` given, each writing down how it was called, and nothing else on the PATH but what the script's
     own lines need. Returns the calls in order, and the UPSTREAM_CHART make saw."""
     clone, bin_ = tmp_path / "clone", tmp_path / "bin"
