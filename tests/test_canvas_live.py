@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from coursehub.canvas_double import CanvasCourse, CanvasDouble, Fault
@@ -20,6 +19,7 @@ from coursehub.hub.local import LocalHub, classify, make_plan
 from coursehub.images.build import deployed, ensure_env
 from coursehub_hub.config import LMS_INTERVAL_ENV, ledger_name
 from coursehub_hub.reconcile import LMS_REFUSED
+from helpers.browser import log_in
 from helpers.commands import coursehub
 from helpers.hubs import DENIED, HubClient, hub_groups, stat159_values
 
@@ -74,10 +74,8 @@ def _members(hub: LocalHub) -> dict[str, list[str]]:
 
 
 def _home_page(hub: LocalHub, student: str) -> str:
-    session = requests.Session()
-    session.get(f"{hub.plan.url}/hub/login")
-    data = {"username": student, "password": hub.plan.password, "_xsrf": session.cookies.get("_xsrf")}
-    assert session.post(f"{hub.plan.url}/hub/login", data=data, allow_redirects=False).status_code == 302
+    session, r = log_in(hub.plan.url, student, hub.plan.password)
+    assert r.status_code == 302
     return session.get(f"{hub.plan.url}/hub/home").text
 
 

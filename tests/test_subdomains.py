@@ -34,6 +34,7 @@ from coursehub.chart.upstream import load_data
 from coursehub.courses import load_course
 from coursehub.errors import Problem
 from coursehub.hub.local import LocalHub
+from helpers import browser
 from helpers.chart import find, nested, render_chart
 from helpers.commands import coursehub
 from helpers.files import edit
@@ -305,13 +306,7 @@ def origin(hub: LocalHub, user: str | None = None) -> str:
 
 def log_in(hub: LocalHub, student: str) -> tuple[requests.Session, requests.Response]:
     """A student's browser after the hub's log-in form, on the hub's own origin: (session, the log-in response)."""
-    session = browser_session()
-    session.get(f"{origin(hub)}/hub/login")
-    r = session.post(
-        f"{origin(hub)}/hub/login",
-        data={"username": student, "password": hub.plan.password, "_xsrf": session.cookies.get("_xsrf")},
-        allow_redirects=False,
-    )
+    session, r = browser.log_in(origin(hub), student, hub.plan.password, browser_session())
     assert r.status_code == 302, r.text
     return session, r
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from coursehub.hub.local import LocalHub
-from helpers.browser import Browser
+from helpers.browser import Browser, log_in
 from helpers.hubs import DENIED, HubClient, hub_groups, live_hub, redeploy, stat159_values, sync_groups, write_roster
 
 pytestmark = pytest.mark.live
@@ -90,13 +90,7 @@ def test_a_new_group_works_at_once_and_removals_take_access_away(hub: LocalHub, 
     finally:
         stop(hub, "collab-team-new")
     # nobody can log in as the new account, though the hub has not restarted since it was made
-    login = requests.Session()
-    login.get(f"{hub.plan.url}/hub/login")
-    r = login.post(
-        f"{hub.plan.url}/hub/login",
-        allow_redirects=False,
-        data={"username": "collab-team-new", "password": hub.plan.password, "_xsrf": login.cookies.get("_xsrf")},
-    )
+    _, r = log_in(hub.plan.url, "collab-team-new", hub.plan.password)
     assert r.status_code == 403
     code, out = sync_groups(hub, values)
     assert code == 0 and "nothing to change" in out, out
