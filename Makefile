@@ -22,7 +22,7 @@
 #                                     private layer since that commit (never a value; lists as counts)
 #   make sync-groups COURSE=stat159 HUB_URL=https://... [DRY_RUN=1] [RECHECK=1]   a running hub to that roster
 #                                     (token in $JUPYTERHUB_API_TOKEN, never on the command line); groups from Canvas
-#                                     (lms:): ACCEPT_REMOVALS=1 applies a sync held for its many removals
+#                                     (lms:): ACCEPT_REMOVALS=<n> applies a sync held for taking n members out of groups
 #   make lms-plan COURSE=stat159 HUB_URL=https://...   what the next Canvas sync would add, remove and leave
 #                                     unmatched; changes nothing (Canvas token: $CANVAS_API_TOKEN or the secrets file)
 #   make health COURSE=stat159 HUB_URL=https://...   after a deploy: a server starts, runs code, has RTC
@@ -201,7 +201,7 @@ health: venv
 
 sync-groups: venv
 	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make sync-groups COURSE=<course> HUB_URL=<url>"; exit 2; }
-	$(COURSEHUB) sync-groups --course $(COURSE) $(if $(ACCEPT_REMOVALS),--accept-removals) --hub-url $(HUB_URL) $(if $(DRY_RUN),--dry-run) $(if $(RECHECK),--recheck)
+	$(COURSEHUB) sync-groups --course $(COURSE) $(if $(ACCEPT_REMOVALS),--accept-removals $(ACCEPT_REMOVALS)) --hub-url $(HUB_URL) $(if $(DRY_RUN),--dry-run) $(if $(RECHECK),--recheck)
 
 lms-plan: venv
 	@test -n "$(COURSE)" -a -n "$(HUB_URL)" || { echo "error: make lms-plan COURSE=<course> HUB_URL=<url>"; exit 2; }

@@ -153,8 +153,28 @@ def test_a_sync_that_would_empty_many_groups_is_held_until_accepted(small: Canva
     for gid in (5000, 5001):  # eight students: more than max(5, 10 % of 48)
         small.course.delete_group(gid)
     held = _sync(small, current)
-    assert "would leave 8 of 48 members in no group" in held.mass_removal and "ACCEPT_REMOVALS=1" in held.mass_removal
-    assert not _sync(small, current, accept_removals=True).mass_removal
+    assert "would take 8 of 48 members out of a group" in held.mass_removal and "ACCEPT_REMOVALS=8" in held.mass_removal
+    assert _sync(small, current, accept_removals=7).mass_removal  # not what the operator read: still held
+    assert not _sync(small, current, accept_removals=8).mass_removal
+
+
+def test_a_reshuffle_of_every_group_is_held_like_a_mass_removal(small: CanvasDouble) -> None:
+    """Moves count too: every group deleted and its students put in new ones would drop every old group's work."""
+    current = {g: set(m) for g, m in _sync(small, {}).declaration["members"].items()}
+    for gid in list(small.course.groups):
+        small.course.delete_group(gid)
+    small.course.add_group(6000, "New team")
+    for student in small.course.students[:48]:
+        small.course.membership[student.canvas_id] = 6000
+    held = _sync(small, current)
+    assert held.losing == 48 and "held until an operator" in held.mass_removal
+
+
+def test_small_syncs_add_up_to_a_hold_within_a_day(small: CanvasDouble) -> None:
+    current = {g: set(m) for g, m in _sync(small, {}).declaration["members"].items()}
+    small.course.move("student-100000", 5001)
+    assert not _sync(small, current).mass_removal  # one move: fine alone
+    assert _sync(small, current, recent_losses=5).mass_removal  # after five more today: held
 
 
 def test_log_ins_map_by_the_stated_rule_and_a_missing_username_field_refuses_the_sync() -> None:
@@ -191,6 +211,66 @@ def test_a_bad_lms_block_names_the_key_and_the_fix(block: dict[str, Any], key: s
 def test_members_and_lms_are_exclusive_and_lms_needs_access_shares() -> None:
     block = {"url": "https://canvas.example.edu", "courseId": 5, "groupSet": 7}
     with pytest.raises(lms.rules.DeclarationError, match="set together with members"):
-        lms.parse_lms({**DECLARATION, "lms": block, "members": {}})
+        lms.parse_lms({**DECLARATION, "lms": block, "members": {"g": ["ana"]}})
+    assert lms.parse_lms({**DECLARATION, "lms": block, "members": {}}) is not None  # the chart's default
     with pytest.raises(lms.rules.DeclarationError, match="needs access: shares"):
         lms.parse_lms({"course": "stat159", "lms": block})
+
+
+def test_names_nobody_may_log_in_as_and_bare_log_ins_with_strip_domain_are_left_unmatched() -> None:
+    with CanvasDouble(CanvasCourse.generated(groups=1, per_group=1, domain="campus.edu")) as d:
+        for sid, login in ((901, "Collab-Canvas-5000@campus.edu"), (902, "coursehub-health@campus.edu"), (903, "bo")):
+            d.course.students.append(Student(sid, login, f"sis{sid}"))
+            d.course.membership[sid] = 5000
+        found = _sync(d, {}, block={"stripDomain": "campus.edu"})
+        assert found.declaration["members"]["canvas-5000"] == ["student-100000"]
+        assert found.unmatched == ["901", "902", "903"]
+
+
+def test_a_self_signup_group_set_is_refused_unless_the_course_allows_it(small: CanvasDouble) -> None:
+    original = small._answer
+
+    def self_signup(path: str, query: dict[str, list[str]]) -> Any:
+        status, body, nxt = original(path, query)
+        if path.rstrip("/").endswith("/group_categories/77"):
+            body = {**body, "self_signup": "enabled"}
+        return status, body, nxt
+
+    small._answer = self_signup  # type: ignore[method-assign]
+    with pytest.raises(canvas.Untrusted, match="students choose their own groups"):
+        _read(small)
+    assert len(canvas.read_group_set(_client(small), 1001, "Project groups", allow_self_signup=True).groups) == 12
+
+
+@pytest.mark.parametrize(
+    ("where", "change", "check"),
+    [
+        ("/group_categories/77", {"course_id": 999}, "group set"),  # another course's set
+        ("/group_categories/77", {"course_id": None}, "group set"),
+        ("/group_categories/77", {"groups_count": None}, "totals"),
+        ("/courses/1001", {"total_students": 10**60}, "totals"),
+    ],
+)
+def test_answers_out_of_canvass_own_bounds_are_refused(
+    small: CanvasDouble, where: str, change: dict[str, Any], check: str
+) -> None:
+    original = small._answer
+
+    def changed(path: str, query: dict[str, list[str]]) -> Any:
+        status, body, nxt = original(path, query)
+        if path.rstrip("/").endswith(where) and isinstance(body, dict):
+            body = {**body, **change}
+        return status, body, nxt
+
+    small._answer = changed  # type: ignore[method-assign]
+    with pytest.raises(canvas.Untrusted) as refused:
+        _read(small)
+    assert refused.value.check == check
+
+
+def test_a_list_longer_than_canvass_totals_allow_is_refused_before_it_is_read_whole(double: CanvasDouble) -> None:
+    original = double._listing
+    double._listing = lambda name: original(name) * (20 if name == "enrollments" else 1)  # type: ignore[method-assign]
+    with pytest.raises(canvas.Untrusted, match="lists more than"):
+        _read(double)
+    assert double.requests < 20

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from coursehub.canvas_double import CanvasCourse, CanvasDouble, Fault
@@ -73,6 +74,17 @@ def _members(hub: LocalHub) -> dict[str, list[str]]:
     return {n: sorted(g["users"]) for n, g in hub_groups(hub).items() if n.startswith("canvas-")}
 
 
+def _server_token(api: HubClient, account: str) -> str:
+    """The token a running server holds, as code run in it reads it (its environment)."""
+    pid = api.server(account)["state"]["pid"]
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"JUPYTERHUB_API_TOKEN="))
+
+
+def _whoami(hub: LocalHub, token: str) -> int:
+    return requests.get(f"{hub.plan.url}/hub/api/user", headers={"Authorization": f"token {token}"}).status_code
+
+
 def _home_page(hub: LocalHub, student: str) -> str:
     session, r = log_in(hub.plan.url, student, hub.plan.password)
     assert r.status_code == 302
@@ -102,11 +114,19 @@ def test_a_term_of_canvas_changes_reaches_the_hub_without_a_csv_or_a_deploy(
     assert api.use(cy, "collab-canvas-5000") in DENIED
     assert api.use(TA, "collab-canvas-5000") == 200  # the TA reaches every account through the ledger group
 
-    # week 3: Team 1 is renamed and ana moves to Team 2 in Canvas: the next sync moves her, and nothing else changes
+    # week 3: Team 1 is renamed and ana moves to Team 2 in Canvas: the next sync moves her, and nothing else changes.
+    # Anyone who runs code in the account's server can read its own token: ana takes it with her...
+    stolen = _server_token(api, "collab-canvas-5000")
+    assert _whoami(hub, stolen) == 200
     canvas.course.groups[5000] = "Team One"
     canvas.course.move(ana, 5001)
-    _until(lambda: api.use(ana, "collab-canvas-5000") in DENIED)
-    assert ana in _members(hub)["canvas-5001"] and api.use(bo, "collab-canvas-5000") == 200
+    _until(lambda: ana in _members(hub)["canvas-5001"])
+    # ...and the sync that moved her stopped the server, which revoked that token
+    _until(lambda: not api.server("collab-canvas-5000"))
+    assert _whoami(hub, stolen) == 403 and api.start(ana, "collab-canvas-5000") in DENIED
+    assert api.start(bo, "collab-canvas-5000") in {201, 202}  # the group goes on: a member starts it again
+    api.wait("collab-canvas-5000", ready=True)
+    assert api.use(bo, "collab-canvas-5000") == 200
     assert api.start(ana, "collab-canvas-5001") in {201, 202}
     api.wait("collab-canvas-5001", ready=True)
     assert api.use(ana, "collab-canvas-5001") == 200
@@ -120,7 +140,8 @@ def test_a_term_of_canvas_changes_reaches_the_hub_without_a_csv_or_a_deploy(
     log = _log_after(hub, offset)
     assert "1 held until the next sync" in log and "1 let go after two syncs in no group" in log
     assert bo not in log  # membership stays out of the log
-    _until(lambda: api.use(bo, "collab-canvas-5000") in DENIED)  # once the server's 10 s auth cache lets go
+    _until(lambda: not api.server("collab-canvas-5000"))  # the same sync stopped the group's server
+    assert api.start(bo, "collab-canvas-5000") in DENIED
 
     # answers that cannot be trusted change nothing, each said in one line
     for fault, check in (
@@ -159,10 +180,14 @@ def test_a_sync_that_would_empty_many_groups_waits_for_an_operator(
     monkeypatch.setenv("CANVAS_API_TOKEN", canvas.token)
     values = tmp_path / "values"
     planned = coursehub("lms-plan", "--course", "stat159", "--hub-url", hub.plan.url, values=values)
-    assert "held, nothing changed: this sync would leave 6 of 12 members in no group" in planned.stdout
-    assert _members(hub) == before
+    assert "held, nothing changed: this sync would take 6 of 12 members out of a group" in planned.stdout
+    assert "ACCEPT_REMOVALS=6" in planned.stdout and _members(hub) == before
+    wrong = coursehub(
+        "sync-groups", "--course", "stat159", "--hub-url", hub.plan.url, "--accept-removals", "5", values=values
+    )
+    assert wrong.returncode == 1 and "held, nothing changed" in wrong.stdout and _members(hub) == before
     accepted = coursehub(
-        "sync-groups", "--course", "stat159", "--hub-url", hub.plan.url, "--accept-removals", values=values
+        "sync-groups", "--course", "stat159", "--hub-url", hub.plan.url, "--accept-removals", "6", values=values
     )
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert "drop-group canvas-5000" in accepted.stdout

@@ -80,7 +80,8 @@ def test_hub_settings_give_each_group_its_role_and_the_reconciler_only_what_it_n
     } | {hub_python.RECONCILER}
     reconciler = roles[hub_python.RECONCILER]
     assert reconciler["services"] == [hub_python.RECONCILER]
-    assert reconciler["scopes"] == ["admin:users", "admin:groups"]
+    # and stop an account's server (a group that loses a member), on the course's accounts only
+    assert reconciler["scopes"] == ["admin:users", "admin:groups"] + [f"servers!user={a}" for a in sorted(ACCOUNTS)]
     assert settings["refused"] == {}
 
 
@@ -452,6 +453,16 @@ def test_membership_stays_out_of_the_hub_log() -> None:
     record.msg = "Sharing scopes ['access:servers!server=collab-shared-1/'] for user:ana on collab-shared-1/"
     hub_python.HideMembership().filter(record)
     assert "ana" not in record.getMessage()
+    # the groups API's debug lines, at every sync that changes members
+    for msg, args in (
+        ("Adding: %s", (["ana", "bo"],)),
+        ("Removing: %s", (["ana"],)),
+        ("Users: %s", (["ana"],)),
+        ("User %s already not in group %s", ("ana", "shared-1")),
+    ):
+        record = logging.LogRecord("JupyterHub", logging.DEBUG, "", 0, msg, args, None)
+        hub_python.HideMembership().filter(record)
+        assert "ana" not in record.getMessage() and "shared-1" not in record.getMessage(), record.getMessage()
 
 
 def test_access_shares_loads_no_per_group_role_and_lets_the_reconciler_share_only_the_accounts() -> None:

@@ -182,7 +182,8 @@ def test_the_ledger_groups_members_are_the_accounts_exactly_when_only_they_get_r
     result = reconciler.plan({**DECLARED, "rtc": rtc}, _hub(members))
     ledger_changes = [(c.action, c.target, c.users) for c in result.changes if c.target == LEDGER]
     assert ledger_changes == changes
-    assert [c.action for c in result.changes if c.target != LEDGER] == ["drop-group"]  # nothing else moves
+    # nothing else moves: the dropped group goes, and its account's server is stopped (its token with it)
+    assert [c.action for c in result.changes if c.target != LEDGER] == ["drop-group", "stop-server"]
 
 
 # --- live: both image stacks ---------------------------------------------------------------------

@@ -68,6 +68,10 @@ def test_dry_run_prints_the_exact_changes_and_changes_nothing(hub: LocalHub, val
         "would remove-members shared-1: s-bo",
         "would remove-members shared-2: s-cy",
         "would create-group shared-new: s-dee",
+        # a group that loses a member: its account's server stops, and with it the server's own token, which the
+        # member who leaves could have read while they were in
+        "would stop-server collab-shared-1",
+        "would stop-server collab-shared-2",
     ]
     assert hub_groups(hub) == before
 
@@ -143,14 +147,18 @@ def test_a_failure_part_way_says_what_was_applied_and_a_rerun_finishes(hub: Loca
     assert code == 1, out
     assert "done: remove-members shared-1: s-bo" in out
     assert "error: POST /groups/late: HTTP 403" in out
-    assert "not applied: create-group late: s-fay. Run the same command again" in out
+    assert "not applied: create-group late: s-fay; stop-server collab-shared-1. Run the same command again" in out
     assert members(hub)["shared-1"] == ["s-ana"] and "late" not in hub_groups(hub)
-    assert "late" in hub_groups(hub)[LEDGER]["properties"]["groups"]  # recorded as coursehub's before creation
+    ledger = hub_groups(hub)[LEDGER]["properties"]
+    assert "late" in ledger["groups"]  # recorded as coursehub's before creation
+    assert ledger["stops"] == ["collab-shared-1"]  # and the stop s-bo's removal needs, though s-bo is out already
     code, out = sync_groups(hub, values)
     assert code == 0, out
     assert [line for line in out.splitlines() if not line.startswith(("done:", "groups "))] == [
-        "create-group late: s-fay"  # only what was not applied yet
+        "create-group late: s-fay",  # only what was not applied yet
+        "stop-server collab-shared-1",
     ]
+    assert "stops" not in hub_groups(hub)[LEDGER]["properties"]
     assert members(hub)["late"] == ["s-fay"]
 
 

@@ -160,17 +160,24 @@ def test_a_group_an_admin_deleted_and_made_again_is_shared_again_on_recheck(hub:
 
 def test_a_deploy_keeps_the_groups_server_usable_by_its_members_and_only_them(hub: LocalHub, values: Path) -> None:
     """The token wrapper is applied at every hub start: after a deploy (a restart with changed values), the
-    running server still takes its members' tokens, a student moved out by that deploy is refused, and a
-    student moved in may use it."""
+    running server still takes its members' tokens and a student moved in may use it; a student moved out is
+    refused, and the group's server is stopped then (its token, which they could have read, with it)."""
     ana, bo, cy = Browser(hub, "s-ana"), Browser(hub, "s-bo"), Browser(hub, "s-cy")
+    client = HubClient(hub)
     try:
         assert ana.start("collab-team-a") in {201, 202}
-        HubClient(hub).wait("collab-team-a", ready=True)
+        client.wait("collab-team-a", ready=True)
         assert ana.use("collab-team-a") == 200 and bo.use("collab-team-a") == 200
-        write_roster(values, {"team-a": ["s-ana", "s-cy"], "team-b": ["s-bo"]}, access="shares")  # bo and cy swap
+        write_roster(values, {"team-a": ["s-ana", "s-bo", "s-cy"], "team-b": []}, access="shares")  # cy joins
         redeploy(hub, values)
-        assert HubClient(hub).server("collab-team-a").get("ready"), "the deploy stopped the group's server"
+        assert client.server("collab-team-a").get("ready"), "the deploy stopped the group's server"
         assert ana.use("collab-team-a") == 200 and cy.use("collab-team-a") == 200
+        write_roster(values, {"team-a": ["s-ana", "s-cy"], "team-b": ["s-bo"]}, access="shares")  # bo moves out
+        redeploy(hub, values)
+        client.wait("collab-team-a", ready=False)  # stopped by the reconciler: the group lost a member
         assert bo.start("collab-team-a") in DENIED and bo.stop("collab-team-a") in DENIED
+        assert cy.start("collab-team-a") in {201, 202}
+        client.wait("collab-team-a", ready=True)
+        assert cy.use("collab-team-a") == 200 and ana.use("collab-team-a") == 200
     finally:
         stop(hub, "collab-team-a")

@@ -39,6 +39,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PER_PAGE = 100  # Canvas's largest page
+MAX_ID = 10**15  # Canvas ids are positive 64-bit numbers far below this; anything else is not Canvas talking
+MAX_PAGE_BYTES = 8 * 1024 * 1024  # a page of 100 enrollments is tens of kilobytes
+SYNC_SECONDS = 600  # a whole read, whatever each request takes: a sync that cannot finish gives up and says so
 # The enrollment states Canvas counts in a course's total_students (Course#students: every student enrollment
 # that is not rejected, completed, deleted or inactive): read the same set, so the two counts can be compared.
 STUDENT_STATES = ("active", "invited", "creation_pending")
@@ -103,6 +106,7 @@ class CanvasAPI:
         self.sleep = sleep
         self.requests = 0
         self.opener = urllib.request.build_opener(_NoRedirects())
+        self.deadline = float("inf")  # time.monotonic() by which the current read must be done
 
     def get(self, url: str) -> tuple[Any, str | None]:
         """(the JSON answer, the next page's URL or None). ``url`` is a path under the API or a ``next`` link."""
@@ -114,14 +118,18 @@ class CanvasAPI:
         for attempt in range(self.retries + 1):
             if attempt:
                 self.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 2))
+            if time.monotonic() > self.deadline:
+                raise CanvasError(f"GET {what}: the read took longer than {SYNC_SECONDS} s; gave up")
             self.requests += 1
             request = urllib.request.Request(
                 full, headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
             )
             try:
                 with self.opener.open(request, timeout=self.timeout) as response:
-                    raw = response.read()
+                    raw = response.read(MAX_PAGE_BYTES + 1)
                     link = response.headers.get("Link")  # header names are case-insensitive here
+                if len(raw) > MAX_PAGE_BYTES:
+                    raise Untrusted("page size", f"GET {what} answered more than {MAX_PAGE_BYTES} bytes")
             except urllib.error.HTTPError as e:
                 body = _read(e)
                 if e.code == 429 or (e.code == 403 and RATE_LIMITED in body.lower()) or e.code >= 500:
@@ -153,11 +161,16 @@ class CanvasAPI:
             raise Untrusted("bad JSON", f"GET {_without_query(self.base + path)} answered with no object")
         return answer
 
-    def pages(self, path: str) -> Iterator[dict[str, Any]]:
-        """Every item of a paginated list: each page a JSON list; ends only where a page has no next link."""
+    def pages(self, path: str, most: int = 100_000) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated list: each page a JSON list; ends only where a page has no next link. More
+        than ``most`` items (more than Canvas's own totals allow) is not the list asked for."""
         url: str | None = path + ("&" if "?" in path else "?") + f"per_page={PER_PAGE}"
+        seen = 0
         while url:
             answer, url = self.get(url)
+            seen += len(answer) if isinstance(answer, list) else 0
+            if seen > most:
+                raise Untrusted("totals", f"{_without_query(self.base + path)} lists more than {most} items")
             if not isinstance(answer, list):
                 raise Untrusted("bad JSON", f"a page of {_without_query(self.base + path)} is not a JSON list")
             for item in answer:
@@ -166,13 +179,16 @@ class CanvasAPI:
                 yield item
 
 
-def read_group_set(api: CanvasAPI, course_id: int, group_set: int | str) -> GroupSet:
-    """The course's group set (by id, or by its exact name) and its students, with every trust check passed."""
+def read_group_set(api: CanvasAPI, course_id: int, group_set: int | str, allow_self_signup: bool = False) -> GroupSet:
+    """The course's group set (by id, or by its exact name) and its students, with every trust check passed.
+    ``allow_self_signup``: a set whose students pick their own groups (self sign-up, or a student-organized set)
+    is refused unless the course said so, since a student joining a group there gets its account."""
+    api.deadline = time.monotonic() + SYNC_SECONDS
     course = api.one(f"/api/v1/courses/{course_id}?include[]=total_students&include[]=concluded")
     if course.get("workflow_state") == "completed" or course.get("concluded") is True:
         raise Untrusted("course concluded", f"course {course_id} is concluded: its enrollments say nothing now")
     total = course.get("total_students")
-    if not isinstance(total, int):
+    if not isinstance(total, int) or not 0 <= total < MAX_ID:
         raise Untrusted("totals", f"course {course_id} answered without total_students")
 
     counts = "includes[]=groups_count&includes[]=unassigned_users_count&includes[]=progress_url"
@@ -186,8 +202,14 @@ def read_group_set(api: CanvasAPI, course_id: int, group_set: int | str) -> Grou
             )
         category = api.one(f"/api/v1/group_categories/{int(named[0]['id'])}?{counts}")
     set_id = category.get("id")
-    if not isinstance(set_id, int) or category.get("course_id", course_id) != course_id:
+    if not _is_id(set_id) or category.get("course_id") != course_id:
         raise Untrusted("group set", f"group set {group_set!r} is not one of course {course_id}'s")
+    if not allow_self_signup and (category.get("self_signup") or category.get("role") == "student_organized"):
+        raise Untrusted(
+            "group set",
+            f"students choose their own groups in group set {set_id} (self sign-up): one who joins a group gets its "
+            "account; set lms.allowSelfSignup: true if that is the course's intent",
+        )
     progress = category.get("progress")
     if isinstance(progress, dict) and progress.get("workflow_state") in ("queued", "running"):
         raise Untrusted(
@@ -195,9 +217,12 @@ def read_group_set(api: CanvasAPI, course_id: int, group_set: int | str) -> Grou
         )
 
     groups: dict[int, str] = {}
-    for g in api.pages(f"/api/v1/group_categories/{set_id}/groups"):
-        if not isinstance(g.get("id"), int):
-            raise Untrusted("bad JSON", f"a group of set {set_id} has no id")
+    expected = category.get("groups_count")
+    if not isinstance(expected, int) or not 0 <= expected < MAX_ID:
+        raise Untrusted("totals", f"group set {set_id} answered without groups_count")
+    for g in api.pages(f"/api/v1/group_categories/{set_id}/groups", most=expected):
+        if not _is_id(g.get("id")):
+            raise Untrusted("bad JSON", f"a group of set {set_id} has no valid id")
         groups[g["id"]] = str(g.get("name") or "")
     if category.get("groups_count") != len(groups):
         raise Untrusted(
@@ -205,15 +230,19 @@ def read_group_set(api: CanvasAPI, course_id: int, group_set: int | str) -> Grou
         )
 
     states = "".join(f"&state[]={s}" for s in STUDENT_STATES)
-    rows = api.pages(f"/api/v1/courses/{course_id}/enrollments?type[]=StudentEnrollment{states}&include[]=group_ids")
+    # a student is listed once per section: a few sections each at most, or it is not this course's list
+    rows = api.pages(
+        f"/api/v1/courses/{course_id}/enrollments?type[]=StudentEnrollment{states}&include[]=group_ids",
+        most=4 * total + PER_PAGE,
+    )
     by_user: dict[int, Student] = {}
     enrollments = 0
     for row in rows:
         enrollments += 1
         user = row.get("user") or {}
         uid = row.get("user_id", user.get("id"))
-        if not isinstance(uid, int):
-            raise Untrusted("bad JSON", "an enrollment has no user id")
+        if not _is_id(uid):
+            raise Untrusted("bad JSON", "an enrollment has no valid user id")
         # include[]=group_ids puts them on the enrollment's user (every group set's, deleted groups' too): this
         # set's live groups only
         ids = user.get("group_ids", row.get("group_ids")) or ()
@@ -252,6 +281,10 @@ def _next(link: str | None) -> str | None:
         if "next" in rel.lower().split():
             return url
     return None
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < MAX_ID
 
 
 def _origin(url: str) -> tuple[str, str]:

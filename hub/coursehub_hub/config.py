@@ -135,6 +135,9 @@ _MEMBERSHIP_LOG_LINES = (
     (re.compile(r"^Creating user (\S+) found in group: .*$"), r"Creating user \1 found in a group"),
     (re.compile(r"^Adding user \S+ to group .*$"), "Adding a user to a group"),
     (re.compile(r"^User \S+ already in group .*$"), "A user is already in that group"),
+    (re.compile(r"^User \S+ already not in group .*$"), "A user is already not in that group"),
+    # the groups API's debug lines list the users of a request
+    (re.compile(r"^(Users|Adding|Removing): .*$", re.S), r"\1: (names hidden)"),
     # shares of a shared account's server name the student (JupyterHub's orm, logged via tornado.application)
     (re.compile(r"^(?:Granting|Sharing) scopes .* for user:\S+ on \S+$"), "Shared a server with a user"),
     (
@@ -340,11 +343,16 @@ def hub_settings(
     refused = collisions(accounts, course, names) if names else {}
     usable = [a for a in accounts if a.group not in refused]
     scopes = ["admin:users", "admin:groups"]  # create accounts and students; keep groups, members, the ledger
+    # every account coursehub made, declared now or recorded before (a dropped group's account): the reconciler
+    # stops an account's server when its group loses a member or is dropped (the server's token goes with it)
+    made = sorted({a.account for a in usable} | (names.owned(course)[1] if names else set()))
     if access == "shares" and from_lms:
         scopes += [f"{scope}!group={ledger_name(course)}" for scope in ("shares", "servers")]
     elif access == "shares":
         # share and unshare these accounts' servers only (granting a share needs the scopes it grants)
-        scopes += [f"{scope}!user={a.account}" for a in usable for scope in ("shares", "servers")]
+        scopes += [f"{scope}!user={account}" for account in made for scope in ("shares", "servers")]
+    else:
+        scopes += [f"servers!user={account}" for account in made]
     reconciler_role = {
         "name": RECONCILER,
         "description": "coursehub's reconciler: the course's groups, members, shared accounts and their shares",

@@ -51,6 +51,7 @@ class Lms:
     strip_domain: str = ""
     interval: int = DEFAULT_INTERVAL
     token: str = field(default="", repr=False)  # never printed
+    allow_self_signup: bool = False
 
 
 def parse_lms(declaration: Mapping[str, Any]) -> Lms | None:
@@ -60,7 +61,7 @@ def parse_lms(declaration: Mapping[str, Any]) -> Lms | None:
         return None
     if not isinstance(block, Mapping):
         raise rules.DeclarationError("lms", "must be a mapping", "write url, courseId and groupSet under lms")
-    if declaration.get("members"):
+    if declaration.get("members"):  # the chart's default is {}
         raise rules.DeclarationError(
             "lms",
             "is set together with members: a course's groups come from one place",
@@ -101,11 +102,15 @@ def parse_lms(declaration: Mapping[str, Any]) -> Lms | None:
         raise rules.DeclarationError(
             "lms.interval", f"is {interval!r}", f"give the seconds between syncs, at least {MIN_INTERVAL}"
         )
-    unknown = sorted(set(block) - {"url", "courseId", "groupSet", "username", "stripDomain", "interval", "token"})
+    self_signup = block.get("allowSelfSignup", False)
+    if not isinstance(self_signup, bool):
+        raise rules.DeclarationError("lms.allowSelfSignup", f"is {self_signup!r}", "write true or false")
+    known = {"url", "courseId", "groupSet", "username", "stripDomain", "interval", "token", "allowSelfSignup"}
+    unknown = sorted(set(block) - known)
     if unknown:
         raise rules.DeclarationError(f"lms.{unknown[0]}", "is not an lms setting", "remove it")
     token = block.get("token") or ""
-    return Lms(url.rstrip("/"), course_id, group_set, username, str(strip).lower(), interval, str(token))
+    return Lms(url.rstrip("/"), course_id, group_set, username, str(strip).lower(), interval, str(token), self_signup)
 
 
 def _loopback(url: str) -> bool:
@@ -117,18 +122,22 @@ def group_name(canvas_id: int) -> str:
     return f"{GROUP_PREFIX}{canvas_id}"
 
 
-def hub_name(student: Any, lms: Lms) -> str | None:
-    """The hub user name of a Canvas student by the course's rule, or None if it has none."""
+def hub_name(student: Any, lms: Lms, prefix: str = rules.DEFAULT_ACCOUNT_PREFIX) -> str | None:
+    """The hub user name of a Canvas student by the course's rule, or None if it has none: no valid hub name, in
+    another domain (or in none) when ``stripDomain`` is set, or a name nobody may log in as (under the accounts'
+    prefix, or ``coursehub-health``), which Canvas must not be able to hand a student."""
     raw = student.login_id if lms.username == "login_id" else student.sis_user_id
     if raw is None:
         return None
     name = raw.strip().lower()
-    if lms.strip_domain and "@" in name:
-        local, _, domain = name.rpartition("@")
-        if domain != lms.strip_domain:
+    if lms.strip_domain:
+        local, at, domain = name.rpartition("@")
+        if not at or domain != lms.strip_domain:
             return None
         name = local
-    return name if rules.USER_NAME.pattern.match(name) else None
+    if not rules.USER_NAME.pattern.match(name) or rules.is_refused(name, frozenset({rules.HEALTH_USER}), prefix):
+        return None
+    return name
 
 
 @dataclass
@@ -141,6 +150,7 @@ class Sync:
     in_no_group: int  # Canvas students in no group of the set (skipped, counted)
     unmatched: list[str]  # Canvas students with no hub name (their Canvas id), in no group of the hub
     mass_removal: str = ""  # why the sync is held for an operator ("" when it is not)
+    losing: int = 0  # members taken out of a group they are in (moved or removed)
 
 
 def desired(
@@ -149,12 +159,16 @@ def desired(
     declaration: Mapping[str, Any],
     current: Mapping[str, set[str]],
     absent_before: set[str],
-    accept_removals: bool = False,
+    accept_removals: int | None = None,
+    recent_losses: int = 0,
 ) -> Sync:
     """The declaration one sync applies: Canvas's groups by the stable rule, each with its matched students.
     ``current`` is the hub's members of the course's Canvas groups (group -> names), ``absent_before`` the
-    students the last sync found in no group. Raises Untrusted if a student has no value in the username field
-    (Canvas leaves log-in IDs out when the token's role may not see them)."""
+    students the last sync found in no group, ``recent_losses`` how many members lost a group in the syncs of the
+    last 24 hours. A sync whose members losing a group (moved or removed), with the recent ones, are more than
+    max(5, 10 %) of the members is held unless ``accept_removals`` is that very number (what `make lms-plan`
+    showed the operator). Raises Untrusted if a student has no value in the username field (Canvas leaves log-in
+    IDs out when the token's role may not see them)."""
     missing = [s for s in group_set.students if (s.login_id if lms.username == "login_id" else s.sis_user_id) is None]
     if missing:
         raise Untrusted(
@@ -167,7 +181,7 @@ def desired(
     unmatched: list[str] = []
     in_canvas: set[str] = set()
     for s in group_set.students:
-        name = hub_name(s, lms)
+        name = hub_name(s, lms, prefix)
         if name is None:
             unmatched.append(str(s.canvas_id))
             continue
@@ -181,14 +195,15 @@ def desired(
     for group, names in current.items():  # first absence: kept where they were, if their group still exists
         if group in members:
             members[group] += sorted(n for n in names & held if n not in members[group])
-    after = {name for names in members.values() for name in names}
-    removed = was - after
+    losing = {n for group, names in current.items() for n in names if n not in members.get(group, ())}
     limit = max(MASS_REMOVAL_FLOOR, int(MASS_REMOVAL_SHARE * len(was)))
     hold = ""
-    if len(removed) > limit and not accept_removals:
+    if len(losing) + recent_losses > limit and accept_removals != len(losing):
+        earlier = f", {recent_losses} more in the last 24 hours" if recent_losses else ""
         hold = (
-            f"this sync would leave {len(removed)} of {len(was)} members in no group (more than {limit}): held "
-            "until an operator reads `make lms-plan` and runs `make sync-groups ACCEPT_REMOVALS=1`"
+            f"this sync would take {len(losing)} of {len(was)} members out of a group they are in (moved or "
+            f"removed{earlier}; more than {limit}): held until an operator reads `make lms-plan` and runs "
+            f"`make sync-groups ACCEPT_REMOVALS={len(losing)}`"
         )
     result = {
         **{k: v for k, v in declaration.items() if k not in ("lms", "members", "sharedAccounts")},
@@ -197,4 +212,4 @@ def desired(
         "sharedAccounts": [{"group": g, "account": f"{prefix}{g}"} for g in members],
         "members": {g: sorted(set(names)) for g, names in members.items()},
     }
-    return Sync(result, held, letting_go, group_set.unassigned, unmatched, hold)
+    return Sync(result, held, letting_go, group_set.unassigned, unmatched, hold, len(losing))

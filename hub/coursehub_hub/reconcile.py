@@ -153,7 +153,9 @@ def _q(name: str) -> str:
 
 @dataclass(frozen=True)
 class Change:
-    action: str  # create-accounts | create-users | create-group | add-members | remove-members | drop-group | share | unshare-all
+    # create-accounts | create-users | create-group | add-members | remove-members | drop-group | stop-server | share
+    # | unshare-all
+    action: str
     target: str
     users: tuple[str, ...] = ()
     group: str = ""  # share: the group the target account's server is shared with
@@ -181,6 +183,11 @@ class Ledger:
     complete: bool = True
     # Groups from Canvas (coursehub_hub.lms): members the last sync found in no Canvas group, kept until the next
     absent: set[str] = field(default_factory=set)
+    # ... and [time, members taken out of a group] of the syncs of the last day, for the mass-removal hold
+    losses: list[list[float]] = field(default_factory=list)
+    # accounts whose servers a run is to stop (recorded before it changes anything): a run that fails after taking
+    # a member out and before the stop leaves them here, and the next run stops them
+    stops: set[str] = field(default_factory=set)
 
     @classmethod
     def read(cls, properties: Mapping[str, Any] | None) -> Ledger:
@@ -191,6 +198,8 @@ class Ledger:
             dict(p.get("shared") or {}),
             bool(p.get("complete", True)),
             set(p.get("absent") or ()),
+            [list(x) for x in p.get("losses") or () if isinstance(x, list) and len(x) == 2],
+            set(p.get("stops") or ()),
         )
 
     def properties(self, course: str) -> dict[str, Any]:
@@ -201,6 +210,8 @@ class Ledger:
             "shared": dict(sorted(self.shared.items())),
             "complete": self.complete,
             **({"absent": sorted(self.absent)} if self.absent else {}),
+            **({"losses": self.losses} if self.losses else {}),
+            **({"stops": sorted(self.stops)} if self.stops else {}),
         }
 
 
@@ -225,6 +236,8 @@ class Plan:
             dict(self.before.shared),
             complete=False,
             absent=set(self.before.absent),
+            losses=list(self.before.losses),
+            stops=self.before.stops | {c.target for c in self.changes if c.action == "stop-server"},
         )
 
     @property
@@ -284,7 +297,9 @@ def plan(
             refused.add(a.group)
     usable = [a for a in accounts if a.group not in refused]
 
-    after = Ledger(dict(before.groups), set(before.accounts), dict(before.shared), absent=set(before.absent))
+    after = Ledger(
+        dict(before.groups), set(before.accounts), dict(before.shared), absent=set(before.absent), losses=before.losses
+    )
     for a in usable:
         after.groups[a.group] = a.account
         after.accounts.add(a.account)
@@ -325,6 +340,19 @@ def plan(
     for group in sorted(dropped):
         if group in groups:
             changes.append(Change("drop-group", group))
+    # A student who leaves a group may hold the account server's own token (anyone who runs code there can read
+    # it), and it works for as long as the server runs: stop the server (JupyterHub revokes its token with it), after
+    # the membership change and before the account leaves the course's ledger group (which the reconciler's scopes
+    # of a Canvas course are filtered to). The group's members start it again from the home page.
+    losing = {c.target for c in changes if c.action in ("remove-members", "drop-group")}
+    accounts_of = {after.groups.get(g) or before.groups.get(g) or "" for g in losing} - {""}
+    stopped = sorted(accounts_of & (owned_accounts | set(users or ())) | before.stops)
+    changes += [Change("stop-server", account) for account in stopped]
+    # a dropped group's account, unless a declared group keeps it (a group renamed, its account kept): unshared
+    # before it leaves the ledger group too
+    for account in sorted(set(dropped.values()) & set(after.shared) - {a.account for a in usable}):
+        changes.append(Change("unshare-all", account))
+        after.shared.pop(account)
     changes += _ledger_members(declaration, usable, ledger_group, groups)
     staff_group = _staff_group(declaration)
     changes += _staff_members(declaration, groups)
@@ -349,12 +377,6 @@ def plan(
         if found:
             changes.append(Change("unshare-all", a.account))
         changes += [Change("share", a.account, group=g) for g in with_]
-    # a dropped group's account, unless a declared group keeps it (a group renamed, its account kept): that
-    # account's share was just planned above, and unsharing it after would leave the server shared with nobody
-    for account in sorted(set(dropped.values()) & set(after.shared) - {a.account for a in usable}):
-        changes.append(Change("unshare-all", account))
-        after.shared.pop(account)
-
     result.after = after
     return result
 
@@ -426,8 +448,8 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
         api.call("POST", f"/groups/{_q(ledger_group)}", {}, ok=(409,))
         result.ledger_exists = True
     intent = result.intent
-    if fresh or (intent.groups, intent.accounts) != (written.groups, written.accounts):
-        # new names: record them first (membership and share changes alone need no record)
+    if fresh or (intent.groups, intent.accounts, intent.stops) != (written.groups, written.accounts, written.stops):
+        # new names, and servers to stop: record them first (membership and share changes alone need no record)
         api.call("PUT", f"/groups/{_q(ledger_group)}/properties", intent.properties(result.course))
         written = intent
     for batch in batches(result.ensure, BATCH):
@@ -449,6 +471,8 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
             api.call("POST", f"/shares/{_q(change.target)}/", {"group": change.group, "scopes": list(SHARE_SCOPES)})
         elif change.action == "unshare-all":
             api.call("DELETE", f"/shares/{_q(change.target)}/", ok=(404,))
+        elif change.action == "stop-server":
+            api.call("DELETE", f"/users/{_q(change.target)}/server")  # 204 when not running, 202 while stopping
         else:
             raise AssertionError(change.action)
         report(change)
@@ -505,26 +529,38 @@ class LmsRun:
     held: str = ""
 
 
+LOSS_WINDOW = 24 * 3600  # seconds: members taken out of groups by earlier syncs count toward the hold this long
+
+
 def plan_from_lms(
-    declaration: Mapping[str, Any], api: HubAPI, canvas_api: canvas.CanvasAPI, accept_removals: bool = False
+    declaration: Mapping[str, Any],
+    api: HubAPI,
+    canvas_api: canvas.CanvasAPI,
+    accept_removals: int | None = None,
+    now: float | None = None,
 ) -> LmsRun:
     """Read the course's group set from Canvas and plan the hub changes it asks for; changes nothing. Raises
-    canvas.CanvasError (``Untrusted`` naming the failed check) when Canvas's answer is not to be acted on."""
+    canvas.CanvasError (``Untrusted`` naming the failed check) when Canvas's answer is not to be acted on.
+    ``accept_removals``: the number of members the operator accepts to see taken out of a group (`make lms-plan`
+    printed it); an accepted sync starts the day's count afresh."""
     settings = lms.parse_lms(declaration)
     if settings is None:
         raise rules.DeclarationError("lms", "is not set", "set lms (or run without it: the members are in the values)")
-    group_set = canvas.read_group_set(canvas_api, settings.course_id, settings.group_set)
+    group_set = canvas.read_group_set(canvas_api, settings.course_id, settings.group_set, settings.allow_self_signup)
     hub_groups = list(api.pages("/groups"))
     ledger = Ledger.read(
-        next(
-            (g.get("properties") for g in hub_groups if g["name"] == rules.ledger_name(_course(declaration))),
-            None,
-        )
+        next((g.get("properties") for g in hub_groups if g["name"] == rules.ledger_name(_course(declaration))), None)
     )
+    now = time.time() if now is None else now
+    recent = [x for x in ledger.losses if now - x[0] < LOSS_WINDOW]
     current = {g["name"]: set(g.get("users") or ()) for g in hub_groups if g["name"] in ledger.groups}
-    sync = lms.desired(group_set, settings, declaration, current, ledger.absent, accept_removals)
+    sync = lms.desired(
+        group_set, settings, declaration, current, ledger.absent, accept_removals, int(sum(x[1] for x in recent))
+    )
     result = plan(sync.declaration, api, groups=hub_groups)
     result.after.absent = set(sync.absent)
+    accepted = accept_removals is not None and accept_removals == sync.losing
+    result.after.losses = [] if accepted else recent + ([[now, sync.losing]] if sync.losing else [])
     return LmsRun(sync, result, canvas_api.requests, sync.mass_removal)
 
 
@@ -539,6 +575,9 @@ def sync_from_lms(declaration: Mapping[str, Any], api: HubAPI, canvas_api: canva
         run = plan_from_lms(declaration, api, canvas_api)
     except canvas.CanvasError as e:
         log.warning("%s %s", LMS_REFUSED, e)
+        return None
+    except rules.DeclarationError as e:  # the key only: the problem may name a student
+        log.warning("%s what Canvas gave does not make a valid declaration at %s (%s)", LMS_REFUSED, e.key, e.fix)
         return None
     s = run.sync
     log.info(
@@ -613,7 +652,18 @@ def _lms_schedule(declaration: Mapping[str, Any], api: HubAPI, hub: int) -> int:
         _idle(hub, float("inf"))
         return 0
     client = canvas_api(settings)
-    interval = float(os.environ.get(rules.LMS_INTERVAL_ENV) or settings.interval)
+    interval = float(settings.interval)
+    override = os.environ.get(rules.LMS_INTERVAL_ENV)
+    if override:
+        if override.isdigit() and int(override) >= 1:
+            interval = float(override)
+        else:
+            log.error(
+                "$%s is %r, not a number of seconds of at least 1: syncing every lms.interval (%d s)",
+                rules.LMS_INTERVAL_ENV,
+                override,
+                settings.interval,
+            )
     while True:
         api.requests = client.requests = 0
         try:

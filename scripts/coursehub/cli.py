@@ -300,9 +300,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     sync_groups.add_argument(
         "--accept-removals",
-        action="store_true",
-        help="groups from Canvas: apply a sync that leaves more than max(5, 10%%) of members in no group (read "
-        "`lms-plan` first)",
+        type=int,
+        metavar="N",
+        help="groups from Canvas: apply a sync held for taking N members out of their groups (more than max(5, "
+        "10%%) of them in a day), N as `lms-plan` printed it; any other N changes nothing",
     )
 
     lms_plan = command(

@@ -37,7 +37,7 @@ def sync(
     dry_run: bool,
     out: Any,
     recheck: bool = False,
-    accept_removals: bool = False,
+    accept_removals: int | None = None,
     lms_only: bool = False,
 ) -> int:
     """Bring the hub to the course's declaration (for a course with ``lms``: to its Canvas group set, read now).
@@ -116,7 +116,7 @@ def sync(
     return 0
 
 
-def _lms_run(course: Course, declaration: dict[str, Any], api: Any, accept_removals: bool) -> Any:
+def _lms_run(course: Course, declaration: dict[str, Any], api: Any, accept_removals: int | None) -> Any:
     """Canvas's group set, read now, and the changes it asks for (the in-hub reconciler's own code)."""
     from coursehub_hub import canvas, lms
 
@@ -144,7 +144,8 @@ def _report_lms(run: Any, out: Any) -> None:
     s = run.sync
     print(
         f"canvas: {len(s.declaration['sharedAccounts'])} groups ({run.canvas_requests} requests); "
-        f"{s.in_no_group} students in no group (skipped)",
+        f"{s.in_no_group} students in no group (skipped); {s.losing} members taken out of a group they are in "
+        "(moved or removed)",
         file=out,
     )
     if s.unmatched:
