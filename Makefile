@@ -40,6 +40,9 @@
 #                                     every target that needs the chart does this itself when it is missing)
 #   make bench [ONLY="scale wrappers"]  benchmarks, printed as ratios (ONLY: some of them, by name) and
 #                                     written to docs/performance/bench.txt (the docs' performance page)
+#   make bench-surge [ONLY="surge hub-restart"] [GROUPS=75] [LAB_GROUPS=8]   the first minutes of a lab section:
+#                                     locust's students (127.0.0.1 only) against the course's hub and a plain
+#                                     JupyterHub, then a fault in the middle of each of four more surges; one line each
 # Every command honours UPSTREAM_CHART=<dir or .tgz> and HELM_MAJOR=3|4.
 
 PYTHON ?= python3
@@ -235,6 +238,13 @@ bench: chart
 	{ echo "# make bench$(if $(ONLY), ONLY=\"$(ONLY)\") at $$(git rev-parse --short HEAD)$$(git diff --quiet HEAD 2>/dev/null || echo ' (uncommitted changes)') on $$(date -u +%Y-%m-%d), $$(nproc) cores"; \
 	  $(COURSEHUB) bench $(foreach b,$(ONLY),--only $(b)); } | tee $(BENCH_OUT).new \
 	  && mv $(BENCH_OUT).new $(BENCH_OUT) || { rm -f $(BENCH_OUT).new; exit 1; }
+
+# The surge (scripts/coursehub/surge/, locust from the venv): 300 students in 75 groups log in within 2 minutes
+# and work 3, against the course's hub, then against a plain JupyterHub, then 8 groups on the course's own
+# JupyterLab servers, then each fault in a surge of its own; about 45 minutes on 2 cores. Only printed.
+.PHONY: bench-surge
+bench-surge: chart
+	$(COURSEHUB) bench-surge $(call opt,GROUPS,groups) $(call opt,LAB_GROUPS,lab-groups) $(foreach b,$(ONLY),--only $(b))
 
 # Re-pin requirements.txt (exact versions and hashes) from requirements.in, and requirements-uv.txt from it.
 # rfc3987-syntax (and lark, which only it uses) are left out of the tooling venv: jsonschema imports it when it is

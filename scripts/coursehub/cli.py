@@ -221,6 +221,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_surge(args: argparse.Namespace) -> int:
+    from coursehub.surge import RUNS, report
+
+    course = load_course(args.course)
+    size = report.Size(args.groups, args.per_group, args.ramp, args.rhythm, args.max_requests)
+    lab = report.Size(args.lab_groups, args.per_group, args.ramp, args.rhythm, args.max_requests)
+    cache = args.cache if args.cache is not None else True
+    for line in report.bench_surge(course, size, lab if args.lab_groups else None, tuple(args.only or RUNS), cache):
+        print(line, flush=True)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from coursehub.chart.helm import DEFAULT_KUBE_VERSION
 
@@ -369,6 +381,31 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         choices=BENCHES,
         help="run this benchmark alone (repeat for more; default: all, in this order: %(choices)s)",
+    )
+
+    from coursehub.surge import RUNS
+
+    surge = command(
+        "bench-surge",
+        cmd_bench_surge,
+        "the first minutes of a lab section (locust, 127.0.0.1 only) against the course's hub and a plain JupyterHub, "
+        "then each fault in a surge of its own",
+    )
+    surge.add_argument("--course", default="stat159")
+    surge.add_argument("--groups", type=int, default=75, help="groups in the surge (default: %(default)s)")
+    surge.add_argument("--per-group", type=int, default=4, help="students per group (default: %(default)s)")
+    surge.add_argument("--ramp", type=float, default=120, help="seconds over which every student arrives")
+    surge.add_argument("--rhythm", type=float, default=180, help="seconds each student works once in")
+    surge.add_argument("--lab-groups", type=int, default=8, help="groups of the run with JupyterLab servers (0: none)")
+    surge.add_argument("--max-requests", type=int, default=200_000, help="locust stops at this many requests")
+    surge.add_argument(
+        "--cache", type=int, help="the surge line's servers: this visitor cache (seconds) instead of the course's"
+    )
+    surge.add_argument(
+        "--only",
+        action="append",
+        choices=RUNS,
+        help="run this one alone (repeat for more; default: all, in this order: %(choices)s)",
     )
     return parser
 
