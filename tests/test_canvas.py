@@ -275,3 +275,18 @@ def test_a_list_longer_than_canvass_totals_allow_is_refused_before_it_is_read_wh
     with pytest.raises(canvas.Untrusted, match="lists more than"):
         _read(double)
     assert double.requests < 20
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda row: {**row, "user": "not an object"},
+        lambda row: {**row, "user": {**row["user"], "group_ids": [[5000]]}},
+        lambda row: {**row, "user": {**row["user"], "group_ids": "5000"}},
+    ],
+)
+def test_an_enrollment_of_the_wrong_shape_is_refused_not_a_crash(small: CanvasDouble, broken: Any) -> None:
+    original = small._listing
+    small._listing = lambda name: [broken(r) for r in original(name)] if name == "enrollments" else original(name)  # type: ignore[method-assign]
+    with pytest.raises(canvas.Untrusted, match="bad JSON"):
+        _read(small)

@@ -182,6 +182,7 @@ def test_a_sync_that_would_empty_many_groups_waits_for_an_operator(
     planned = coursehub("lms-plan", "--course", "stat159", "--hub-url", hub.plan.url, values=values)
     assert "held, nothing changed: this sync would take 6 of 12 members out of a group" in planned.stdout
     assert "ACCEPT_REMOVALS=6" in planned.stdout and _members(hub) == before
+    assert "held: drop-group canvas-5000" in planned.stdout  # what it holds, change by change
     wrong = coursehub(
         "sync-groups", "--course", "stat159", "--hub-url", hub.plan.url, "--accept-removals", "5", values=values
     )

@@ -240,12 +240,17 @@ def read_group_set(api: CanvasAPI, course_id: int, group_set: int | str, allow_s
     for row in rows:
         enrollments += 1
         user = row.get("user") or {}
+        if not isinstance(user, dict):
+            raise Untrusted("bad JSON", "an enrollment's user is not an object")
         uid = row.get("user_id", user.get("id"))
         if not _is_id(uid):
             raise Untrusted("bad JSON", "an enrollment has no valid user id")
         # include[]=group_ids puts them on the enrollment's user (every group set's, deleted groups' too): this
         # set's live groups only
-        ids = user.get("group_ids", row.get("group_ids")) or ()
+        ids = user.get("group_ids", row.get("group_ids"))
+        ids = [] if ids is None else ids
+        if not isinstance(ids, list) or not all(_is_id(i) for i in ids):
+            raise Untrusted("bad JSON", "an enrollment's group_ids is not a list of ids")
         in_set = frozenset(i for i in ids if i in groups)
         seen = by_user.get(uid)  # a student enrolled in two sections is listed twice: one student
         by_user[uid] = Student(

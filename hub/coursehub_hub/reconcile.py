@@ -188,6 +188,8 @@ class Ledger:
     # accounts whose servers a run is to stop (recorded before it changes anything): a run that fails after taking
     # a member out and before the stop leaves them here, and the next run stops them
     stops: set[str] = field(default_factory=set)
+    # the course's staff, as digests (never names): a TA taken off it could have read any account server's token
+    staff: set[str] = field(default_factory=set)
 
     @classmethod
     def read(cls, properties: Mapping[str, Any] | None) -> Ledger:
@@ -200,6 +202,7 @@ class Ledger:
             set(p.get("absent") or ()),
             [list(x) for x in p.get("losses") or () if isinstance(x, list) and len(x) == 2],
             set(p.get("stops") or ()),
+            set(p.get("staff") or ()),
         )
 
     def properties(self, course: str) -> dict[str, Any]:
@@ -212,6 +215,7 @@ class Ledger:
             **({"absent": sorted(self.absent)} if self.absent else {}),
             **({"losses": self.losses} if self.losses else {}),
             **({"stops": sorted(self.stops)} if self.stops else {}),
+            **({"staff": sorted(self.staff)} if self.staff else {}),
         }
 
 
@@ -238,6 +242,7 @@ class Plan:
             absent=set(self.before.absent),
             losses=list(self.before.losses),
             stops=self.before.stops | {c.target for c in self.changes if c.action == "stop-server"},
+            staff=set(self.before.staff),
         )
 
     @property
@@ -344,8 +349,19 @@ def plan(
     # it), and it works for as long as the server runs: stop the server (JupyterHub revokes its token with it), after
     # the membership change and before the account leaves the course's ledger group (which the reconciler's scopes
     # of a Canvas course are filtered to). The group's members start it again from the home page.
+    # A TA taken off the staff could open every account's server: every one is stopped (servers not running
+    # answer at once). The ledger keeps the staff as digests, to see who left without keeping names.
+    after.staff = {_digest(course, name) for name in declaration.get("staff") or ()}
+    staff_left = bool(before.staff - after.staff)
     losing = {c.target for c in changes if c.action in ("remove-members", "drop-group")}
     accounts_of = {after.groups.get(g) or before.groups.get(g) or "" for g in losing} - {""}
+    if staff_left:
+        accounts_of |= set(after.groups.values()) | set(before.groups.values())
+    # A Canvas course's reconciler reaches an account's server only while the account is in the ledger group
+    # (its scopes are filtered to it): the group's additions come first, and an account being stopped leaves it
+    # only in a later run, once the stop has succeeded.
+    ledger_add, ledger_remove = _ledger_members(declaration, usable, ledger_group, groups)
+    changes += ledger_add
     stopped = sorted(accounts_of & (owned_accounts | set(users or ())) | before.stops)
     changes += [Change("stop-server", account) for account in stopped]
     # a dropped group's account, unless a declared group keeps it (a group renamed, its account kept): unshared
@@ -353,7 +369,11 @@ def plan(
     for account in sorted(set(dropped.values()) & set(after.shared) - {a.account for a in usable}):
         changes.append(Change("unshare-all", account))
         after.shared.pop(account)
-    changes += _ledger_members(declaration, usable, ledger_group, groups)
+    deferred = set(stopped) if declaration.get("lms") is not None else set()
+    for change in ledger_remove:
+        kept = tuple(u for u in change.users if u not in deferred)
+        if kept:
+            changes.append(Change(change.action, change.target, kept))
     staff_group = _staff_group(declaration)
     changes += _staff_members(declaration, groups)
 
@@ -383,14 +403,22 @@ def plan(
 
 def _ledger_members(
     declaration: Mapping[str, Any], usable: list[rules.SharedAccount], ledger_group: str, groups: Mapping[str, Any]
-) -> list[Change]:
-    """With rtc "sharedAccounts", the ledger group's members are the course's shared accounts: the hub-side
-    config's Spawner.group_overrides gives RTC to its members' servers. Otherwise it has none."""
+) -> tuple[list[Change], list[Change]]:
+    """With rtc "sharedAccounts", or groups from Canvas, the ledger group's members are the course's shared
+    accounts (the hub-side config's Spawner.group_overrides gives RTC to its members' servers; a Canvas course's
+    reconciler and staff reach the accounts through it). Otherwise it has none. (additions, removals)."""
     want = {a.account for a in usable} if ledger_group in rules.account_groups(declaration) else set()
     have = set((groups.get(ledger_group) or {}).get("users") or ())
-    return [Change("add-members", ledger_group, b) for b in batches(sorted(want - have), BATCH)] + [
+    return [Change("add-members", ledger_group, b) for b in batches(sorted(want - have), BATCH)], [
         Change("remove-members", ledger_group, b) for b in batches(sorted(have - want), BATCH)
     ]
+
+
+def _digest(course: str, name: str) -> str:
+    """A name as the ledger keeps it where it needs only to tell names apart."""
+    import hashlib
+
+    return hashlib.sha256(f"coursehub:{course}:{name}".encode()).hexdigest()[:16]
 
 
 def _staff_group(declaration: Mapping[str, Any]) -> str:
@@ -472,7 +500,11 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
         elif change.action == "unshare-all":
             api.call("DELETE", f"/shares/{_q(change.target)}/", ok=(404,))
         elif change.action == "stop-server":
-            api.call("DELETE", f"/users/{_q(change.target)}/server")  # 204 when not running, 202 while stopping
+            try:
+                api.call("DELETE", f"/users/{_q(change.target)}/server")  # 204 when not running, 202 while stopping
+            except HubError as e:  # 404: no such account any more (nothing to stop), or no scope on it (an error)
+                if "HTTP 404" not in str(e) or api.call("GET", f"/users/{_q(change.target)}", ok=(404,)) is not None:
+                    raise
         else:
             raise AssertionError(change.action)
         report(change)
@@ -538,6 +570,7 @@ def plan_from_lms(
     canvas_api: canvas.CanvasAPI,
     accept_removals: int | None = None,
     now: float | None = None,
+    recheck: bool = False,
 ) -> LmsRun:
     """Read the course's group set from Canvas and plan the hub changes it asks for; changes nothing. Raises
     canvas.CanvasError (``Untrusted`` naming the failed check) when Canvas's answer is not to be acted on.
@@ -557,7 +590,7 @@ def plan_from_lms(
     sync = lms.desired(
         group_set, settings, declaration, current, ledger.absent, accept_removals, int(sum(x[1] for x in recent))
     )
-    result = plan(sync.declaration, api, groups=hub_groups)
+    result = plan(sync.declaration, api, recheck=recheck, groups=hub_groups)
     result.after.absent = set(sync.absent)
     accepted = accept_removals is not None and accept_removals == sync.losing
     result.after.losses = [] if accepted else recent + ([[now, sync.losing]] if sync.losing else [])

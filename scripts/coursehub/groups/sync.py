@@ -64,7 +64,7 @@ def sync(
         )
     try:
         if from_lms:
-            run = _lms_run(course, declaration, api, accept_removals)
+            run = _lms_run(course, declaration, api, accept_removals, recheck)
             if run is None:
                 return 1
             result = run.plan
@@ -78,7 +78,9 @@ def sync(
         raise CoursehubError(Problem(url, "", f"could not read the hub: {e}", "nothing was changed")) from None
     if from_lms:
         _report_lms(run, out)
-        if run.held:
+        if run.held:  # what it holds, change by change, then why
+            for change in result.changes:
+                print("held: " + change.describe(names=True), file=out)
             print(f"held, nothing changed: {run.held}", file=out)
             return 0 if dry_run else 1
     for conflict in result.conflicts:
@@ -93,10 +95,14 @@ def sync(
     if dry_run or result.empty:
         return 0
     applied: list[Any] = []
+
+    def report(change: Any) -> None:
+        if change in result.changes:  # not the accounts and students made sure of first (Plan.ensure)
+            applied.append(change)
+        print(f"done: {change.describe(True)}", file=out)
+
     try:
-        reconciler.apply(
-            result, api, lambda change: (applied.append(change), print(f"done: {change.describe(True)}", file=out))
-        )
+        reconciler.apply(result, api, report)
     except reconciler.HubError as e:
         remaining = result.changes[len(applied) :]
         print(f"error: {e}", file=out)
@@ -116,7 +122,9 @@ def sync(
     return 0
 
 
-def _lms_run(course: Course, declaration: dict[str, Any], api: Any, accept_removals: int | None) -> Any:
+def _lms_run(
+    course: Course, declaration: dict[str, Any], api: Any, accept_removals: int | None, recheck: bool = False
+) -> Any:
     """Canvas's group set, read now, and the changes it asks for (the in-hub reconciler's own code)."""
     from coursehub_hub import canvas, lms
 
@@ -135,7 +143,9 @@ def _lms_run(course: Course, declaration: dict[str, Any], api: Any, accept_remov
             )
         )
     try:
-        return reconciler.plan_from_lms(declaration, api, canvas.CanvasAPI(settings.url, token), accept_removals)
+        return reconciler.plan_from_lms(
+            declaration, api, canvas.CanvasAPI(settings.url, token), accept_removals, recheck=recheck
+        )
     except canvas.CanvasError as e:
         raise CoursehubError(Problem(settings.url, "", f"Canvas: {e}", "nothing was changed; try again")) from None
 

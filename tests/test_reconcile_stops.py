@@ -1,0 +1,110 @@
+"""When the reconciler stops a group account's server, and in what order (coursehub_hub.reconcile.plan), on the
+hub as plan() reads it (a recorded GET /groups: plan reads, never writes). The live runs of the same are
+test_semester.py, test_sync_groups.py, test_sync_shares.py and test_canvas_live.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from coursehub.groups import hubpython
+
+reconciler = hubpython.reconciler()
+LEDGER = "coursehub:stat159"
+
+
+class _Hub:
+    """The reconciler's view of a hub (GET /groups only)."""
+
+    def __init__(self, groups: dict[str, dict[str, Any]]) -> None:
+        self.groups = [{"name": name, **group} for name, group in groups.items()]
+
+    def pages(self, path: str) -> Iterator[dict[str, Any]]:
+        assert path == "/groups", path
+        yield from self.groups
+
+
+def _canvas_hub(**ledger: Any) -> _Hub:
+    """A Canvas course's hub: canvas-1 and canvas-2 with their accounts, both in the ledger group and shared."""
+    properties = {
+        "coursehub.course": "stat159",
+        "groups": {"canvas-1": "collab-canvas-1", "canvas-2": "collab-canvas-2"},
+        "accounts": ["collab-canvas-1", "collab-canvas-2"],
+        "shared": {"collab-canvas-1": "group:canvas-1", "collab-canvas-2": "group:canvas-2"},
+        **ledger,
+    }
+    return _Hub(
+        {
+            LEDGER: {"users": ["collab-canvas-1", "collab-canvas-2"], "properties": properties},
+            "canvas-1": {"users": ["s-ana", "s-bo"]},
+            "canvas-2": {"users": ["s-cy"]},
+        }
+    )
+
+
+def _canvas_declaration(members: dict[str, list[str]], **extra: Any) -> dict[str, Any]:
+    """What a Canvas sync hands plan() (lms.desired)."""
+    return {
+        "course": "stat159",
+        "access": "shares",
+        "lms": {"url": "https://canvas.example.edu", "courseId": 1, "groupSet": 7},
+        "sharedAccounts": [{"group": g, "account": f"collab-{g}"} for g in members],
+        "members": members,
+        **extra,
+    }
+
+
+def _steps(result: Any) -> list[tuple[str, str]]:
+    return [(c.action, c.target) for c in result.changes]
+
+
+def test_a_group_that_loses_a_member_has_its_server_stopped_after_the_member_leaves() -> None:
+    result = reconciler.plan(_canvas_declaration({"canvas-1": ["s-ana"], "canvas-2": ["s-cy"]}), _canvas_hub())
+    steps = _steps(result)
+    assert ("stop-server", "collab-canvas-1") in steps and ("stop-server", "collab-canvas-2") not in steps
+    assert steps.index(("remove-members", "canvas-1")) < steps.index(("stop-server", "collab-canvas-1"))
+    assert result.intent.stops == {"collab-canvas-1"}  # written before anything changes
+    assert result.after.stops == set()  # and cleared by the run's last write
+
+
+def test_a_dropped_canvas_groups_account_is_stopped_and_unshared_while_still_reachable_and_leaves_later() -> None:
+    """The reconciler of a Canvas course reaches servers only through the ledger group: the dropped group's account
+    is stopped and unshared while in it, and leaves it in the next run (once the stop is done)."""
+    result = reconciler.plan(_canvas_declaration({"canvas-1": ["s-ana", "s-bo"]}), _canvas_hub())
+    steps = _steps(result)
+    assert steps.index(("drop-group", "canvas-2")) < steps.index(("stop-server", "collab-canvas-2"))
+    assert steps.index(("stop-server", "collab-canvas-2")) < steps.index(("unshare-all", "collab-canvas-2"))
+    assert ("remove-members", LEDGER) not in steps
+    later = _canvas_hub(groups={"canvas-1": "collab-canvas-1"}, shared={"collab-canvas-1": "group:canvas-1"})
+    later.groups = [g for g in later.groups if g["name"] != "canvas-2"]
+    next_run = reconciler.plan(_canvas_declaration({"canvas-1": ["s-ana", "s-bo"]}), later)
+    assert [(c.action, c.target, c.users) for c in next_run.changes] == [
+        ("remove-members", LEDGER, ("collab-canvas-2",))
+    ]
+
+
+def test_a_stop_left_by_a_run_that_failed_is_made_by_the_next() -> None:
+    members = {"canvas-1": ["s-ana", "s-bo"], "canvas-2": ["s-cy"]}  # nothing changes now...
+    result = reconciler.plan(_canvas_declaration(members), _canvas_hub(stops=["collab-canvas-1"]))  # ...but this
+    assert _steps(result) == [("stop-server", "collab-canvas-1")]
+
+
+def _staffed_hub(staff: list[str], digests: list[str]) -> _Hub:
+    staff_group = "coursehub-staff:stat159"
+    shared = {f"collab-canvas-{n}": f"group:canvas-{n},{staff_group}" for n in (1, 2)}
+    hub = _canvas_hub(staff=digests, shared=shared)
+    hub.groups.append({"name": staff_group, "users": staff})
+    return hub
+
+
+def test_a_ta_taken_off_the_staff_has_every_accounts_server_stopped() -> None:
+    members = {"canvas-1": ["s-ana", "s-bo"], "canvas-2": ["s-cy"]}
+    staffed = reconciler.plan(_canvas_declaration(members, staff=["ta-1", "ta-2"]), _staffed_hub(["ta-1", "ta-2"], []))
+    digests = sorted(staffed.after.staff)
+    assert len(digests) == 2 and not any("ta-" in d for d in digests)  # the ledger keeps no names
+    hub = _staffed_hub(["ta-1", "ta-2"], digests)
+    same = reconciler.plan(_canvas_declaration(members, staff=["ta-1", "ta-2"]), hub)
+    assert _steps(same) == []
+    fewer = reconciler.plan(_canvas_declaration(members, staff=["ta-2"]), _staffed_hub(["ta-1", "ta-2"], digests))
+    assert {t for a, t in _steps(fewer) if a == "stop-server"} == {"collab-canvas-1", "collab-canvas-2"}
+    assert ("remove-members", "coursehub-staff:stat159") in _steps(fewer)
