@@ -47,7 +47,10 @@ def hub_restart(accounts: list[str], at: float) -> Fault:
 
     def fault(hub: LocalHub, began: float) -> dict[str, Any]:
         _sleep_until(began + at)
-        before = running_servers(hub, accounts)
+        # in the middle of the surge: once group servers run (on a loaded machine the first may come late)
+        deadline = time.time() + 120
+        while not (before := running_servers(hub, accounts)) and time.time() < deadline:
+            time.sleep(0.5)
         down = time.time()
         hub.restart(timeout=600, reconciled=False)
         serving = time.time()
