@@ -186,14 +186,7 @@ class LedgerGroupServers(GroupServers):
         return [(group, account) for group, account in pairs if group in mine]
 
 
-def _current(section: Any, name: str, default: Any) -> Any:
-    """A trait's value in a traitlets Config section, lazy (``.append``-style) values resolved."""
-    if name not in section:
-        return default
-    value = section[name]
-    if hasattr(value, "get_value"):  # traitlets LazyConfigValue
-        value = value.get_value(type(default)())
-    return value
+_current = config._current  # a trait's value in a Config section, lazy values resolved
 
 
 def apply(

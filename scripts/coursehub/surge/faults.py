@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+from coursehub.bench import _alive
 from coursehub.groups import hubpython, sync
 from coursehub.hub.local import LocalHub, processes
 from coursehub.surge.checks import running_servers
@@ -32,14 +33,6 @@ SERVICE_EXITED = "Service coursehub-reconciler exited"
 
 def _sleep_until(moment: float) -> None:
     time.sleep(max(0.0, moment - time.time()))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def hub_restart(accounts: list[str], at: float) -> Fault:
