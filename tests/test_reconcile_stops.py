@@ -4,24 +4,16 @@ test_semester.py, test_sync_groups.py, test_sync_shares.py and test_canvas_live.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from coursehub.groups import hubpython
+from helpers.hubs import GroupsRead
 
 reconciler = hubpython.reconciler()
 LEDGER = "coursehub:stat159"
 
 
-class _Hub:
-    """The reconciler's view of a hub (GET /groups only)."""
-
-    def __init__(self, groups: dict[str, dict[str, Any]]) -> None:
-        self.groups = [{"name": name, **group} for name, group in groups.items()]
-
-    def pages(self, path: str) -> Iterator[dict[str, Any]]:
-        assert path == "/groups", path
-        yield from self.groups
+_Hub = GroupsRead
 
 
 def _canvas_hub(**ledger: Any) -> _Hub:

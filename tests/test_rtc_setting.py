@@ -34,7 +34,7 @@ from coursehub.groups import hubpython
 from coursehub.hub.local import LocalHub
 from helpers.chart import render_chart
 from helpers.files import edit
-from helpers.hubs import HubClient, hub_groups, live_hub, stat159_values
+from helpers.hubs import GroupsRead, HubClient, hub_groups, live_hub, stat159_values
 
 hub_python = hubpython.load()
 reconciler = hubpython.reconciler()
@@ -128,15 +128,7 @@ def test_shared_accounts_only_needs_a_singleuser_command(values_dir: Path) -> No
 # --- the reconciler keeps the accounts in the ledger group ---------------------------------------
 
 
-class _Hub:
-    """The reconciler's view of a hub (GET only): what plan() reads."""
-
-    def __init__(self, groups: dict[str, dict[str, Any]]) -> None:
-        self.groups = [{"name": name, **group} for name, group in groups.items()]
-
-    def pages(self, path: str) -> Iterator[dict[str, Any]]:
-        assert path == "/groups", path
-        yield from self.groups
+_Hub = GroupsRead
 
 
 def _hub(ledger_members: list[str]) -> _Hub:

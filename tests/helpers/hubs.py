@@ -145,3 +145,14 @@ class HubClient:
         return requests.get(
             f"{self.url}/user/{user}/api/status", headers=self.as_(who), allow_redirects=False
         ).status_code
+
+
+class GroupsRead:
+    """The reconciler's view of a hub for plan(), which only reads: GET /groups, answered from these groups."""
+
+    def __init__(self, groups: dict[str, dict[str, Any]]) -> None:
+        self.groups = [{"name": name, **group} for name, group in groups.items()]
+
+    def pages(self, path: str) -> Iterator[dict[str, Any]]:
+        assert path == "/groups", path
+        yield from self.groups
