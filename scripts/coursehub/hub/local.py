@@ -308,6 +308,22 @@ def configure(c: Any, plan_file: str) -> None:
     def get_config(key: str, default: Any = None) -> Any:  # z2jh's, over the same values
         return get(values, tuple(key.split(".")), default)
 
+    # 0. what z2jh's jupyterhub_config.py (4.4.0) gives every hub, so that a local hub behaves as a deployed one
+    # under load: curl as the hub's HTTP client (the hub image has pycurl, and so has the local hub's environment),
+    # the proxy's routes checked every 60 s, no wait before the progress page, and the hub.* limits
+    from tornado.httpclient import AsyncHTTPClient
+
+    AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
+    c.JupyterHub.last_activity_interval = 60
+    c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
+    for trait, key in (
+        ("concurrent_spawn_limit", "hub.concurrentSpawnLimit"),
+        ("active_server_limit", "hub.activeServerLimit"),
+        ("consecutive_failure_limit", "hub.consecutiveFailureLimit"),
+    ):
+        if get_config(key) is not None:
+            c.JupyterHub[trait] = get_config(key)
+
     # 1. as z2jh's jupyterhub_config.py: load_roles from hub.loadRoles, then hub.config as is
     c.JupyterHub.load_roles = [{"name": name, **role} for name, role in (get_config("hub.loadRoles") or {}).items()]
     if "cmd" in (values.get("singleuser") or {}):  # as z2jh: before hub.config, for the hub-side Python to build on

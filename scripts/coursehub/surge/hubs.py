@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coursehub.courses import Course, Layer
+from coursehub.courses import Course
 from coursehub.hub.local import LocalHub, Plan, classify, make_plan, server_path
 
 LIGHT_SERVER = Path(__file__).resolve().with_name("lightserver.py")
@@ -32,26 +32,19 @@ CACHE_FLAG = "--HubAuth.cache_max_age="
 # A server's command names its own folder under the hub's workdir (the pod's /tmp, mapped per server): so that
 # LocalHub.stop finds every server it started by its command line, the light one too.
 TMP_ARG = "--surge-tmp=/tmp"
-# What z2jh's jupyterhub_config.py sets for every hub, before hub.config (files/hub/jupyterhub_config.py, 4.4.0,
-# and hub.concurrentSpawnLimit's default): both hubs of a surge get it.
+# What z2jh's jupyterhub_config.py (4.4.0) sets for every hub, before hub.config, as every local hub of coursehub's
+# gets it (coursehub.hub.local.configure): the plain hub gets the same. Above all curl as the hub's HTTP client:
+# JupyterHub's own (tornado's, 10 connections, the queue counted in each request's timeout) collapsed a surge here
+# (the proxy's route requests timed out in the queue, and JupyterHub stopped 96 of 171 starts "to avoid
+# inconsistent state"). pycurl is in the hub image and in the local hub's environment.
 Z2JH_HUB = {
     "last_activity_interval": 60,  # "Check that the proxy has routes appropriately setup"
     "concurrent_spawn_limit": 64,
     "tornado_settings": {"slow_spawn_timeout": 0},
 }
-# z2jh's jupyterhub_config.py makes the hub's HTTP client curl (pycurl is in z2jh's hub image, so in coursehub's):
-# requests wait in its queue without a clock. The local hub's environment has no pycurl, and JupyterHub's own client
-# counts the queue in each request's timeout with 10 connections: in a surge the servers' start-up checks hold them,
-# the proxy's route requests time out in the queue, and JupyterHub stops each such server "to avoid inconsistent
-# state" (measured: 96 of 171 starts of a 300-student surge). Both hubs here get what z2jh configures, or where it
-# cannot be had, the same client with room for every start JupyterHub allows at once and the proxy's requests.
-HTTP_CLIENT = f"""
+HTTP_CLIENT = """
 from tornado.httpclient import AsyncHTTPClient
-try:
-    import pycurl  # noqa: F401
-    AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
-except ImportError:
-    AsyncHTTPClient.configure(None, max_clients={2 * Z2JH_HUB["concurrent_spawn_limit"]})
+AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
 """
 ADMIN_SCOPES = ["admin:users", "admin:groups", "admin:servers", "access:servers", "list:users", "read:roles", "shares"]
 
@@ -113,18 +106,13 @@ def server_command(course: Course, servers: str, cache: bool | int) -> list[str]
 def surge_course(
     course: Course, folder: Path, roster: Roster, access: str, servers: str, cache: bool | int = True
 ) -> Course:
-    """The course with this roster in its private layer, its servers on the hub's origin, z2jh's hub settings and
-    the surge's server command."""
+    """The course with this roster in its private layer, its servers on the hub's origin and the surge's server
+    command (z2jh's hub settings: every local hub has them)."""
     from coursehub.bench import _with_declaration
 
-    with_roster = _with_declaration(
+    return _with_declaration(
         course, folder, roster.declaration(access), {"cmd": server_command(course, servers, cache)}
     )
-    z2jh = Layer(
-        folder / f"{course.name}.surge-z2jh.yaml", {"jupyterhub": {"hub": {"config": {"JupyterHub": Z2JH_HUB}}}}
-    )
-    *committed, private = with_roster.layers
-    return Course(course.name, course.course_file, (*committed, z2jh, private), course.chart_defaults)
 
 
 @dataclass
