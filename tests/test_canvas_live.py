@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from coursehub.canvas_double import CanvasCourse, CanvasDouble, Fault
@@ -22,7 +21,7 @@ from coursehub_hub.config import LMS_INTERVAL_ENV, ledger_name
 from coursehub_hub.reconcile import LMS_REFUSED
 from helpers.browser import log_in
 from helpers.commands import coursehub
-from helpers.hubs import DENIED, HubClient, hub_groups, stat159_values
+from helpers.hubs import DENIED, HubClient, hub_groups, stat159_values, until
 
 pytestmark = pytest.mark.live
 
@@ -61,28 +60,8 @@ def term(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Loca
             hub.stop()
 
 
-def _until(check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s")
-
-
 def _members(hub: LocalHub) -> dict[str, list[str]]:
     return {n: sorted(g["users"]) for n, g in hub_groups(hub).items() if n.startswith("canvas-")}
-
-
-def _server_token(api: HubClient, account: str) -> str:
-    """The token a running server holds, as code run in it reads it (its environment)."""
-    pid = api.server(account)["state"]["pid"]
-    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"JUPYTERHUB_API_TOKEN="))
-
-
-def _whoami(hub: LocalHub, token: str) -> int:
-    return requests.get(f"{hub.plan.url}/hub/api/user", headers={"Authorization": f"token {token}"}).status_code
 
 
 def _home_page(hub: LocalHub, student: str) -> str:
@@ -116,17 +95,16 @@ def test_a_term_of_canvas_changes_reaches_the_hub_without_a_csv_or_a_deploy(
 
     # week 3: Team 1 is renamed and ana moves to Team 2 in Canvas: the next sync moves her, and nothing else changes.
     # Anyone who runs code in the account's server can read its own token: ana takes it with her...
-    stolen = _server_token(api, "collab-canvas-5000")
-    assert _whoami(hub, stolen) == 200
+    stolen, pid = api.server_token("collab-canvas-5000"), api.pid("collab-canvas-5000")
+    assert api.whoami(stolen) == 200
     canvas.course.groups[5000] = "Team One"
     canvas.course.move(ana, 5001)
-    _until(lambda: ana in _members(hub)["canvas-5001"])
-    # ...and the sync that moved her stopped the server, which revoked that token
-    _until(lambda: not api.server("collab-canvas-5000"))
-    assert _whoami(hub, stolen) == 403 and api.start(ana, "collab-canvas-5000") in DENIED
-    assert api.start(bo, "collab-canvas-5000") in {201, 202}  # the group goes on: a member starts it again
+    until(lambda: ana in _members(hub)["canvas-5001"])
+    # ...and the sync that moved her stopped the server, which revoked that token, and started it again
+    until(lambda: api.pid("collab-canvas-5000") not in (None, pid), what="the server started again")
+    assert api.whoami(stolen) == 403 and api.start(ana, "collab-canvas-5000") in DENIED
     api.wait("collab-canvas-5000", ready=True)
-    assert api.use(bo, "collab-canvas-5000") == 200
+    assert api.use(bo, "collab-canvas-5000") == 200  # the group goes on, with nobody starting it
     assert api.start(ana, "collab-canvas-5001") in {201, 202}
     api.wait("collab-canvas-5001", ready=True)
     assert api.use(ana, "collab-canvas-5001") == 200
@@ -134,14 +112,17 @@ def test_a_term_of_canvas_changes_reaches_the_hub_without_a_csv_or_a_deploy(
     assert "collab-canvas-5001" in home and "collab-canvas-5000" not in home and "canvas-5002" not in home
 
     # week 5: bo withdraws: kept through one sync, gone after the second
-    offset = Path(hub.log).stat().st_size
+    offset, pid = Path(hub.log).stat().st_size, api.pid("collab-canvas-5000")
     canvas.course.withdraw(bo)
-    _until(lambda: bo not in _members(hub)["canvas-5000"])
+    until(lambda: bo not in _members(hub)["canvas-5000"])
     log = _log_after(hub, offset)
     assert "1 held until the next sync" in log and "1 let go after two syncs in no group" in log
     assert bo not in log  # membership stays out of the log
-    _until(lambda: not api.server("collab-canvas-5000"))  # the same sync stopped the group's server
-    assert api.start(bo, "collab-canvas-5000") in DENIED
+    until(  # the same sync restarted the group's server
+        lambda: api.pid("collab-canvas-5000") not in (None, pid), what="the server started again"
+    )
+    api.wait("collab-canvas-5000", ready=True)
+    assert api.start(bo, "collab-canvas-5000") in DENIED and api.use(bo, "collab-canvas-5000") in DENIED
 
     # answers that cannot be trusted change nothing, each said in one line
     for fault, check in (
@@ -152,7 +133,7 @@ def test_a_term_of_canvas_changes_reaches_the_hub_without_a_csv_or_a_deploy(
         offset = Path(hub.log).stat().st_size
         canvas.course.withdraw("student-100002")  # would be a change, if the answer were trusted
         canvas.inject(fault)
-        _until(lambda: LMS_REFUSED in _log_after(hub, offset))  # noqa: B023
+        until(lambda: LMS_REFUSED in _log_after(hub, offset))  # noqa: B023
         assert _members(hub) == before and f"{LMS_REFUSED} {check}" in _log_after(hub, offset)
         canvas.course.students.append(canvas.course.students[0].__class__(100002, "student-100002", "sis100002"))
         canvas.course.membership[100002] = 5000
@@ -161,7 +142,7 @@ def test_a_term_of_canvas_changes_reaches_the_hub_without_a_csv_or_a_deploy(
     hub.restart()
     assert api.server("collab-canvas-5001").get("ready") and api.use(ana, "collab-canvas-5001") == 200
     canvas.course.move(cy, 5002)
-    _until(lambda: cy in _members(hub)["canvas-5002"])
+    until(lambda: cy in _members(hub)["canvas-5002"])
 
 
 def test_a_sync_that_would_empty_many_groups_waits_for_an_operator(
@@ -172,7 +153,7 @@ def test_a_sync_that_would_empty_many_groups_waits_for_an_operator(
     offset = Path(hub.log).stat().st_size
     canvas.course.delete_group(5000)
     canvas.course.delete_group(5001)  # six students in no group: more than max(5, 10 % of 12)
-    _until(lambda: "mass removal" in _log_after(hub, offset))
+    until(lambda: "mass removal" in _log_after(hub, offset))
     time.sleep(INTERVAL * 1.5)
     assert _members(hub) == before  # held, sync after sync
 
@@ -192,5 +173,5 @@ def test_a_sync_that_would_empty_many_groups_waits_for_an_operator(
     )
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert "drop-group canvas-5000" in accepted.stdout
-    _until(lambda: "canvas-5000" not in _members(hub) and "canvas-5001" not in _members(hub))
+    until(lambda: "canvas-5000" not in _members(hub) and "canvas-5001" not in _members(hub))
     assert sorted(_members(hub)) == ["canvas-5002", "canvas-5003"]

@@ -100,3 +100,71 @@ def test_a_ta_taken_off_the_staff_has_every_accounts_server_stopped() -> None:
     fewer = reconciler.plan(_canvas_declaration(members, staff=["ta-2"]), _staffed_hub(["ta-1", "ta-2"], digests))
     assert {t for a, t in _steps(fewer) if a == "stop-server"} == {"collab-canvas-1", "collab-canvas-2"}
     assert ("remove-members", "coursehub-staff:stat159") in _steps(fewer)
+
+
+def test_a_run_records_what_its_removals_leave_so_the_membership_watch_does_not_restart_those_servers_again() -> None:
+    """The in-hub membership watch (MembershipWatch) restarts the server of a group that lost a member outside a
+    run; the ledger's ``left`` tells a run's own removals (whose servers the run restarts itself) from those."""
+    result = reconciler.plan(_canvas_declaration({"canvas-1": ["s-ana"], "canvas-2": ["s-cy"]}), _canvas_hub())
+    left = result.after.left["canvas-1"]
+    assert left.startswith(reconciler.members_digest("stat159", ["s-ana"]) + "/")  # and the run's id
+    assert result.intent.left == result.after.left == {"canvas-1": left}  # written before the removal is made
+    assert "s-ana" not in str(result.after.properties("stat159"))  # a digest, never a name
+    assert left != reconciler.members_digest("stat159", ["s-ana", "s-bo"]) != reconciler.members_digest("x", ["s-ana"])
+    # the next run, with nothing to take out, keeps the record (and changes nothing)
+    after = _canvas_hub(left={"canvas-1": left})
+    after.groups = [{**g, "users": ["s-ana"]} if g["name"] == "canvas-1" else g for g in after.groups]
+    again = reconciler.plan(_canvas_declaration({"canvas-1": ["s-ana"], "canvas-2": ["s-cy"]}), after)
+    assert again.empty and again.after.left == {"canvas-1": left}
+
+
+class _ServersHub(GroupsRead):
+    """GroupsRead plus the three server calls the membership watch makes (GET a user, DELETE and POST its
+    server), on a dict of running servers: a TEST DOUBLE for the watch's decisions only. What the watch does on a
+    real hub is test_live_hub.py's admin-API test and test_sync_groups.py's run test."""
+
+    def __init__(self, groups: dict[str, dict[str, Any]], running: set[str]) -> None:
+        super().__init__(groups)
+        self.running = set(running)
+        self.calls: list[tuple[str, str]] = []
+
+    def members(self, group: str, users: list[str]) -> None:
+        next(g for g in self.groups if g["name"] == group)["users"] = users
+
+    def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = ()) -> Any:
+        account = path.split("/")[2]
+        if method != "GET":
+            self.calls.append((method, account))
+            (self.running.discard if method == "DELETE" else self.running.add)(account)
+            return None
+        return {"name": account, "servers": {"": {"ready": True}} if account in self.running else {}}
+
+
+def test_the_membership_watch_restarts_after_removals_outside_a_run_and_never_twice_for_a_runs_own() -> None:
+    ledger = {"coursehub.course": "stat159", "groups": {"shared-1": "collab-shared-1"}}
+    hub = _ServersHub({LEDGER: {"properties": ledger}, "shared-1": {"users": ["s-ana", "s-bo"]}}, {"collab-shared-1"})
+    watch = reconciler.MembershipWatch("stat159")
+    assert watch.check(hub) == [] and hub.calls == []  # the first look only looks
+    hub.members("shared-1", ["s-ana", "s-bo", "s-cy"])
+    assert watch.check(hub) == []  # an addition is no one's loss
+    hub.members("shared-1", ["s-ana", "s-cy"])  # a TA takes s-bo out in the admin page
+    assert watch.check(hub) == ["collab-shared-1"]
+    assert hub.calls == [("DELETE", "collab-shared-1"), ("POST", "collab-shared-1")]  # stopped, started again
+    # a run takes s-cy out: it records what it leaves before it does (and restarts the server itself)
+    hub.calls.clear()
+    ledger["left"] = {"shared-1": reconciler.members_digest("stat159", ["s-ana"]) + "/run-1"}
+    hub.members("shared-1", ["s-ana"])
+    assert watch.check(hub) == [] and hub.calls == []
+    # later, a TA adds s-dee and takes her out: the group is back to what the run left, but not by the run
+    hub.members("shared-1", ["s-ana", "s-dee"])
+    assert watch.check(hub) == []
+    hub.members("shared-1", ["s-ana"])
+    assert watch.check(hub) == ["collab-shared-1"]
+    assert hub.calls == [("DELETE", "collab-shared-1"), ("POST", "collab-shared-1")]
+    # a server that was not running is not started by the watch
+    hub.calls.clear()
+    hub.running.clear()
+    hub.members("shared-1", ["s-ana", "s-eve"])
+    watch.check(hub)
+    hub.members("shared-1", ["s-eve"])
+    assert watch.check(hub) == ["collab-shared-1"] and hub.calls == [("DELETE", "collab-shared-1")]

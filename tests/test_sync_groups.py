@@ -10,6 +10,7 @@ import http.server
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -21,7 +22,7 @@ from coursehub.errors import CoursehubError
 from coursehub.groups import hubpython
 from coursehub.hub.local import LocalHub
 from helpers.commands import COMMAND
-from helpers.hubs import hub_groups, live_hub, stat159_values, sync_groups, write_roster
+from helpers.hubs import DENIED, HubClient, hub_groups, live_hub, stat159_values, sync_groups, write_roster
 
 pytestmark = pytest.mark.live
 
@@ -88,6 +89,32 @@ def test_additions_and_removals_apply_at_once_and_a_second_run_changes_nothing(h
     assert {"collab-shared-2", "collab-shared-new"} <= set(ledger["accounts"])  # accounts stay coursehub's
     code, out = sync_groups(hub, values)
     assert code == 0 and "nothing to change" in out, out
+
+
+def test_a_removal_restarts_the_groups_running_server_once_and_its_other_member_keeps_it(
+    hub: LocalHub, values: Path
+) -> None:
+    """The run stops the server (its token, which s-bo could have read, dies with it) and starts it again for s-ana;
+    the in-hub membership watch, which restarts servers after removals made outside a run, leaves this one alone."""
+    api = HubClient(hub)
+    assert api.start("s-ana", "collab-shared-1") in {201, 202}
+    api.wait("collab-shared-1", ready=True)
+    pid, token = api.pid("collab-shared-1"), api.server_token("collab-shared-1")
+    write_roster(values, {"shared-1": ["s-ana"], "shared-2": ["s-cy"]})
+    offset = Path(hub.log).stat().st_size
+    code, out = sync_groups(hub, values)
+    assert code == 0, out
+    assert "done: stop-server collab-shared-1" in out and "done: start-server collab-shared-1" in out
+    assert "collab-shared-2" not in out  # a group that lost nobody keeps its server as it is
+    api.wait("collab-shared-1", ready=True)
+    restarted = api.pid("collab-shared-1")
+    assert restarted not in (None, pid) and api.whoami(token) == 403
+    assert api.use("s-ana", "collab-shared-1") == 200 and api.use("s-bo", "collab-shared-1") in DENIED
+    time.sleep(hubpython.reconciler().WATCH_SECONDS + 3)  # a look of the watch, and some
+    assert api.pid("collab-shared-1") == restarted
+    assert "outside a run" not in Path(hub.log).read_text()[offset:]
+    assert api.stop("s-ana", "collab-shared-1") in {202, 204}
+    api.wait("collab-shared-1", ready=False)
 
 
 def test_a_group_the_values_leave_to_the_admin_page_keeps_its_members(hub: LocalHub, values: Path) -> None:

@@ -37,7 +37,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,9 @@ PAGE = rules.PAGE  # a hub whose api_page_max_limit is lower returns smaller pag
 SHARE_SCOPES = ("access:servers", "servers", "read:servers")
 GROUP_MARK = "group:"  # the ledger's record of an account shared with its group: GROUP_MARK + group
 IN_STEP = "in step with the declaration of"  # logged after every in-hub run (the local hub waits for it)
+WATCH_SAW = "lost a member outside a run"  # logged by the membership watch when it acts (tests wait for it)
 STOPPED = "the hub stops this service"  # logged with the signal that stopped it
+RESTART_WAIT = 120.0  # seconds a run waits for the servers it stopped to be gone before starting them again
 
 log = logging.getLogger("coursehub-reconciler")
 
@@ -154,7 +156,7 @@ def _q(name: str) -> str:
 @dataclass(frozen=True)
 class Change:
     # create-accounts | create-users | create-group | add-members | remove-members | drop-group | stop-server | share
-    # | unshare-all
+    # | unshare-all; and start-server, reported only (apply starts a stopped server again: see start_again)
     action: str
     target: str
     users: tuple[str, ...] = ()
@@ -190,6 +192,10 @@ class Ledger:
     stops: set[str] = field(default_factory=set)
     # the course's staff, as digests (never names): a TA taken off it could have read any account server's token
     staff: set[str] = field(default_factory=set)
+    # group -> "<digest of the members the last run with removals left it with>/<that run's id>", recorded before
+    # the removals: the membership watch tells a run's removals, whose servers the run restarts itself, from anyone
+    # else's (each record once: a group that comes back to those members later is not the run's doing)
+    left: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(cls, properties: Mapping[str, Any] | None) -> Ledger:
@@ -203,6 +209,7 @@ class Ledger:
             [list(x) for x in p.get("losses") or () if isinstance(x, list) and len(x) == 2],
             set(p.get("stops") or ()),
             set(p.get("staff") or ()),
+            dict(p.get("left") or {}),
         )
 
     def properties(self, course: str) -> dict[str, Any]:
@@ -216,6 +223,7 @@ class Ledger:
             **({"losses": self.losses} if self.losses else {}),
             **({"stops": sorted(self.stops)} if self.stops else {}),
             **({"staff": sorted(self.staff)} if self.staff else {}),
+            **({"left": dict(sorted(self.left.items()))} if self.left else {}),
         }
 
 
@@ -243,6 +251,7 @@ class Plan:
             losses=list(self.before.losses),
             stops=self.before.stops | {c.target for c in self.changes if c.action == "stop-server"},
             staff=set(self.before.staff),
+            left=dict(self.after.left),
         )
 
     @property
@@ -348,7 +357,7 @@ def plan(
     # A student who leaves a group may hold the account server's own token (anyone who runs code there can read
     # it), and it works for as long as the server runs: stop the server (JupyterHub revokes its token with it), after
     # the membership change and before the account leaves the course's ledger group (which the reconciler's scopes
-    # of a Canvas course are filtered to). The group's members start it again from the home page.
+    # of a Canvas course are filtered to). apply starts it again if it was running and its group goes on.
     # A TA taken off the staff could open every account's server: every one is stopped (servers not running
     # answer at once). The ledger keeps the staff as digests, to see who left without keeping names.
     after.staff = {_digest(course, name) for name in declaration.get("staff") or ()}
@@ -397,6 +406,7 @@ def plan(
         if found:
             changes.append(Change("unshare-all", a.account))
         changes += [Change("share", a.account, group=g) for g in with_]
+    after.left = _left(course, changes, groups) or dict(before.left)
     result.after = after
     return result
 
@@ -412,6 +422,24 @@ def _ledger_members(
     return [Change("add-members", ledger_group, b) for b in batches(sorted(want - have), BATCH)], [
         Change("remove-members", ledger_group, b) for b in batches(sorted(have - want), BATCH)
     ]
+
+
+def _left(course: str, changes: list[Change], groups: Mapping[str, Any]) -> dict[str, str]:
+    """The record of each group a run takes members out of, as the run leaves it (``Ledger.left``)."""
+    import secrets
+
+    run, out = secrets.token_hex(4), dict[str, str]()
+    for group in {c.target for c in changes if c.action == "remove-members"}:
+        members = set((groups.get(group) or {}).get("users") or ())
+        for c in changes:
+            if c.target == group and c.action in ("add-members", "remove-members"):
+                members = members | set(c.users) if c.action == "add-members" else members - set(c.users)
+        out[group] = f"{members_digest(course, members)}/{run}"
+    return out
+
+
+def members_digest(course: str, members: Iterable[str]) -> str:
+    return _digest(course, "\n".join(sorted(members)))
 
 
 def _digest(course: str, name: str) -> str:
@@ -476,7 +504,8 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
         api.call("POST", f"/groups/{_q(ledger_group)}", {}, ok=(409,))
         result.ledger_exists = True
     intent = result.intent
-    if fresh or (intent.groups, intent.accounts, intent.stops) != (written.groups, written.accounts, written.stops):
+    written_keys = (written.groups, written.accounts, written.stops, written.left)
+    if fresh or (intent.groups, intent.accounts, intent.stops, intent.left) != written_keys:
         # new names, and servers to stop: record them first (membership and share changes alone need no record)
         api.call("PUT", f"/groups/{_q(ledger_group)}/properties", intent.properties(result.course))
         written = intent
@@ -484,6 +513,8 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
         created = api.call("POST", "/users", {"usernames": list(batch)}, ok=(409,))
         if created:
             report(Change("create-users", f"({len(created)} users)", tuple(u["name"] for u in created)))
+    # the servers stopped while running whose account still has its group: started again at the end
+    declared, again = set(result.after.groups.values()), list[str]()
     for change in result.changes:
         if change.action in ("create-accounts", "create-users"):
             api.call("POST", "/users", {"usernames": list(change.users)}, ok=(409,))
@@ -500,16 +531,60 @@ def apply(result: Plan, api: HubAPI, report: Callable[[Change], None] = lambda c
         elif change.action == "unshare-all":
             api.call("DELETE", f"/shares/{_q(change.target)}/", ok=(404,))
         elif change.action == "stop-server":
-            try:
-                api.call("DELETE", f"/users/{_q(change.target)}/server")  # 204 when not running, 202 while stopping
-            except HubError as e:  # 404: no such account any more (nothing to stop), or no scope on it (an error)
-                if "HTTP 404" not in str(e) or api.call("GET", f"/users/{_q(change.target)}", ok=(404,)) is not None:
-                    raise
+            if stop_server(api, change.target) and change.target in declared:
+                again.append(change.target)
         else:
             raise AssertionError(change.action)
         report(change)
     if result.after != written:
         api.call("PUT", f"/groups/{_q(ledger_group)}/properties", result.after.properties(result.course))
+    start_again(api, again, report)
+
+
+def stop_server(api: HubAPI, account: str) -> bool:
+    """Stop the account's default server (JupyterHub revokes the server's token with it); True if it was running."""
+    found = api.call("GET", f"/users/{_q(account)}", ok=(404,))
+    server = ((found or {}).get("servers") or {}).get("")
+    try:
+        api.call("DELETE", f"/users/{_q(account)}/server")  # 204 when not running, 202 while stopping
+    except HubError as e:  # 404: no such account any more (nothing to stop), or no scope on it (an error)
+        if "HTTP 404" not in str(e) or found is not None:
+            raise
+    return bool(server and server.get("ready"))
+
+
+def start_again(api: HubAPI, accounts: list[str], report: Callable[[Change], None], wait: float = RESTART_WAIT) -> None:
+    """Start the servers a run stopped while they were running, once each stop is done: the group's other members
+    keep their account, on a server whose token nobody who left has read (their kernels and terminals end with the
+    old one). A server still stopping after `wait` seconds is left for its members to start (one log line)."""
+    waiting = list(accounts)
+    deadline = time.monotonic() + wait
+    while waiting:
+        for account in list(waiting):
+            try:
+                found = api.call("GET", f"/users/{_q(account)}", ok=(404,))
+                server = ((found or {}).get("servers") or {}).get("")
+                if server and server.get("pending") == "stop":
+                    continue  # still stopping
+                waiting.remove(account)
+                if found is None or server:  # gone, or a member started it already
+                    continue
+                api.call("POST", f"/users/{_q(account)}/server", {}, ok=(400,))  # 400: a member's start came first
+            except HubError as e:  # the stop is what matters, and it is done: one line, and the others go on
+                log.warning("%s stopped but not started again (its members start it): %s", account, e)
+                if account in waiting:
+                    waiting.remove(account)
+                continue
+            report(Change("start-server", account))
+        if waiting and time.monotonic() > deadline:
+            log.warning(
+                "%d stopped server(s) still stopping after %.0f s: not started again (their members start them)",
+                len(waiting),
+                wait,
+            )
+            return
+        if waiting:
+            time.sleep(0.5)
 
 
 # --- inside the hub -------------------------------------------------------------------------------
@@ -543,6 +618,63 @@ def run_once(declaration: Mapping[str, Any], api: HubAPI) -> Plan:
     apply(result, api, lambda change: log.info("%s", change.describe(names=False)))
     log.info("%s %s (%d request(s))", IN_STEP, result.course, api.requests)
     return result
+
+
+class MembershipWatch:
+    """Members taken out of a course's groups between runs, by anyone (a TA in the admin page, an admin through the
+    REST API): the group's account server is stopped, and started again if it was running, as a run does for the
+    removals it makes. The one who left may hold that server's own token, and a server keeps the hub's answer
+    about a visitor for its visitor cache; this ends both within WATCH_SECONDS.
+
+    The memberships seen last are kept in this process's memory only. A removal made while the reconciler is not
+    running (a hub restart) is not seen: the visitor cache bounds that one."""
+
+    def __init__(self, course: str) -> None:
+        self.course = course
+        self.seen: dict[str, frozenset[str]] | None = None
+        self._ledger: Mapping[str, Any] | None = None  # the ledger's properties at the last look
+        self._used: set[str] = set()  # the runs' Ledger.left records already accounted for
+
+    def _read(self, api: HubAPI) -> tuple[dict[str, str], dict[str, frozenset[str]]]:
+        """The course's {group: account} (the ledger's) and the members of those groups and of its staff group."""
+        groups = {g["name"]: g for g in api.pages("/groups")}
+        self._ledger = (groups.get(rules.ledger_name(self.course)) or {}).get("properties")
+        pairs = Ledger.read(self._ledger).groups
+        watched = [*pairs, rules.staff_group(self.course)]
+        return pairs, {g: frozenset(groups[g].get("users") or ()) for g in watched if g in groups}
+
+    def check(self, api: HubAPI) -> list[str]:
+        """Stop (and start again) the servers of the groups that lost a member since the last look; the accounts.
+        The first look (``seen`` None: after a run, whose own removals are not the watch's) only looks."""
+        pairs, now = self._read(api)
+        seen, self.seen = self.seen, now
+        records = Ledger.read(self._ledger).left
+        if seen is None:
+            self._used |= set(records.values())  # what runs before this look did is done
+            return []
+        lost = {g for g, members in seen.items() if members - now.get(g, frozenset()) and not self._runs(g, records)}
+        if rules.staff_group(self.course) in lost:  # a TA taken off the staff could open every account
+            accounts = set(pairs.values())
+        else:
+            accounts = {pairs[g] for g in lost if g in pairs}
+        if not accounts:
+            return []
+        log.info("%d group(s) %s: stopping their account servers", len(lost), WATCH_SAW)
+        again = [a for a in sorted(accounts) if stop_server(api, a) and any(pairs.get(g) == a for g in now)]
+        start_again(api, again, lambda change: log.info("%s", change.describe(names=False)))
+        return sorted(accounts)
+
+    def _runs(self, group: str, records: Mapping[str, str]) -> bool:
+        """The group's members are what a run since the last look left (the run restarts that server itself)."""
+        record = records.get(group, "")
+        now = self.seen.get(group, frozenset()) if self.seen else frozenset()
+        if record in self._used or record.split("/")[0] != members_digest(self.course, now):
+            return False
+        self._used.add(record)
+        return True
+
+
+WATCH_SECONDS = 10.0  # how often the in-hub reconciler looks for members taken out of groups between runs
 
 
 # --- groups from Canvas ---------------------------------------------------------------------------
@@ -663,9 +795,20 @@ def main(argv: list[str] | None = None) -> int:
             if _idle(hub, wait):
                 return 0
     # Once per start: what `make sync-groups` changes between two deploys stays until the next start. A managed
-    # service that exits is restarted by JupyterHub, so this one idles, for as long as its hub runs.
-    _idle(hub, float("inf"))
+    # service that exits is restarted by JupyterHub, so this one stays, watching memberships, while its hub runs.
+    watch = MembershipWatch(_course(declaration))
+    _look(watch, api)
+    while not _idle(hub, WATCH_SECONDS):
+        _look(watch, api)
     return 0
+
+
+def _look(watch: MembershipWatch, api: HubAPI) -> None:
+    """One look of the watch; a hub that cannot answer now is asked again at the next (one log line)."""
+    try:
+        watch.check(api)
+    except HubError as e:
+        log.error("membership watch: %s", e)
 
 
 def _lms_schedule(declaration: Mapping[str, Any], api: HubAPI, hub: int) -> int:
@@ -697,14 +840,21 @@ def _lms_schedule(declaration: Mapping[str, Any], api: HubAPI, hub: int) -> int:
                 override,
                 settings.interval,
             )
+    watch = MembershipWatch(_course(declaration))
     while True:
         api.requests = client.requests = 0
         try:
             sync_from_lms(declaration, api, client)
         except (HubError, rules.DeclarationError) as e:
             log.error("%s %s", LMS_REFUSED, e)
-        if _idle(hub, interval, every=min(2.0, interval)):
-            return 0
+        watch.seen = None  # a first look at what this sync left
+        _look(watch, api)
+        next_sync = time.monotonic() + interval
+        while (left := next_sync - time.monotonic()) > 0:
+            if _idle(hub, min(WATCH_SECONDS, left), every=min(2.0, interval)):
+                return 0
+            if left > WATCH_SECONDS:  # not just before the next sync, which looks afterwards
+                _look(watch, api)
 
 
 def _idle(hub: int, seconds: float, every: float = 2.0) -> bool:

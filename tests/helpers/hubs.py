@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,31 @@ class HubClient:
             time.sleep(0.25)
         raise AssertionError(f"{user}'s server did not become {'ready' if ready else 'stopped'}: {self.server(user)}")
 
+    def pid(self, user: str) -> int | None:
+        """The process of the user's running server (SimpleLocalProcessSpawner's state), None when none runs."""
+        return (self.server(user).get("state") or {}).get("pid")
+
+    def server_token(self, user: str) -> str:
+        """The token a running server holds, as code run in it reads it (its environment)."""
+        environ = Path(f"/proc/{self.pid(user)}/environ").read_bytes().split(b"\0")
+        return next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"JUPYTERHUB_API_TOKEN="))
+
+    def whoami(self, token: str) -> int:
+        return requests.get(f"{self.url}/hub/api/user", headers={"Authorization": f"token {token}"}).status_code
+
+    def stop_server(self, user: str, timeout: float = 120) -> None:
+        """Stop the user's server as an admin and wait until it is stopped, whatever it is doing (a start under way,
+        such as the reconciler's restart after a member left, is let finish and stopped then)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.server(user)
+            if not server:
+                return
+            if not server.get("pending"):
+                requests.delete(f"{self.url}/hub/api/users/{user}/server", headers=self.admin)
+            time.sleep(0.25)
+        raise AssertionError(f"{user}'s server did not stop: {self.server(user)}")
+
     def start(self, who: str, user: str) -> int:
         return requests.post(f"{self.url}/hub/api/users/{user}/server", headers=self.as_(who)).status_code
 
@@ -145,6 +170,16 @@ class HubClient:
         return requests.get(
             f"{self.url}/user/{user}/api/status", headers=self.as_(who), allow_redirects=False
         ).status_code
+
+
+def until(check: Callable[[], object], timeout: float = 30, what: str = "") -> None:
+    """Wait for `check()` to be true (every 0.2 s); AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what or 'the check'}: not within {timeout} s")
 
 
 class GroupsRead:

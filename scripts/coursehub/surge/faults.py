@@ -209,7 +209,8 @@ def roster_move(roster: Roster, student: str, to: str, at: float, cap: float = 6
         api = sync.hub_api(hub.plan.url, str(hub.plan.admin_token))
         reconciler = hubpython.reconciler()
         found["synced_from"] = time.time()
-        reconciler.apply(reconciler.plan(declaration, api), api)
+        # when the sync stopped the old group's server, and started it again for the members who stay
+        reconciler.apply(reconciler.plan(declaration, api), api, lambda c: found.setdefault(c.action, time.time()))
         found["synced"] = time.time()
         found["start_refused"] = found["use_refused"] = None
         while time.time() - found["synced_from"] < cap and None in (found["start_refused"], found["use_refused"]):
