@@ -168,3 +168,78 @@ def test_the_membership_watch_restarts_after_removals_outside_a_run_and_never_tw
     watch.check(hub)
     hub.members("shared-1", ["s-eve"])
     assert watch.check(hub) == ["collab-shared-1"] and hub.calls == [("DELETE", "collab-shared-1")]
+
+
+def test_the_watch_leaves_a_run_under_way_its_stop_but_does_it_itself_when_the_run_could_not() -> None:
+    """A run records what it leaves before its removals, and its stops as pending: while the stop is pending the
+    watch waits (RUN_PATIENCE looks); a run that failed at the stop (a token without `servers`, Ctrl-C) leaves it
+    pending for good, and the watch stops and restarts the server itself."""
+    ledger = {"coursehub.course": "stat159", "groups": {"shared-1": "collab-shared-1", "shared-2": "collab-shared-2"}}
+    hub = _ServersHub(
+        {LEDGER: {"properties": ledger}, "shared-1": {"users": ["s-ana", "s-bo"]}, "shared-2": {"users": ["s-cy"]}},
+        {"collab-shared-1", "collab-shared-2"},
+    )
+    watch = reconciler.MembershipWatch("stat159")
+    watch.check(hub)
+    ledger["left"] = {"shared-1": reconciler.members_digest("stat159", ["s-ana"]) + "/run-2"}
+    ledger["stops"] = ["collab-shared-1"]
+    hub.members("shared-1", ["s-ana"])
+    for _ in range(reconciler.RUN_PATIENCE):
+        assert watch.check(hub) == [] and hub.calls == []
+    assert watch.check(hub) == ["collab-shared-1"]  # the run never got to it
+    assert hub.calls == [("DELETE", "collab-shared-1"), ("POST", "collab-shared-1")]
+
+
+def test_one_account_the_watch_cannot_stop_holds_up_no_other_and_is_tried_again() -> None:
+    ledger = {"coursehub.course": "stat159", "groups": {"shared-1": "collab-shared-1", "shared-2": "collab-shared-2"}}
+    hub = _ServersHub(
+        {
+            LEDGER: {"properties": ledger},
+            "shared-1": {"users": ["s-ana", "s-bo"]},
+            "shared-2": {"users": ["s-cy", "s-dee"]},
+        },
+        {"collab-shared-1", "collab-shared-2"},
+    )
+    real_call = hub.call
+
+    def refusing(method: str, path: str, body: Any = None, ok: tuple[int, ...] = ()) -> Any:
+        if method == "DELETE" and "collab-shared-1" in path and refused:
+            raise reconciler.HubError(f"{method} {path}: HTTP 403 (no scope)")
+        return real_call(method, path, body, ok)
+
+    refused = True
+    hub.call = refusing  # type: ignore[method-assign]
+    watch = reconciler.MembershipWatch("stat159")
+    watch.check(hub)
+    hub.members("shared-1", ["s-ana"])
+    hub.members("shared-2", ["s-cy"])
+    assert watch.check(hub) == ["collab-shared-1", "collab-shared-2"]
+    assert hub.calls == [("DELETE", "collab-shared-2"), ("POST", "collab-shared-2")]
+    refused = False
+    hub.calls.clear()
+    assert watch.check(hub) == ["collab-shared-1"]  # no new loss: the failed stop, again
+    assert hub.calls == [("DELETE", "collab-shared-1"), ("POST", "collab-shared-1")]
+
+
+def test_anyone_taken_out_of_a_canvas_courses_staff_group_stops_every_account() -> None:
+    """Every account's server is shared with the staff group: someone an admin had put in it by hand, and who
+    leaves it, could have read any server's token."""
+    members = {"canvas-1": ["s-ana", "s-bo"], "canvas-2": ["s-cy"]}
+    digests = sorted(
+        reconciler.plan(_canvas_declaration(members, staff=["ta-1"]), _staffed_hub(["ta-1"], [])).after.staff
+    )
+    result = reconciler.plan(_canvas_declaration(members, staff=["ta-1"]), _staffed_hub(["ta-1", "helper"], digests))
+    assert {t for a, t in _steps(result) if a == "stop-server"} == {"collab-canvas-1", "collab-canvas-2"}
+
+
+def test_a_runs_record_the_group_moved_on_from_hides_no_later_removal() -> None:
+    """A run took s-bo out (and restarted the server); a TA put him back before the watch looked (he can read
+    the new server's token), then took him out again: that removal is the TA's, not the run's."""
+    ledger = {"coursehub.course": "stat159", "groups": {"shared-1": "collab-shared-1"}}
+    hub = _ServersHub({LEDGER: {"properties": ledger}, "shared-1": {"users": ["s-ana", "s-bo"]}}, {"collab-shared-1"})
+    watch = reconciler.MembershipWatch("stat159")
+    watch.check(hub)
+    ledger["left"] = {"shared-1": reconciler.members_digest("stat159", ["s-ana"]) + "/run-3"}  # the run, done
+    assert watch.check(hub) == []  # s-bo is back already: no loss, and the record no longer describes the group
+    hub.members("shared-1", ["s-ana"])
+    assert watch.check(hub) == ["collab-shared-1"]

@@ -204,10 +204,15 @@ def test_a_ta_changes_a_course_groups_members_and_it_applies_at_once(api: HubCli
         assert api.start("s-bo", "collab-shared-2") in STARTED  # the new member's access: at once
         api.wait("collab-shared-2", ready=True)
         assert api.use("s-bo", "collab-shared-2") == 200
+        pid, offset = api.pid("collab-shared-2"), Path(hub.log).stat().st_size
         assert requests.delete(members, headers=api.as_(TA), json={"users": ["s-cy"]}).status_code == 200
         assert api.stop("s-cy", "collab-shared-2") in DENIED  # the removed member's: gone at once
-    finally:  # stopped first (the membership watch may be restarting it after s-cy's removal), and the watch's look
-        api.stop_server("collab-shared-2")  # at s-bo's removal awaited: it restarts nothing a later test runs
+        # and the server s-cy could have read the token of: restarted by the reconciler's membership watch
+        hub.wait_for_log(hubpython.reconciler().WATCH_SAW, after=offset, timeout=30)
+        api.wait("collab-shared-2", ready=True)
+        assert api.pid("collab-shared-2") != pid and api.use("s-bo", "collab-shared-2") == 200
+    finally:  # stopped first, and the watch's look at s-bo's removal awaited: it restarts nothing a later test runs
+        api.stop_server("collab-shared-2")
         offset = Path(hub.log).stat().st_size
         requests.post(members, headers=api.admin, json={"users": ["s-cy"]})
         requests.delete(members, headers=api.admin, json={"users": ["s-bo"]})

@@ -209,7 +209,7 @@ class Ledger:
             [list(x) for x in p.get("losses") or () if isinstance(x, list) and len(x) == 2],
             set(p.get("stops") or ()),
             set(p.get("staff") or ()),
-            dict(p.get("left") or {}),
+            {g: r for g, r in dict(p.get("left") or {}).items() if isinstance(g, str) and isinstance(r, str)},
         )
 
     def properties(self, course: str) -> dict[str, Any]:
@@ -361,7 +361,9 @@ def plan(
     # A TA taken off the staff could open every account's server: every one is stopped (servers not running
     # answer at once). The ledger keeps the staff as digests, to see who left without keeping names.
     after.staff = {_digest(course, name) for name in declaration.get("staff") or ()}
-    staff_left = bool(before.staff - after.staff)
+    staff_left = bool(before.staff - after.staff) or _staff_group(declaration) in _removed_from(
+        _staff_members(declaration, groups)
+    )  # (a declared TA taken off, or anyone else an admin had put in the staff group)
     losing = {c.target for c in changes if c.action in ("remove-members", "drop-group")}
     accounts_of = {after.groups.get(g) or before.groups.get(g) or "" for g in losing} - {""}
     if staff_left:
@@ -422,6 +424,10 @@ def _ledger_members(
     return [Change("add-members", ledger_group, b) for b in batches(sorted(want - have), BATCH)], [
         Change("remove-members", ledger_group, b) for b in batches(sorted(have - want), BATCH)
     ]
+
+
+def _removed_from(changes: list[Change]) -> set[str]:
+    return {c.target for c in changes if c.action in ("remove-members", "drop-group")}
 
 
 def _left(course: str, changes: list[Change], groups: Mapping[str, Any]) -> dict[str, str]:
@@ -569,7 +575,9 @@ def start_again(api: HubAPI, accounts: list[str], report: Callable[[Change], Non
                 waiting.remove(account)
                 if found is None or server:  # gone, or a member started it already
                     continue
-                api.call("POST", f"/users/{_q(account)}/server", {}, ok=(400,))  # 400: a member's start came first
+                # no body: JupyterHub starts it with the options it was last started with (the members' profile);
+                # 400: a member's start came first
+                api.call("POST", f"/users/{_q(account)}/server", ok=(400,))
             except HubError as e:  # the stop is what matters, and it is done: one line, and the others go on
                 log.warning("%s stopped but not started again (its members start it): %s", account, e)
                 if account in waiting:
@@ -627,51 +635,85 @@ class MembershipWatch:
     about a visitor for its visitor cache; this ends both within WATCH_SECONDS.
 
     The memberships seen last are kept in this process's memory only. A removal made while the reconciler is not
-    running (a hub restart) is not seen: the visitor cache bounds that one."""
+    running (a hub restart) is not seen. A run's own removals are left to the run, which restarts those servers
+    itself, only once the run has recorded them done (``Ledger.left``, and no stop still pending in the ledger):
+    a run that could not stop a server leaves that stop to the watch."""
 
     def __init__(self, course: str) -> None:
         self.course = course
         self.seen: dict[str, frozenset[str]] | None = None
-        self._ledger: Mapping[str, Any] | None = None  # the ledger's properties at the last look
         self._used: set[str] = set()  # the runs' Ledger.left records already accounted for
+        self._retry: set[str] = set()  # accounts whose stop failed at a look: tried again at the next
+        self._waited: dict[str, int] = {}  # record -> looks it has been waited for (a run under way)
 
-    def _read(self, api: HubAPI) -> tuple[dict[str, str], dict[str, frozenset[str]]]:
-        """The course's {group: account} (the ledger's) and the members of those groups and of its staff group."""
+    def _read(self, api: HubAPI) -> tuple[Ledger, dict[str, frozenset[str]]]:
+        """The course's ledger and the members of its groups and of its staff group."""
         groups = {g["name"]: g for g in api.pages("/groups")}
-        self._ledger = (groups.get(rules.ledger_name(self.course)) or {}).get("properties")
-        pairs = Ledger.read(self._ledger).groups
-        watched = [*pairs, rules.staff_group(self.course)]
-        return pairs, {g: frozenset(groups[g].get("users") or ()) for g in watched if g in groups}
+        ledger = Ledger.read((groups.get(rules.ledger_name(self.course)) or {}).get("properties"))
+        watched = [*ledger.groups, rules.staff_group(self.course)]
+        return ledger, {g: frozenset(groups[g].get("users") or ()) for g in watched if g in groups}
 
     def check(self, api: HubAPI) -> list[str]:
         """Stop (and start again) the servers of the groups that lost a member since the last look; the accounts.
-        The first look (``seen`` None: after a run, whose own removals are not the watch's) only looks."""
-        pairs, now = self._read(api)
+        The first look only looks (at start-up, after the run: its removals are its own)."""
+        ledger, now = self._read(api)
         seen, self.seen = self.seen, now
-        records = Ledger.read(self._ledger).left
         if seen is None:
-            self._used |= set(records.values())  # what runs before this look did is done
+            self._used |= set(ledger.left.values())
             return []
-        lost = {g for g, members in seen.items() if members - now.get(g, frozenset()) and not self._runs(g, records)}
+        lost = set()
+        for group, was in seen.items():
+            if not was - now.get(group, frozenset()):
+                continue
+            run = self._runs(group, ledger, now)
+            if run == "pending":  # looked at again next time, from what was seen before
+                self.seen = {**self.seen, group: was}
+            elif run != "done":
+                lost.add(group)
+        for group, record in ledger.left.items():  # a run's record the group has moved on from counts no more
+            done = ledger.groups.get(group) not in ledger.stops
+            if done and record.split("/")[0] != members_digest(self.course, now.get(group, ())):
+                self._used.add(record)
+        pairs = ledger.groups
         if rules.staff_group(self.course) in lost:  # a TA taken off the staff could open every account
             accounts = set(pairs.values())
         else:
             accounts = {pairs[g] for g in lost if g in pairs}
+        accounts |= self._retry
         if not accounts:
             return []
         log.info("%d group(s) %s: stopping their account servers", len(lost), WATCH_SAW)
-        again = [a for a in sorted(accounts) if stop_server(api, a) and any(pairs.get(g) == a for g in now)]
+        self._retry, again = set(), []
+        for account in sorted(accounts):
+            try:
+                if stop_server(api, account) and account in pairs.values():
+                    again.append(account)
+            except HubError as e:  # one account's failure stops no other's; it is tried again at the next look
+                self._retry.add(account)
+                log.error("membership watch: could not stop %s (trying again in %.0f s): %s", account, WATCH_SECONDS, e)
         start_again(api, again, lambda change: log.info("%s", change.describe(names=False)))
         return sorted(accounts)
 
-    def _runs(self, group: str, records: Mapping[str, str]) -> bool:
-        """The group's members are what a run since the last look left (the run restarts that server itself)."""
-        record = records.get(group, "")
-        now = self.seen.get(group, frozenset()) if self.seen else frozenset()
-        if record in self._used or record.split("/")[0] != members_digest(self.course, now):
-            return False
+    def _runs(self, group: str, ledger: Ledger, now: Mapping[str, frozenset[str]]) -> str:
+        """Whether the group's loss is a run's: "done" when its members are what a run left and the run is done with
+        the group's server (no stop pending in the ledger: it restarted it itself); "pending" while that stop is
+        still pending (a run under way), for at most RUN_PATIENCE looks; else "" (not a run's, or a run that could
+        not stop the server: the watch stops it). Each record counts once."""
+        record = ledger.left.get(group, "")
+        if (
+            not record
+            or record in self._used
+            or record.split("/")[0] != members_digest(self.course, now.get(group, ()))
+        ):
+            return ""
+        if ledger.groups.get(group) in ledger.stops and self._waited.get(record, 0) < RUN_PATIENCE:
+            self._waited[record] = self._waited.get(record, 0) + 1
+            return "pending"
         self._used.add(record)
-        return True
+        return "" if ledger.groups.get(group) in ledger.stops else "done"
+
+
+RUN_PATIENCE = 3  # looks the watch leaves a run under way to stop a server itself (a stop takes up to 10 s)
 
 
 WATCH_SECONDS = 10.0  # how often the in-hub reconciler looks for members taken out of groups between runs
@@ -809,6 +851,8 @@ def _look(watch: MembershipWatch, api: HubAPI) -> None:
         watch.check(api)
     except HubError as e:
         log.error("membership watch: %s", e)
+    except Exception as e:  # the watch's next look must come; the message could name a member: the type only
+        log.error("membership watch: this look failed (%s); looking again in %.0f s", type(e).__name__, WATCH_SECONDS)
 
 
 def _lms_schedule(declaration: Mapping[str, Any], api: HubAPI, hub: int) -> int:
@@ -847,8 +891,7 @@ def _lms_schedule(declaration: Mapping[str, Any], api: HubAPI, hub: int) -> int:
             sync_from_lms(declaration, api, client)
         except (HubError, rules.DeclarationError) as e:
             log.error("%s %s", LMS_REFUSED, e)
-        watch.seen = None  # a first look at what this sync left
-        _look(watch, api)
+        _look(watch, api)  # the sync's own removals are recorded in the ledger: the watch leaves those to it
         next_sync = time.monotonic() + interval
         while (left := next_sync - time.monotonic()) > 0:
             if _idle(hub, min(WATCH_SECONDS, left), every=min(2.0, interval)):

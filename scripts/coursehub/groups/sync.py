@@ -24,7 +24,7 @@ from coursehub.groups import hubpython
 
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 CANVAS_TOKEN_ENV = "CANVAS_API_TOKEN"  # else the course's lms.token, from its private layer
-SCOPES = "admin:users, admin:groups (and for access: shares, shares and servers)"
+SCOPES = "admin:users, admin:groups, servers (and for access: shares, shares)"
 
 
 def hub_api(url: str, token: str) -> Any:
