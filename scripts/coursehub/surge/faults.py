@@ -175,24 +175,21 @@ class Witness:
         r = self.session.post(f"{self.url}/hub/api/users/{self.account}/server", headers={"X-XSRFToken": xsrf})
         return r.status_code in (403, 404)
 
-    def use_refused(self) -> bool:
+    def _contents(self) -> int:
+        """The status of the account server's contents listing, as JupyterLab asks for it."""
         xsrf = self.session.cookies.get("_xsrf", path=f"/user/{self.account}/") or ""
-        r = self.session.get(
+        return self.session.get(
             f"{self.url}/user/{self.account}/api/contents",
             headers={"X-XSRFToken": xsrf, "Sec-Fetch-Mode": "cors"},
             allow_redirects=False,
-        )
-        return r.status_code == 403
+        ).status_code
+
+    def use_refused(self) -> bool:
+        return self._contents() == 403
 
     def uses(self) -> bool:
         """The server answers the student (and the hub would let them start it: 400, already running)."""
-        xsrf = self.session.cookies.get("_xsrf", path=f"/user/{self.account}/") or ""
-        r = self.session.get(
-            f"{self.url}/user/{self.account}/api/contents",
-            headers={"X-XSRFToken": xsrf, "Sec-Fetch-Mode": "cors"},
-            allow_redirects=False,
-        )
-        return r.status_code == 200 and not self.start_refused()
+        return self._contents() == 200 and not self.start_refused()
 
 
 def roster_move(roster: Roster, student: str, to: str, at: float, cap: float = 60) -> Fault:
