@@ -436,6 +436,14 @@ exec sleep 600
 """
 
 
+def as_from_a_terminal() -> None:
+    """In the child: the signals it is sent here with their default action, as in a command typed in a terminal.
+    A suite started in the background (`nohup make test &`) passes SIGHUP, SIGINT and SIGQUIT on ignored, and
+    coursehub keeps an ignored signal ignored (sops._ended_by_signals): the process would not end."""
+    for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def running(program: Path, process: subprocess.Popen[str]) -> int:
     """Waits until the stand-in `program` runs (or `process` ends first); its process id."""
     marker = program.parent / "running"
@@ -497,6 +505,7 @@ def test_a_render_killed_while_helm_runs_leaves_no_plaintext(
     process = subprocess.Popen(
         [sys.executable, "-c", RENDER, str(values_dir), str(helm), str(tmp_path / "out"), str(upstream_chart)],
         env={**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(ROOT / "scripts")},
+        preexec_fn=as_from_a_terminal,
         stdin=subprocess.DEVNULL,  # its output goes to pytest's (a pipe would stay open in a stand-in left running)
         text=True,
     )
@@ -575,6 +584,7 @@ def test_the_hubs_files_laid_out_by_validate_leave_no_plaintext_when_killed(
     process = subprocess.Popen(
         [sys.executable, "-c", HUB_CONFIG, str(values_dir), str(newest_helm.binary), str(upstream_chart)],
         env={**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(ROOT / "scripts")},
+        preexec_fn=as_from_a_terminal,
         stdin=subprocess.DEVNULL,
         text=True,
     )
@@ -647,6 +657,7 @@ def test_sops_edit_killed_leaves_no_plaintext(
         env=env,
         cwd=ROOT,
         start_new_session=True,  # its own process group, as a terminal's foreground job has
+        preexec_fn=as_from_a_terminal,
         stdin=subprocess.DEVNULL,  # its output goes to pytest's (a pipe would stay open in a stand-in left running)
         text=True,
     )
