@@ -671,8 +671,7 @@ class MembershipWatch:
             elif run != "done":
                 lost.add(group)
         for group, record in ledger.left.items():  # a run's record the group has moved on from counts no more
-            done = ledger.groups.get(group) not in ledger.stops
-            if done and record.split("/")[0] != members_digest(self.course, now.get(group, ())):
+            if ledger.groups.get(group) not in ledger.stops and not self._describes(record, group, now):
                 self._used.add(record)
         pairs = ledger.groups
         if rules.staff_group(self.course) in lost:  # a TA taken off the staff could open every account
@@ -682,7 +681,8 @@ class MembershipWatch:
         accounts |= self._retry
         if not accounts:
             return []
-        log.info("%d group(s) %s: stopping their account servers", len(lost), WATCH_SAW)
+        if lost:  # (the retries of failed stops say their own line)
+            log.info("%d group(s) %s: stopping their account servers", len(lost), WATCH_SAW)
         self._retry, again = set(), []
         for account in sorted(accounts):
             try:
@@ -700,17 +700,17 @@ class MembershipWatch:
         still pending (a run under way), for at most RUN_PATIENCE looks; else "" (not a run's, or a run that could
         not stop the server: the watch stops it). Each record counts once."""
         record = ledger.left.get(group, "")
-        if (
-            not record
-            or record in self._used
-            or record.split("/")[0] != members_digest(self.course, now.get(group, ()))
-        ):
+        if not record or record in self._used or not self._describes(record, group, now):
             return ""
         if ledger.groups.get(group) in ledger.stops and self._waited.get(record, 0) < RUN_PATIENCE:
             self._waited[record] = self._waited.get(record, 0) + 1
             return "pending"
         self._used.add(record)
         return "" if ledger.groups.get(group) in ledger.stops else "done"
+
+    def _describes(self, record: str, group: str, now: Mapping[str, frozenset[str]]) -> bool:
+        """The record ("<members digest>/<run id>") is of the group's members now."""
+        return record.split("/")[0] == members_digest(self.course, now.get(group, ()))
 
 
 RUN_PATIENCE = 3  # looks the watch leaves a run under way to stop a server itself (a stop takes up to 10 s)
